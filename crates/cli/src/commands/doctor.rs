@@ -1,0 +1,50 @@
+//! `runbox doctor`: what this host supports and how each limit is enforced.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use runbox_sandbox::SandboxOptions;
+use runbox_sandbox::doctor::diagnose;
+
+/// Flags of `runbox doctor`.
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// Print the diagnosis as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Prints the checks; exits non-zero when boxes cannot be safe here.
+pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let diagnosis = diagnose(&SandboxOptions::default());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&diagnosis)?);
+    } else {
+        let width = diagnosis.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        println!("{:width$}  {:4}  DETAIL", "CHECK", "OK");
+        for check in &diagnosis.checks {
+            let mark = match (check.ok, check.required) {
+                (true, _) => "yes",
+                (false, true) => "NO",
+                (false, false) => "no",
+            };
+            println!("{:width$}  {mark:4}  {}", check.name, check.detail);
+            if let Some(fix) = &check.fix {
+                println!("{:width$}        fix: {fix}", "");
+            }
+        }
+        println!();
+        let width = diagnosis.enforcement.iter().map(|e| e.limit.len()).max().unwrap_or(0);
+        println!("{:width$}  ENFORCED BY", "LIMIT");
+        for e in &diagnosis.enforcement {
+            println!("{:width$}  {}", e.limit, e.mechanism);
+        }
+        println!();
+        if diagnosis.is_safe() {
+            println!("boxes are safe on this host");
+        } else {
+            println!("boxes are NOT safe on this host: fix the checks marked NO");
+        }
+    }
+    Ok(if diagnosis.is_safe() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,611 @@
+//! cgroups: the memory, process and CPU limits of a box, and its measurements.
+//!
+//! Boxes live below the supervisor's own cgroup (read from `/proc/self/cgroup`),
+//! under one parent directory per [`CgroupManager`] (e.g. `runbox-<pid>`), as
+//! `box-0`, `box-1`, ... The rules this module keeps:
+//! - it creates cgroups only below our own cgroup, in every hierarchy;
+//! - it moves no process out of its cgroup: only the box processes the caller
+//!   names go into box cgroups;
+//! - it writes limits only to cgroups it created (and, on v2, enables controllers
+//!   in our own cgroup's `cgroup.subtree_control` so that children can have them).
+//!
+//! Creating and removing cgroups is slow, so released box cgroups are pooled and
+//! reused after their counters are re-baselined; a cgroup whose processes could
+//! not all be killed is never reused. `v1.rs` and `v2.rs` hold the per-version
+//! file layouts; `parse.rs` the text parsers.
+
+mod parse;
+mod v1;
+mod v2;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Which cgroup interface the boxes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CgroupVersion {
+    /// One hierarchy per controller (or per group of co-mounted controllers).
+    V1,
+    /// The unified hierarchy.
+    V2,
+}
+
+/// Limits a box's cgroup enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CgroupLimits {
+    /// Memory plus swap of the whole box, in bytes.
+    pub memory_bytes: u64,
+    /// Processes and threads of the whole box.
+    pub pids: u64,
+    /// CPUs the box may run on, as a cpuset list such as `"1"` or `"0-3,6"`.
+    /// Ignored, with a warning, where the cpuset controller is not available.
+    pub cpus: Option<String>,
+}
+
+/// Usage measured of one box run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct CgroupUsage {
+    /// User plus system CPU time of every process of the box.
+    pub cpu_time: Duration,
+    /// Peak memory (plus swap where it is accounted) of the box.
+    pub memory_peak_bytes: u64,
+    /// Whether the kernel's OOM killer killed a process of the box.
+    pub oom_killed: bool,
+}
+
+/// One line of `runbox doctor`'s cgroup report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ControllerInfo {
+    /// A controller (`memory`, `pids`, `cpuacct`, `cpu`, `cpuset`) or a feature
+    /// of one (`memory+swap`: swap is counted in the memory limit).
+    pub name: String,
+    /// The parent directory of the boxes in this controller's hierarchy.
+    pub path: PathBuf,
+    /// Whether boxes get this controller's limits or measurements.
+    pub usable: bool,
+}
+
+/// The detected hierarchy where boxes live, plus a pool of reusable box cgroups.
+///
+/// Dropping it removes the pooled box cgroups and the parent directories it created.
+pub(crate) struct CgroupManager {
+    /// The per-version layout: where the parent directories are, what they support.
+    layout: Layout,
+    /// Released box cgroups, empty of processes, ready for the next box.
+    pool: Mutex<Vec<BoxCgroup>>,
+    /// Set once the missing cpuset controller has been reported, to say it once.
+    cpuset_warned: AtomicBool,
+}
+
+/// The version-specific layout of a [`CgroupManager`].
+enum Layout {
+    V1(v1::Layout),
+    V2(v2::Layout),
+}
+
+/// What looking for one cgroup version found.
+enum Detected<T> {
+    /// Boxes can be created here.
+    Usable(T),
+    /// Not mounted, not ours, or not writable (unprivileged): not an error.
+    Absent,
+    /// Present and writable but not usable; the message says how to fix it.
+    Misconfigured(String),
+}
+
+/// Numbers box cgroups uniquely in this process, so that two managers sharing a
+/// parent name never race for the same directory.
+static NEXT_BOX: AtomicU64 = AtomicU64::new(0);
+
+impl CgroupManager {
+    /// Detects the cgroup hierarchy from `/proc/self/cgroup` and
+    /// `/proc/self/mountinfo` and creates the parent directory `group_name`
+    /// (e.g. `runbox-<pid>`) below our own cgroup.
+    ///
+    /// `Ok(None)` when no hierarchy is mounted or writable (boxes then rely on
+    /// rlimits); `Err(Error::Cgroup)` when a writable one lacks what boxes need
+    /// (memory, pids, CPU accounting), with the file at fault and the fix.
+    /// cgroup v2 is preferred when it has the memory and pids controllers.
+    pub fn detect(group_name: &str) -> Result<Option<CgroupManager>> {
+        check_group_name(group_name)?;
+        let own = parse::proc_cgroups(&read_text(Path::new("/proc/self/cgroup"))?);
+        let mounts = parse::cgroup_mounts(&read_text(Path::new("/proc/self/mountinfo"))?);
+        let v2 = v2::Layout::detect(&own, &mounts, group_name)?;
+        if let Detected::Usable(layout) = v2 {
+            return Ok(Some(Self::new(Layout::V2(layout))));
+        }
+        let v1 = v1::Layout::detect(&own, &mounts, group_name)?;
+        match (v1, v2) {
+            (Detected::Usable(layout), _) => Ok(Some(Self::new(Layout::V1(layout)))),
+            (Detected::Misconfigured(why), _) | (_, Detected::Misconfigured(why)) => {
+                Err(Error::Cgroup(why))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A manager over `layout` with an empty pool.
+    fn new(layout: Layout) -> Self {
+        Self { layout, pool: Mutex::new(Vec::new()), cpuset_warned: AtomicBool::new(false) }
+    }
+
+    /// The cgroup version the boxes use.
+    pub fn version(&self) -> CgroupVersion {
+        match self.layout {
+            Layout::V1(_) => CgroupVersion::V1,
+            Layout::V2(_) => CgroupVersion::V2,
+        }
+    }
+
+    /// One entry per controller for `runbox doctor`: its name, the parent
+    /// directory of the boxes, and whether boxes get it.
+    pub fn describe(&self) -> Vec<ControllerInfo> {
+        match &self.layout {
+            Layout::V1(layout) => layout.describe(),
+            Layout::V2(layout) => layout.describe(),
+        }
+    }
+
+    /// Takes a box cgroup from the pool (or creates one), sets `limits`, and
+    /// re-baselines its CPU, peak memory and OOM counters. It holds no process.
+    pub fn acquire(&self, limits: &CgroupLimits) -> Result<BoxCgroup> {
+        check_limits(limits)?;
+        self.warn_if_cpuset_missing(limits);
+        if let Some(mut cg) = self.take_pooled() {
+            match cg.prepare(limits) {
+                Ok(()) => return Ok(cg),
+                // A pooled cgroup can fail where a fresh one does not (e.g. cached
+                // pages above a lower limit): drop it, which removes it.
+                Err(err) => tracing::debug!("pooled box cgroup not reusable: {err}"),
+            }
+        }
+        let mut cg = self.create()?;
+        cg.prepare(limits)?;
+        Ok(cg)
+    }
+
+    /// Returns a box cgroup to the pool once its processes are gone; one with
+    /// processes left, or that cannot be reused, is killed and removed instead.
+    pub fn release(&self, cg: BoxCgroup) {
+        if cg.reusable() && matches!(cg.is_empty(), Ok(true)) {
+            self.pool.lock().unwrap_or_else(PoisonError::into_inner).push(cg);
+        }
+        // Otherwise `cg` drops here, which kills what is left and removes it.
+    }
+
+    /// The most recently pooled box cgroup, if any (its pages are likeliest warm).
+    fn take_pooled(&self) -> Option<BoxCgroup> {
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+
+    /// Creates a new box cgroup, skipping names left behind by someone else.
+    fn create(&self) -> Result<BoxCgroup> {
+        const ATTEMPTS: usize = 8;
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            let name = format!("box-{}", NEXT_BOX.fetch_add(1, Ordering::Relaxed));
+            let created = match &self.layout {
+                Layout::V1(layout) => layout.create_box(&name).map(|b| b.map(BoxImpl::V1)),
+                Layout::V2(layout) => layout.create_box(&name).map(|b| b.map(BoxImpl::V2)),
+            };
+            match created? {
+                Some(imp) => return Ok(BoxCgroup { imp }),
+                None => last = Some(name),
+            }
+        }
+        Err(Error::Cgroup(format!(
+            "cannot create a box cgroup: {ATTEMPTS} names up to {} already exist",
+            last.unwrap_or_default()
+        )))
+    }
+
+    /// Warns, once per manager, that a requested cpuset cannot be applied.
+    fn warn_if_cpuset_missing(&self, limits: &CgroupLimits) {
+        let available = match &self.layout {
+            Layout::V1(layout) => layout.has_cpuset(),
+            Layout::V2(layout) => layout.has_cpuset(),
+        };
+        if limits.cpus.is_some() && !available && !self.cpuset_warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!("the cpuset controller is not available: boxes are not pinned to CPUs");
+        }
+    }
+}
+
+impl Drop for CgroupManager {
+    /// Removes the pooled box cgroups before the layout removes their parents.
+    fn drop(&mut self) {
+        let pooled = std::mem::take(self.pool.get_mut().unwrap_or_else(PoisonError::into_inner));
+        drop(pooled);
+    }
+}
+
+/// Refuses a parent name that is not a single, plain path component.
+fn check_group_name(name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(Error::InvalidConfig(format!(
+            "cgroup group name '{name}' must be a single directory name"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses limits the kernel would take as "nothing may run" or reject obscurely.
+fn check_limits(limits: &CgroupLimits) -> Result<()> {
+    if limits.memory_bytes == 0 {
+        return Err(Error::InvalidConfig("the memory limit must be above 0".into()));
+    }
+    if limits.pids == 0 {
+        return Err(Error::InvalidConfig("the process limit must be above 0".into()));
+    }
+    if let Some(cpus) = &limits.cpus {
+        let valid = !cpus.is_empty() && cpus.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '-');
+        if !valid {
+            return Err(Error::InvalidConfig(format!(
+                "cpus '{cpus}' is not a cpuset list such as \"1\" or \"0-3,6\""
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The cgroup of one box, in every hierarchy it uses.
+///
+/// Dropping it (rather than [releasing](CgroupManager::release) it) kills any
+/// process left in it and removes its directories.
+pub(crate) struct BoxCgroup {
+    imp: BoxImpl,
+}
+
+/// The version-specific part of a [`BoxCgroup`].
+enum BoxImpl {
+    V1(v1::BoxDirs),
+    V2(v2::BoxDir),
+}
+
+impl BoxCgroup {
+    /// Places process `pid` (a whole thread group) in this box: writes it to the
+    /// box's `cgroup.procs` in every hierarchy the box uses.
+    pub fn add_process(&self, pid: i32) -> Result<()> {
+        match &self.imp {
+            BoxImpl::V1(b) => b.add_process(pid),
+            BoxImpl::V2(b) => b.add_process(pid),
+        }
+    }
+
+    /// On v2, a directory descriptor of the box cgroup for clone3's
+    /// `CLONE_INTO_CGROUP`, which places the child without a later move; `None` on v1.
+    pub fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.imp {
+            BoxImpl::V1(_) => None,
+            BoxImpl::V2(b) => Some(b.dir_fd()),
+        }
+    }
+
+    /// CPU time (user + system) used by the box since it was acquired. Cheap
+    /// enough to poll every few milliseconds: one pread of a file kept open.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        match &self.imp {
+            BoxImpl::V1(b) => b.cpu_time(),
+            BoxImpl::V2(b) => b.cpu_time(),
+        }
+    }
+
+    /// Final measurements of the run, once the box's processes have ended.
+    pub fn usage(&self) -> Result<CgroupUsage> {
+        match &self.imp {
+            BoxImpl::V1(b) => b.usage(),
+            BoxImpl::V2(b) => b.usage(),
+        }
+    }
+
+    /// Kills every process of the box and waits (about a second at most) until
+    /// none is left.
+    pub fn kill_all(&self) -> Result<()> {
+        match &self.imp {
+            BoxImpl::V1(b) => b.kill_all(),
+            BoxImpl::V2(b) => b.kill_all(),
+        }
+    }
+
+    /// Whether no process is left in the box.
+    pub fn is_empty(&self) -> Result<bool> {
+        match &self.imp {
+            BoxImpl::V1(b) => b.is_empty(),
+            BoxImpl::V2(b) => b.is_empty(),
+        }
+    }
+
+    /// Sets `limits` and re-baselines the counters for a new run.
+    fn prepare(&mut self, limits: &CgroupLimits) -> Result<()> {
+        match &mut self.imp {
+            BoxImpl::V1(b) => b.prepare(limits),
+            BoxImpl::V2(b) => b.prepare(limits),
+        }
+    }
+
+    /// Whether this cgroup can measure another run correctly after this one.
+    fn reusable(&self) -> bool {
+        match &self.imp {
+            BoxImpl::V1(_) => true,
+            BoxImpl::V2(b) => b.reusable(),
+        }
+    }
+
+    /// The box's directory in each hierarchy it uses.
+    fn dirs(&self) -> Vec<&Path> {
+        match &self.imp {
+            BoxImpl::V1(b) => b.dirs(),
+            BoxImpl::V2(b) => vec![b.path()],
+        }
+    }
+}
+
+impl Drop for BoxCgroup {
+    /// Kills what is left in the box and removes its directories; failures are
+    /// logged, since there is no one left to return them to.
+    fn drop(&mut self) {
+        if !matches!(self.is_empty(), Ok(true)) {
+            if let Err(err) = self.kill_all() {
+                tracing::warn!("cannot empty a box cgroup before removing it: {err}");
+            }
+        }
+        for dir in self.dirs() {
+            if let Err(err) = remove_cgroup_tree(dir) {
+                tracing::warn!("{err}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// File helpers shared by v1 and v2. cgroup files are small kernel-generated text:
+// reads are whole-file, writes are one `write` per value.
+
+/// Reads a whole text file.
+fn read_text(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))
+}
+
+/// Reads a cgroup file expected to hold one number.
+fn read_number(path: &Path) -> Result<u64> {
+    let text = read_text(path)?;
+    parse::single_value(&text).ok_or_else(|| not_a_number(path, &text))
+}
+
+/// The error for a cgroup file whose content is not what the kernel documents.
+fn not_a_number(path: &Path, text: &str) -> Error {
+    Error::Cgroup(format!("unexpected content in {}: '{}'", path.display(), text.trim()))
+}
+
+/// Writes `value` to an existing cgroup file, keeping the OS error for callers
+/// that react to a specific errno.
+fn write_raw(path: &Path, value: &str) -> io::Result<()> {
+    // No `create`: a cgroup file that does not exist must fail, not appear.
+    let mut file = OpenOptions::new().write(true).open(path)?;
+    file.write_all(value.as_bytes())
+}
+
+/// Writes `value` to an existing cgroup file.
+fn write_value(path: &Path, value: &str) -> Result<()> {
+    write_raw(path, value).map_err(|e| Error::io("cannot write cgroup file", path, e))
+}
+
+/// Opens a cgroup file for repeated preads.
+fn open_read(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io("cannot open cgroup file", path, e))
+}
+
+/// Opens a box's `cgroup.procs` for repeated single-pid writes.
+fn open_procs(dir: &Path) -> Result<File> {
+    let path = dir.join("cgroup.procs");
+    OpenOptions::new().write(true).open(&path).map_err(|e| Error::io("cannot open", path, e))
+}
+
+/// Writes `pid` to an open `cgroup.procs`, moving that process into the cgroup.
+fn write_pid(procs: &File, pid: i32, dir: &Path) -> Result<()> {
+    (&*procs)
+        .write_all(pid.to_string().as_bytes())
+        .map_err(|e| Error::io("cannot move process into cgroup", dir.join("cgroup.procs"), e))
+}
+
+/// Reads an open file from offset 0 without reopening it (kernfs regenerates
+/// the content for each read at offset 0).
+fn pread_text(file: &File, path: &Path) -> Result<String> {
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    loop {
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len == buf.len() {
+                    break; // Every file read this way is far smaller.
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("cannot read cgroup file", path, e)),
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
+}
+
+/// Creates a cgroup directory; `Ok(false)` when it already exists.
+fn make_cgroup(path: &Path) -> io::Result<bool> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether an error means "you may not write here" rather than a failure.
+fn is_permission_error(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS))
+}
+
+/// Removes a box cgroup and any child cgroups its processes made.
+fn remove_cgroup_tree(path: &Path) -> Result<()> {
+    for child in child_cgroups(path) {
+        remove_cgroup_tree(&child)?;
+    }
+    remove_cgroup(path)
+}
+
+/// The child cgroups of `path` (sub-directories; control files are not).
+fn child_cgroups(path: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(path) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Removes an empty cgroup directory, retrying while the kernel still holds it
+/// busy with just-killed processes. One with child cgroups is left in place:
+/// they may belong to a box still in use.
+fn remove_cgroup(path: &Path) -> Result<()> {
+    if !child_cgroups(path).is_empty() {
+        return Err(Error::Cgroup(format!(
+            "not removing {}: it still holds box cgroups",
+            path.display()
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(Error::io("cannot remove cgroup", path, e)),
+        }
+    }
+}
+
+/// The pids listed in a cgroup's `cgroup.procs`.
+fn procs_of(dir: &Path) -> Result<Vec<i32>> {
+    let path = dir.join("cgroup.procs");
+    let text = read_text(&path)?;
+    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
+/// A cgroup as it appears in `/proc/<pid>/cgroup`: hierarchy id and path.
+#[derive(Debug, Clone, Copy)]
+struct Membership<'a> {
+    hierarchy: u32,
+    path: &'a str,
+}
+
+/// SIGKILLs every process listed in the cgroup `dir` until it is empty or about
+/// a second has passed. `member` identifies the cgroup in `/proc/<pid>/cgroup`, so
+/// that a pid that exits and is reused meanwhile is never killed by mistake.
+fn kill_listed(dirs: &[(&Path, Membership<'_>)]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut pause = Duration::from_micros(100);
+    loop {
+        let mut left = 0;
+        for (dir, member) in dirs {
+            for pid in procs_of(dir)? {
+                left += 1;
+                kill_if_member(pid, *member);
+            }
+        }
+        if left == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let names: Vec<String> = dirs.iter().map(|(d, _)| d.display().to_string()).collect();
+            return Err(Error::Cgroup(format!(
+                "{left} processes survived SIGKILL for a second in {}",
+                names.join(", ")
+            )));
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILLs `pid` if it is (still) in the cgroup `member`.
+///
+/// The pidfd pins the process that held `pid` when it was opened; the signal goes
+/// to that process only if, after opening, `/proc/<pid>/cgroup` shows it in the
+/// box. A process that replaced a dead one under the same pid is therefore left
+/// alone. Errors mean the process is gone already, and are ignored.
+fn kill_if_member(pid: i32, member: Membership<'_>) {
+    let pidfd = pidfd_open(pid);
+    if matches!(&pidfd, Err(e) if e.raw_os_error() != Some(libc::ENOSYS)) {
+        return; // ESRCH: gone.
+    }
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else { return };
+    let inside = parse::proc_cgroups(&text)
+        .iter()
+        .any(|l| l.id == member.hierarchy && l.path == member.path);
+    if !inside {
+        return;
+    }
+    match pidfd {
+        Ok(fd) => {
+            // SAFETY: pidfd_send_signal reads only its integer arguments; a null
+            // siginfo means a plain SIGKILL as from kill(2).
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+        }
+        // Kernels before 5.3 have no pidfd: the check above narrows the race.
+        // SAFETY: kill(2) has no memory arguments.
+        Err(_) => unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        },
+    }
+}
+
+/// `pidfd_open(pid, 0)`: a descriptor that refers to this very process.
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Polls `done` until it holds or about a second has passed.
+fn wait_until(mut done: impl FnMut() -> Result<bool>) -> Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut pause = Duration::from_micros(100);
+    loop {
+        if done()? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! What this host supports, checked for real: the data behind `runbox doctor`.
+
+use crate::cgroup::{CgroupManager, CgroupVersion};
+use crate::{BoxConfig, Sandbox, SandboxOptions, Status, namespaces};
+
+/// One checked feature.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    /// What was checked, e.g. "user namespaces".
+    pub name: &'static str,
+    /// Whether it works.
+    pub ok: bool,
+    /// Whether the sandbox is unsafe or unusable without it.
+    pub required: bool,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it, when it fails.
+    pub fix: Option<String>,
+}
+
+/// Which mechanism enforces a limit on this host.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Enforcement {
+    /// The limit, e.g. "memory".
+    pub limit: &'static str,
+    /// The mechanism, e.g. "cgroup v1 memory.memsw.limit_in_bytes".
+    pub mechanism: String,
+}
+
+/// The whole diagnosis.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Diagnosis {
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+    /// How each limit is enforced.
+    pub enforcement: Vec<Enforcement>,
+}
+
+impl Diagnosis {
+    /// Whether every required check passed: boxes are safe here.
+    pub fn is_safe(&self) -> bool {
+        self.checks.iter().all(|c| c.ok || !c.required)
+    }
+}
+
+fn check(name: &'static str, required: bool, result: Result<String, (String, String)>) -> Check {
+    match result {
+        Ok(detail) => Check { name, ok: true, required, detail, fix: None },
+        Err((detail, fix)) => Check { name, ok: false, required, detail, fix: Some(fix) },
+    }
+}
+
+/// Checks the host, ending with a real box run when everything it needs is there.
+pub fn diagnose(options: &SandboxOptions) -> Diagnosis {
+    let mut checks = Vec::new();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    checks.push(check(
+        "running as root",
+        true,
+        if root { Ok("euid 0".into()) } else { Err(("not root".into(), "run runbox as root (boxes drop to an unprivileged uid)".into())) },
+    ));
+    checks.push(check(
+        "user namespaces",
+        true,
+        if namespaces::user_namespaces_available() {
+            Ok("enabled".into())
+        } else {
+            Err(("/proc/sys/user/max_user_namespaces is 0".into(), "sysctl -w user.max_user_namespaces=15000".into()))
+        },
+    ));
+
+    let cgroups = if root { CgroupManager::detect(&format!("runbox-doctor-{}", std::process::id())) } else { Ok(None) };
+    let version = match &cgroups {
+        Ok(Some(manager)) => {
+            let controllers = manager.describe();
+            let detail = controllers
+                .iter()
+                .map(|c| format!("{} {} ({})", c.name, if c.usable { "writable" } else { "NOT writable" }, c.path.display()))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let version = manager.version();
+            checks.push(check("cgroups", true, Ok(format!("{version:?}: {detail}"))));
+            Some(version)
+        }
+        Ok(None) => {
+            checks.push(check(
+                "cgroups",
+                true,
+                Err((
+                    "no writable hierarchy with memory, pids and cpu accounting below this process's cgroup".into(),
+                    "on cgroup v2 start runbox in a delegated cgroup (systemd: Delegate=yes); on v1 mount memory, pids and cpuacct".into(),
+                )),
+            ));
+            None
+        }
+        Err(e) => {
+            checks.push(check("cgroups", true, Err((e.to_string(), "run as root on a host with cgroups mounted".into()))));
+            None
+        }
+    };
+    drop(cgroups);
+
+    checks.push(check("seccomp", true, seccomp_available()));
+    checks.push(check("pidfd", true, pidfd_available()));
+    checks.push(check("landlock", false, landlock_abi()));
+    checks.push(check("overlayfs", false, filesystem_available("overlay")));
+
+    if checks.iter().all(|c| c.ok || !c.required) {
+        checks.push(check("a real box", true, smoke_test(options)));
+    }
+    Diagnosis { checks, enforcement: enforcement(version) }
+}
+
+fn seccomp_available() -> Result<String, (String, String)> {
+    // SAFETY: PR_GET_SECCOMP only reads this thread's mode.
+    let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP) };
+    if mode >= 0 {
+        Ok("seccomp-bpf filters".into())
+    } else {
+        Err(("prctl(PR_GET_SECCOMP) failed".into(), "use a kernel built with CONFIG_SECCOMP_FILTER".into()))
+    }
+}
+
+fn pidfd_available() -> Result<String, (String, String)> {
+    // SAFETY: pidfd_open on our own pid; the returned descriptor is closed at once.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    if fd >= 0 {
+        // SAFETY: closing the descriptor just opened.
+        unsafe { libc::close(fd as i32) };
+        Ok("pidfd_open works".into())
+    } else {
+        Err(("pidfd_open failed".into(), "runbox needs Linux 5.3 or newer".into()))
+    }
+}
+
+fn landlock_abi() -> Result<String, (String, String)> {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: with the VERSION flag, landlock_create_ruleset only returns the ABI version.
+    let abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0, LANDLOCK_CREATE_RULESET_VERSION) };
+    if abi > 0 {
+        Ok(format!("ABI version {abi} (not needed: boxes get their own root)"))
+    } else {
+        Err(("not available".into(), "optional; enable with lsm=landlock,... on the kernel command line".into()))
+    }
+}
+
+fn filesystem_available(name: &str) -> Result<String, (String, String)> {
+    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if filesystems.lines().any(|l| l.split_whitespace().last() == Some(name)) {
+        Ok("available".into())
+    } else {
+        Err(("not listed in /proc/filesystems (may be a module not yet loaded)".into(), format!("modprobe {name}")))
+    }
+}
+
+/// Runs `true` in a box: the one check that proves every piece works together.
+fn smoke_test(options: &SandboxOptions) -> Result<String, (String, String)> {
+    let fix = "see the error; `RUST_LOG=debug runbox sandbox -- /bin/true` shows more".to_string();
+    let sandbox = Sandbox::new(options.clone()).map_err(|e| (e.to_string(), fix.clone()))?;
+    match sandbox.run(&BoxConfig::new(["/bin/true"])) {
+        Ok(outcome) if outcome.status == Status::Ok => {
+            Ok(format!("/bin/true ran in {:.2} ms wall", outcome.wall_time.as_secs_f64() * 1e3))
+        }
+        Ok(outcome) => Err((format!("/bin/true ended as {}", outcome.status), fix)),
+        Err(e) => Err((e.to_string(), fix)),
+    }
+}
+
+fn enforcement(version: Option<CgroupVersion>) -> Vec<Enforcement> {
+    let cg = |v1: &str, v2: &str, fallback: &str| match version {
+        Some(CgroupVersion::V1) => v1.to_string(),
+        Some(CgroupVersion::V2) => v2.to_string(),
+        None => fallback.to_string(),
+    };
+    vec![
+        Enforcement {
+            limit: "cpu time",
+            mechanism: cg(
+                "cgroup v1 cpuacct.usage, polled; RLIMIT_CPU per process as backstop",
+                "cgroup v2 cpu.stat usage_usec, polled; RLIMIT_CPU per process as backstop",
+                "RLIMIT_CPU per process only (no whole-box accounting)",
+            ),
+        },
+        Enforcement { limit: "wall time", mechanism: "supervisor timer, then SIGKILL of the box's init".into() },
+        Enforcement {
+            limit: "memory",
+            mechanism: cg(
+                "cgroup v1 memory.limit_in_bytes + memory.memsw.limit_in_bytes, OOM via memory.oom_control",
+                "cgroup v2 memory.max + memory.swap.max=0, OOM via memory.events",
+                "NOT ENFORCED (no memory cgroup)",
+            ),
+        },
+        Enforcement {
+            limit: "processes",
+            mechanism: cg("cgroup v1 pids.max + RLIMIT_NPROC", "cgroup v2 pids.max + RLIMIT_NPROC", "RLIMIT_NPROC only"),
+        },
+        Enforcement { limit: "output", mechanism: "supervisor reads the pipes and stops at the cap".into() },
+        Enforcement { limit: "file size", mechanism: "RLIMIT_FSIZE".into() },
+        Enforcement { limit: "open files", mechanism: "RLIMIT_NOFILE".into() },
+        Enforcement { limit: "stack", mechanism: "RLIMIT_STACK".into() },
+        Enforcement { limit: "disk (/box, /tmp, /dev/shm)", mechanism: "tmpfs size= per mount".into() },
+    ]
+}

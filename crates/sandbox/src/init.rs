@@ -1,0 +1,341 @@
+//! The code that runs inside a box: its init (PID 1) and the program's last steps
+//! before exec.
+//!
+//! Both run in a child cloned from a possibly multithreaded supervisor, so they may
+//! only make system calls on data prepared beforehand in a [`ChildPlan`]: no
+//! allocation, no locks, no formatting, no panics.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+
+use libc::c_char;
+
+use crate::mounts::{BOX_UID, MountPlan};
+use crate::seccomp::SeccompPolicy;
+use crate::sys;
+
+/// What the init reports to the supervisor, one fixed-size record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// A setup step failed: the step (a mount plan index or a [`Step`] code) and errno.
+    SetupFailed { step: u32, errno: i32 },
+    /// The program could not be executed.
+    ExecFailed { errno: i32 },
+    /// The program ended with this wait status.
+    Exited { wait_status: i32 },
+}
+
+/// Size of one encoded report.
+pub(crate) const REPORT_LEN: usize = 12;
+
+impl Report {
+    fn encode(self) -> [u8; REPORT_LEN] {
+        let (kind, a, b): (u32, u32, i32) = match self {
+            Report::SetupFailed { step, errno } => (1, step, errno),
+            Report::ExecFailed { errno } => (2, 0, errno),
+            Report::Exited { wait_status } => (3, 0, wait_status),
+        };
+        let mut out = [0u8; REPORT_LEN];
+        out[0..4].copy_from_slice(&kind.to_ne_bytes());
+        out[4..8].copy_from_slice(&a.to_ne_bytes());
+        out[8..12].copy_from_slice(&b.to_ne_bytes());
+        out
+    }
+
+    /// Decodes a record written by [`Report::encode`].
+    pub(crate) fn decode(raw: &[u8; REPORT_LEN]) -> Option<Report> {
+        let word = |i: usize| [raw[i], raw[i + 1], raw[i + 2], raw[i + 3]];
+        let (kind, a, b) = (u32::from_ne_bytes(word(0)), u32::from_ne_bytes(word(4)), i32::from_ne_bytes(word(8)));
+        match kind {
+            1 => Some(Report::SetupFailed { step: a, errno: b }),
+            2 => Some(Report::ExecFailed { errno: b }),
+            3 => Some(Report::Exited { wait_status: b }),
+            _ => None,
+        }
+    }
+}
+
+/// Setup steps outside the mount plan, numbered from the top of the u32 range so
+/// they never collide with mount plan indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Step {
+    BecomeBoxRoot = u32::MAX - 16,
+    CreatePipe,
+    ForkProgram,
+    StartSession,
+    RedirectStdio,
+    SetLimit,
+    ChangeDirectory,
+    DropCapabilities,
+    BecomeBoxUser,
+    NoNewPrivileges,
+    InstallSeccomp,
+}
+
+impl Step {
+    /// Describes a non-mount step code, if it is one.
+    pub(crate) fn describe(code: u32) -> Option<&'static str> {
+        let steps = [
+            (Step::BecomeBoxRoot, "switch to the box's root user"),
+            (Step::CreatePipe, "create the exec status pipe"),
+            (Step::ForkProgram, "fork the program"),
+            (Step::StartSession, "start a new session"),
+            (Step::RedirectStdio, "redirect stdin/stdout/stderr"),
+            (Step::SetLimit, "set resource limits"),
+            (Step::ChangeDirectory, "enter the working directory"),
+            (Step::DropCapabilities, "drop capabilities"),
+            (Step::BecomeBoxUser, "switch to the box user"),
+            (Step::NoNewPrivileges, "set no_new_privs"),
+            (Step::InstallSeccomp, "install the seccomp filter"),
+        ];
+        steps.iter().find(|(s, _)| *s as u32 == code).map(|(_, d)| *d)
+    }
+}
+
+/// Descriptor numbers the child inherits from the supervisor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChildFds {
+    pub go: RawFd,
+    pub report: RawFd,
+    pub stdin: RawFd,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+}
+
+/// Everything the box's init and program need, prepared before clone.
+pub(crate) struct ChildPlan<'a> {
+    pub mounts: &'a MountPlan,
+    pub seccomp: &'a SeccompPolicy,
+    pub fds: ChildFds,
+    /// The descriptors the init keeps, sorted.
+    pub init_keep: [RawFd; 5],
+    /// Paths to try for the program, in order (PATH lookup done in advance).
+    pub candidates: Vec<CString>,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub argv_ptrs: Vec<*const c_char>,
+    pub envp_ptrs: Vec<*const c_char>,
+    pub cwd: CString,
+    pub rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
+    pub cap_last: u32,
+}
+
+impl<'a> ChildPlan<'a> {
+    /// Fills the NULL-terminated pointer arrays execve wants.
+    pub(crate) fn finish_pointers(&mut self) {
+        self.argv_ptrs = self.argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+        self.envp_ptrs = self.envp.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+    }
+}
+
+fn report(fd: RawFd, r: Report) {
+    // Nothing useful is left to do if the supervisor is gone.
+    let _ = sys::write_all(fd, &r.encode());
+}
+
+fn fail(fd: RawFd, step: u32, errno: i32) -> ! {
+    report(fd, Report::SetupFailed { step, errno });
+    sys::exit(1)
+}
+
+/// Tries a call and reports `step` with errno on failure.
+macro_rules! step {
+    ($fd:expr, $step:expr, $call:expr) => {
+        if let Err(errno) = $call {
+            fail($fd, $step as u32, errno);
+        }
+    };
+}
+
+/// Runs as PID 1 of a new box. Never returns.
+pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
+    let fds = plan.fds;
+    // SAFETY: prctl with integer arguments only changes this process's attributes.
+    unsafe {
+        // If the supervisor dies, so does the box (and with PID 1, everything in it).
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        // The init is a copy of the supervisor's memory: nobody may read it via /proc.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
+    }
+    reset_signals();
+    sys::close_all_except(&plan.init_keep);
+
+    // Wait until the supervisor has written our uid map and placed us in the cgroup;
+    // end of file means it died first.
+    let mut go = [0u8; 1];
+    if sys::read_full(fds.go, &mut go) != Ok(1) {
+        sys::exit(1);
+    }
+    // SAFETY: closing a descriptor this process no longer uses.
+    unsafe { libc::close(fds.go) };
+
+    step!(fds.report, Step::BecomeBoxRoot, sys::set_ids(0));
+
+    if let Err((index, errno)) = plan.mounts.apply() {
+        fail(fds.report, index, errno);
+    }
+
+    let mut exec_pipe = [0 as RawFd; 2];
+    // SAFETY: `exec_pipe` has room for the two descriptors.
+    step!(fds.report, Step::CreatePipe, sys::check(unsafe { libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) }));
+
+    let program = raw_fork();
+    if program < 0 {
+        fail(fds.report, Step::ForkProgram as u32, sys::errno());
+    }
+    if program == 0 {
+        // SAFETY: closing the read end, which only the init uses.
+        unsafe { libc::close(exec_pipe[0]) };
+        run_program(plan, exec_pipe[1]);
+    }
+
+    // The init holds no end of the program's stdio, so end of file means the box is done.
+    // SAFETY: closing descriptors this process no longer uses.
+    unsafe {
+        libc::close(fds.stdin);
+        libc::close(fds.stdout);
+        libc::close(fds.stderr);
+        libc::close(exec_pipe[1]);
+    }
+    let mut failure = [0u8; 8];
+    if let Ok(8) = sys::read_full(exec_pipe[0], &mut failure) {
+        let step = u32::from_ne_bytes([failure[0], failure[1], failure[2], failure[3]]);
+        let errno = i32::from_ne_bytes([failure[4], failure[5], failure[6], failure[7]]);
+        if step == EXEC_STEP {
+            report(fds.report, Report::ExecFailed { errno });
+        } else {
+            report(fds.report, Report::SetupFailed { step, errno });
+        }
+        sys::exit(1);
+    }
+
+    // Reap everything; when the program itself ends, report and exit, and the kernel
+    // kills whatever is left in the PID namespace (daemons, double forks).
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status into a local.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if pid == program {
+            report(fds.report, Report::Exited { wait_status: status });
+            sys::exit(0);
+        }
+        if pid < 0 && sys::errno() != libc::EINTR {
+            fail(fds.report, Step::ForkProgram as u32, sys::errno());
+        }
+    }
+}
+
+/// Code sent on the exec pipe for an execve failure (other codes are [`Step`]s).
+const EXEC_STEP: u32 = 0;
+
+fn program_fail(fd: RawFd, step: u32, errno: i32) -> ! {
+    let mut msg = [0u8; 8];
+    msg[0..4].copy_from_slice(&step.to_ne_bytes());
+    msg[4..8].copy_from_slice(&errno.to_ne_bytes());
+    let _ = sys::write_all(fd, &msg);
+    sys::exit(127)
+}
+
+macro_rules! prog_step {
+    ($fd:expr, $step:expr, $call:expr) => {
+        if let Err(errno) = $call {
+            program_fail($fd, $step as u32, errno);
+        }
+    };
+}
+
+/// The program's process: last restrictions, then exec. Never returns.
+fn run_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> ! {
+    let fds = plan.fds;
+    // SAFETY: setsid, dup2 and close take integers only.
+    unsafe {
+        // A new session: no controlling terminal, so TIOCSTI has no target either.
+        prog_step!(exec_fd, Step::StartSession, sys::check(libc::setsid()));
+        for (from, to) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)] {
+            prog_step!(exec_fd, Step::RedirectStdio, sys::check(libc::dup2(from, to)));
+        }
+    }
+    let mut keep = [0, 1, 2, exec_fd];
+    keep.sort_unstable();
+    sys::close_all_except(&keep);
+
+    for (resource, limit) in &plan.rlimits {
+        // SAFETY: `limit` points to a valid rlimit owned by the plan.
+        prog_step!(exec_fd, Step::SetLimit, sys::check(unsafe { libc::setrlimit(*resource, limit) }));
+    }
+    // SAFETY: `cwd` is a NUL-terminated string owned by the plan.
+    prog_step!(exec_fd, Step::ChangeDirectory, sys::check(unsafe { libc::chdir(plan.cwd.as_ptr()) }));
+
+    // SAFETY: prctl and id calls with integer arguments change only this process.
+    unsafe {
+        for cap in 0..=plan.cap_last {
+            prog_step!(exec_fd, Step::DropCapabilities, sys::check(libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong)));
+        }
+        let clear_ambient = libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0);
+        prog_step!(exec_fd, Step::DropCapabilities, sys::check(clear_ambient));
+        // Leaving uid 0 of the namespace clears every remaining capability.
+        prog_step!(exec_fd, Step::BecomeBoxUser, sys::set_ids(BOX_UID));
+        prog_step!(exec_fd, Step::NoNewPrivileges, sys::check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)));
+    }
+    prog_step!(exec_fd, Step::InstallSeccomp, plan.seccomp.install());
+
+    let mut errno = libc::ENOENT;
+    for path in &plan.candidates {
+        // SAFETY: `path` and both pointer arrays are NUL-terminated and owned by the plan.
+        unsafe { libc::execve(path.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp_ptrs.as_ptr()) };
+        // Keep the most telling error: a file that exists but cannot run beats "not found".
+        let e = sys::errno();
+        if e != libc::ENOENT && e != libc::ENOTDIR {
+            errno = e;
+        }
+    }
+    program_fail(exec_fd, EXEC_STEP, errno)
+}
+
+/// Restores every signal to its default action and unblocks all: the supervisor's
+/// handlers and ignored signals (Rust ignores SIGPIPE) must not leak into the box.
+fn reset_signals() {
+    // SAFETY: sigaction/sigprocmask with zeroed, valid structures; invalid signal
+    // numbers (SIGKILL, SIGSTOP, the ones glibc reserves) just fail with EINVAL.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        for signal in 1..libc::SIGRTMAX() {
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// fork() as a raw system call: glibc's fork runs atfork handlers and takes locks
+/// that may be held by a thread of the supervisor this copy no longer has.
+fn raw_fork() -> libc::pid_t {
+    // SAFETY: clone with only SIGCHLD behaves like fork; the child continues on a
+    // copy of this stack and only makes system calls.
+    unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) as libc::pid_t }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_survive_encoding() {
+        for r in [
+            Report::SetupFailed { step: 7, errno: libc::EPERM },
+            Report::ExecFailed { errno: libc::ENOENT },
+            Report::Exited { wait_status: 0x0b },
+        ] {
+            assert_eq!(Report::decode(&r.encode()), Some(r));
+        }
+    }
+
+    #[test]
+    fn step_codes_have_descriptions() {
+        assert_eq!(Step::describe(Step::InstallSeccomp as u32), Some("install the seccomp filter"));
+        assert_eq!(Step::describe(3), None);
+    }
+}

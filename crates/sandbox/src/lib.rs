@@ -1,0 +1,147 @@
+//! runbox-sandbox: run one command in a fresh, isolated, limited box and measure it.
+//!
+//! A box is a short-lived Linux container built for one run: new user, PID, mount,
+//! IPC, UTS and cgroup namespaces, an empty network namespace, a tmpfs root with
+//! read-only system directories, a cgroup that limits and measures the whole box,
+//! dropped capabilities, `no_new_privs` and a seccomp filter. The program runs as an
+//! unprivileged user under an init process that reaps it; when it ends or hits a
+//! limit, everything in the box is killed and removed.
+//!
+//! This crate knows nothing of languages, HTTP or databases: it runs a command.
+//!
+//! ```no_run
+//! use runbox_sandbox::{BoxConfig, Sandbox, SandboxOptions, Status};
+//!
+//! let sandbox = Sandbox::new(SandboxOptions::default())?;
+//! let outcome = sandbox.run(&BoxConfig::new(["sh", "-c", "echo hi"]))?;
+//! assert_eq!(outcome.status, Status::Ok);
+//! assert_eq!(outcome.stdout, b"hi\n");
+//! # Ok::<(), runbox_sandbox::Error>(())
+//! ```
+//!
+//! The details live one file away: [`config`] (what a box looks like), `mounts` (its
+//! root), `namespaces`, `cgroup` (v1 and v2), `seccomp`, `init` (the box's PID 1),
+//! `run` (the supervisor's side of one run) and [`outcome`] (what is measured).
+
+mod cgroup;
+pub mod config;
+pub mod doctor;
+mod error;
+pub mod files;
+mod init;
+mod mounts;
+mod namespaces;
+pub mod outcome;
+mod run;
+mod seccomp;
+mod sys;
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use config::{BindMount, BoxConfig, Limits};
+pub use error::{Error, Result};
+pub use outcome::{LimitHit, Outcome, Status};
+
+use cgroup::CgroupManager;
+use namespaces::Slots;
+use seccomp::SeccompPolicy;
+
+/// Host-wide settings of a [`Sandbox`].
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// A directory for the sandbox's own state (the empty mount point of box roots).
+    pub state_dir: PathBuf,
+    /// How many boxes may run at once; more callers wait for a free slot.
+    pub max_boxes: u32,
+    /// The first host uid of the range given to boxes (two per box slot).
+    pub uid_base: u32,
+    /// Refuse to start without a usable cgroup hierarchy (memory limits and whole-box
+    /// CPU accounting need one). When false, limits fall back to rlimits.
+    pub require_cgroups: bool,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            state_dir: default_state_dir(),
+            max_boxes: 64,
+            uid_base: 1_500_000,
+            require_cgroups: true,
+        }
+    }
+}
+
+/// Where the sandbox keeps its state unless told otherwise.
+fn default_state_dir() -> PathBuf {
+    if Path::new("/run").is_dir() { PathBuf::from("/run/runbox") } else { std::env::temp_dir().join("runbox") }
+}
+
+/// The host side of runbox's boxes: prepared once, then [`Sandbox::run`] any number
+/// of times, from any number of threads.
+pub struct Sandbox {
+    cgroups: Option<CgroupManager>,
+    seccomp: SeccompPolicy,
+    slots: Slots,
+    host_netns: OwnedFd,
+    root_dir: PathBuf,
+    cap_last: u32,
+}
+
+impl Sandbox {
+    /// Checks the host and prepares what every box shares: the cgroup parent, the
+    /// compiled seccomp filter, the uid slots.
+    pub fn new(options: SandboxOptions) -> Result<Sandbox> {
+        if options.max_boxes == 0 {
+            return Err(Error::InvalidConfig("max_boxes must be at least 1".into()));
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(Error::InvalidConfig(
+                "runbox must run as root to create boxes (it drops to an unprivileged uid inside each box); run `runbox doctor` for details".into(),
+            ));
+        }
+        let root_dir = mounts::root_mountpoint(&options.state_dir);
+        std::fs::create_dir_all(&root_dir).map_err(|e| Error::io("cannot create", &root_dir, e))?;
+        let meta = std::fs::symlink_metadata(&root_dir).map_err(|e| Error::io("cannot stat", &root_dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::InvalidConfig(format!("{} must be a directory", root_dir.display())));
+        }
+        // Unique per sandbox, so that several in one process never share a cgroup.
+        static INSTANCES: AtomicU32 = AtomicU32::new(0);
+        let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
+        let group = format!("runbox-{}-{instance}", std::process::id());
+        let cgroups = CgroupManager::detect(&group)?;
+        if cgroups.is_none() && options.require_cgroups {
+            return Err(Error::Cgroup(
+                "no writable cgroup hierarchy with memory, pids and cpu accounting below this process's cgroup; run `runbox doctor`".into(),
+            ));
+        }
+        let host_netns = std::fs::File::open("/proc/self/ns/net")
+            .map_err(|e| Error::io("cannot open", "/proc/self/ns/net", e))?
+            .into();
+        Ok(Sandbox {
+            cgroups,
+            seccomp: SeccompPolicy::new()?,
+            slots: Slots::new(options.max_boxes, options.uid_base),
+            host_netns,
+            root_dir,
+            cap_last: namespaces::last_capability(),
+        })
+    }
+
+    /// Runs one box to its end and reports what happened. A program that fails or
+    /// hits a limit is an `Ok(Outcome)`; `Err` means the box could not be run.
+    pub fn run(&self, config: &BoxConfig) -> Result<Outcome> {
+        run::run(self, config)
+    }
+
+    /// Which cgroup version boxes use, if any.
+    pub fn cgroup_version(&self) -> Option<&'static str> {
+        self.cgroups.as_ref().map(|m| match m.version() {
+            cgroup::CgroupVersion::V1 => "v1",
+            cgroup::CgroupVersion::V2 => "v2",
+        })
+    }
+}

@@ -1,0 +1,336 @@
+//! The box's root filesystem: planned by the supervisor, applied inside the box.
+//!
+//! [`MountPlan::build`] turns a [`BoxConfig`] into a list of steps with every path
+//! and option already a C string; [`MountPlan::apply`] runs them in the box's init
+//! process between clone and exec, where allocating is not allowed.
+
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use libc::c_ulong;
+
+use crate::config::BoxConfig;
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// The uid and gid of the program inside the box.
+pub const BOX_UID: u32 = 1000;
+/// The box's host name.
+const HOSTNAME: &CStr = c"runbox";
+
+/// Host files bound read-only into /etc when they exist: the loader cache (correct
+/// and fast library lookup) and the alternatives links many Debian binaries go through.
+const DEFAULT_ETC_BINDS: &[&str] = &["/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime"];
+
+/// Device nodes bound from the host into the box's /dev.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+
+/// Top-level host paths that are either symlinks into /usr (merged /usr) or
+/// directories to bind read-only.
+const USR_LINKS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// One step of building the root.
+#[derive(Debug)]
+enum Step {
+    Mount { source: Option<CString>, target: CString, fstype: Option<CString>, flags: c_ulong, data: Option<CString> },
+    Mkdir { path: CString, mode: libc::mode_t },
+    Touch { path: CString },
+    Symlink { target: CString, link: CString },
+    WriteFile { path: CString, content: Vec<u8> },
+    PivotRoot { new_root: CString },
+    Chown { path: CString, uid: u32 },
+    Hostname,
+}
+
+/// The prepared steps, each with a description used when it fails.
+#[derive(Debug)]
+pub(crate) struct MountPlan {
+    steps: Vec<(Step, String)>,
+}
+
+/// Flags every mount gets unless it holds device nodes.
+const SAFE: c_ulong = libc::MS_NOSUID | libc::MS_NODEV;
+
+impl MountPlan {
+    /// Plans the root for `config`, built on the empty host directory `root`.
+    pub(crate) fn build(config: &BoxConfig, root: &Path) -> Result<MountPlan> {
+        let mut plan = MountPlan { steps: Vec::new() };
+        let r = |inside: &str| root.join(inside.trim_start_matches('/'));
+        let limits = &config.limits;
+
+        // Nothing done in the box may propagate back to the host.
+        plan.push(
+            Step::Mount { source: None, target: c("/")?, fstype: None, flags: libc::MS_REC | libc::MS_PRIVATE, data: None },
+            "make / private",
+        );
+        plan.tmpfs(root, 0o755, 1 << 20, "", "mount the root tmpfs")?;
+
+        plan.mkdir(&r("/usr"))?;
+        plan.bind(Path::new("/usr"), &r("/usr"), false)?;
+        for name in USR_LINKS {
+            let host = Path::new("/").join(name);
+            match std::fs::symlink_metadata(&host) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let target = std::fs::read_link(&host).map_err(|e| Error::io("cannot read link", &host, e))?;
+                    plan.push(Step::Symlink { target: cpath(&target)?, link: cpath(&r(name))? }, format!("link /{name}"));
+                }
+                Ok(meta) if meta.is_dir() => {
+                    plan.mkdir(&r(name))?;
+                    plan.bind(&host, &r(name), false)?;
+                }
+                _ => {}
+            }
+        }
+
+        plan.mkdir(&r("/etc"))?;
+        for (name, content) in etc_files() {
+            plan.push(Step::WriteFile { path: cpath(&r(&format!("/etc/{name}")))?, content: content.into_bytes() }, format!("write /etc/{name}"));
+        }
+        for host in DEFAULT_ETC_BINDS.iter().map(Path::new).filter(|p| p.exists()) {
+            plan.bind_anything(host, &r(&host.to_string_lossy()), false)?;
+        }
+
+        plan.mkdir(&r("/proc"))?;
+        plan.push(
+            Step::Mount {
+                source: Some(c("proc")?),
+                target: cpath(&r("/proc"))?,
+                fstype: Some(c("proc")?),
+                flags: SAFE | libc::MS_NOEXEC,
+                // Other users' processes (the box's init) are invisible to the program.
+                data: Some(c("hidepid=2")?),
+            },
+            "mount /proc",
+        );
+
+        plan.mkdir(&r("/dev"))?;
+        plan.tmpfs(&r("/dev"), 0o755, 64 << 10, "", "mount the /dev tmpfs")?;
+        for dev in DEVICES {
+            let host = Path::new("/dev").join(dev);
+            plan.push(Step::Touch { path: cpath(&r(&format!("/dev/{dev}")))? }, format!("create /dev/{dev}"));
+            // Device nodes keep their host mount's flags: nodev would make them useless.
+            plan.push(
+                Step::Mount { source: Some(cpath(&host)?), target: cpath(&r(&format!("/dev/{dev}")))?, fstype: None, flags: libc::MS_BIND, data: None },
+                format!("bind /dev/{dev}"),
+            );
+        }
+        for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+            plan.push(Step::Symlink { target: c(target)?, link: cpath(&r(&format!("/dev/{link}")))? }, format!("link /dev/{link}"));
+        }
+        plan.mkdir(&r("/dev/shm"))?;
+        plan.tmpfs(&r("/dev/shm"), 0o1777, limits.shm_bytes, "", "mount /dev/shm")?;
+        plan.remount_read_only(&r("/dev"), libc::MS_NOSUID | libc::MS_NOEXEC, "make /dev read-only")?;
+
+        plan.mkdir(&r("/tmp"))?;
+        plan.tmpfs(&r("/tmp"), 0o1777, limits.tmp_bytes, "", "mount /tmp")?;
+
+        let box_dir_bound = config.binds.iter().any(|b| b.inside == Path::new("/box"));
+        plan.mkdir(&r("/box"))?;
+        if !box_dir_bound {
+            let owner = format!(",uid={BOX_UID},gid={BOX_UID}");
+            plan.tmpfs(&r("/box"), 0o755, limits.box_bytes, &owner, "mount /box")?;
+        }
+        for bind in &config.binds {
+            let inside = r(&bind.inside.to_string_lossy());
+            plan.mkdir_all(root, &inside)?;
+            plan.bind_anything(&bind.host, &inside, bind.writable)?;
+        }
+
+        plan.push(Step::PivotRoot { new_root: cpath(root)? }, "pivot_root into the box");
+        plan.remount_read_only(Path::new("/"), SAFE, "make / read-only")?;
+        plan.push(Step::Hostname, "set the host name");
+        Ok(plan)
+    }
+
+    /// Applies every step. Runs in the box's init, between clone and exec: only
+    /// system calls on prepared data. On failure returns the index of the failed
+    /// step and the errno.
+    pub(crate) fn apply(&self) -> Result<(), (u32, i32)> {
+        for (index, (step, _)) in self.steps.iter().enumerate() {
+            apply_step(step).map_err(|errno| (index as u32, errno))?;
+        }
+        Ok(())
+    }
+
+    /// The description of step `index`, for error messages.
+    pub(crate) fn describe(&self, index: u32) -> &str {
+        self.steps.get(index as usize).map_or("unknown step", |(_, what)| what.as_str())
+    }
+
+    /// Adds the host uid that writable host directories must belong to.
+    pub(crate) fn hand_writable_dirs_to(&mut self, config: &BoxConfig, host_uid: u32) -> Result<()> {
+        // Done by the supervisor's copy, before the user namespace hides the host uid.
+        for bind in config.binds.iter().filter(|b| b.writable) {
+            std::os::unix::fs::lchown(&bind.host, Some(host_uid), Some(host_uid))
+                .map_err(|e| Error::io("cannot hand directory to the box user", &bind.host, e))?;
+        }
+        let _ = &mut self.steps;
+        Ok(())
+    }
+
+    fn push(&mut self, step: Step, what: impl Into<String>) {
+        self.steps.push((step, what.into()));
+    }
+
+    fn mkdir(&mut self, path: &Path) -> Result<()> {
+        self.push(Step::Mkdir { path: cpath(path)?, mode: 0o755 }, format!("create {}", path.display()));
+        Ok(())
+    }
+
+    /// Creates `path` and every missing parent below `root`.
+    fn mkdir_all(&mut self, root: &Path, path: &Path) -> Result<()> {
+        let relative = path.strip_prefix(root).unwrap_or(path);
+        let mut current = root.to_path_buf();
+        for part in relative.components() {
+            current.push(part);
+            self.mkdir(&current)?;
+        }
+        Ok(())
+    }
+
+    fn tmpfs(&mut self, target: &Path, mode: u32, size: u64, extra: &str, what: &str) -> Result<()> {
+        let data = format!("size={size},mode={mode:o}{extra}");
+        self.push(
+            Step::Mount { source: Some(c("tmpfs")?), target: cpath(target)?, fstype: Some(c("tmpfs")?), flags: SAFE, data: Some(c(&data)?) },
+            what,
+        );
+        Ok(())
+    }
+
+    /// Binds a file or a directory, creating the mount point of the right kind.
+    fn bind_anything(&mut self, host: &Path, target: &Path, writable: bool) -> Result<()> {
+        let meta = std::fs::metadata(host).map_err(|e| Error::io("cannot use host path", host, e))?;
+        if meta.is_dir() {
+            self.mkdir(target)?;
+        } else {
+            self.push(Step::Touch { path: cpath(target)? }, format!("create {}", target.display()));
+        }
+        self.bind(host, target, writable)
+    }
+
+    /// A recursive bind, then a remount that makes it nosuid, nodev and (unless
+    /// `writable`) read-only, keeping the flags the kernel locks in a user namespace.
+    fn bind(&mut self, host: &Path, target: &Path, writable: bool) -> Result<()> {
+        self.push(
+            Step::Mount { source: Some(cpath(host)?), target: cpath(target)?, fstype: None, flags: libc::MS_BIND | libc::MS_REC, data: None },
+            format!("bind {} to {}", host.display(), target.display()),
+        );
+        let locked = sys::locked_mount_flags(host)?;
+        let ro = if writable { 0 } else { libc::MS_RDONLY };
+        self.push(
+            Step::Mount { source: None, target: cpath(target)?, fstype: None, flags: libc::MS_REMOUNT | libc::MS_BIND | SAFE | ro | locked, data: None },
+            format!("remount {} restricted", target.display()),
+        );
+        Ok(())
+    }
+
+    fn remount_read_only(&mut self, target: &Path, flags: c_ulong, what: &str) -> Result<()> {
+        self.push(
+            Step::Mount { source: None, target: cpath(target)?, fstype: None, flags: libc::MS_REMOUNT | libc::MS_RDONLY | flags, data: None },
+            what,
+        );
+        Ok(())
+    }
+}
+
+/// The generated /etc: the box's users and hosts, nothing of the host's.
+fn etc_files() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "passwd",
+            format!(
+                "root:x:0:0:root:/root:/usr/sbin/nologin\nrunbox:x:{BOX_UID}:{BOX_UID}:runbox:/box:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+            ),
+        ),
+        ("group", format!("root:x:0:\nrunbox:x:{BOX_UID}:\nnogroup:x:65534:\n")),
+        ("hosts", "127.0.0.1\tlocalhost runbox\n::1\tlocalhost\n".to_string()),
+        ("hostname", "runbox\n".to_string()),
+        ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n".to_string()),
+    ]
+}
+
+fn c(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::InvalidConfig(format!("'{}' contains a NUL byte", s.escape_debug())))
+}
+
+fn cpath(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidConfig(format!("path '{}' contains a NUL byte", p.display())))
+}
+
+fn ptr_or_null(s: &Option<CString>) -> *const libc::c_char {
+    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
+/// Runs one step; async-signal-safe.
+fn apply_step(step: &Step) -> Result<(), i32> {
+    match step {
+        Step::Mount { source, target, fstype, flags, data } => {
+            // SAFETY: every pointer is a NUL-terminated string owned by the plan (or
+            // null where mount(2) allows it), alive for the whole call.
+            let rc = unsafe {
+                libc::mount(ptr_or_null(source), target.as_ptr(), ptr_or_null(fstype), *flags, ptr_or_null(data).cast())
+            };
+            sys::check(rc)
+        }
+        Step::Mkdir { path, mode } => {
+            // SAFETY: `path` is a NUL-terminated string owned by the plan.
+            let rc = unsafe { libc::mkdir(path.as_ptr(), *mode) };
+            match sys::check(rc) {
+                Err(libc::EEXIST) => Ok(()),
+                other => other,
+            }
+        }
+        Step::Touch { path } => {
+            // SAFETY: `path` is a NUL-terminated string owned by the plan.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+            sys::check(fd)?;
+            // SAFETY: `fd` was just opened by this function and is closed once.
+            unsafe { libc::close(fd) };
+            Ok(())
+        }
+        Step::Symlink { target, link } => {
+            // SAFETY: both are NUL-terminated strings owned by the plan.
+            sys::check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) })
+        }
+        Step::WriteFile { path, content } => {
+            // SAFETY: `path` is a NUL-terminated string owned by the plan.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC, 0o644) };
+            sys::check(fd)?;
+            let written = sys::write_all(fd, content);
+            // SAFETY: `fd` was just opened by this function and is closed once.
+            unsafe { libc::close(fd) };
+            written
+        }
+        Step::PivotRoot { new_root } => pivot_root(new_root),
+        Step::Chown { path, uid } => {
+            // SAFETY: `path` is a NUL-terminated string owned by the plan.
+            sys::check(unsafe { libc::lchown(path.as_ptr(), *uid, *uid) })
+        }
+        Step::Hostname => {
+            // SAFETY: HOSTNAME is a static NUL-terminated string; the length excludes the NUL.
+            sys::check(unsafe { libc::sethostname(HOSTNAME.as_ptr(), HOSTNAME.count_bytes()) })
+        }
+    }
+}
+
+/// Makes `new_root` the root and detaches the old one (the `pivot_root(".", ".")` idiom,
+/// which needs no directory for the old root).
+fn pivot_root(new_root: &CStr) -> Result<(), i32> {
+    let dot = c".";
+    let slash = c"/";
+    // SAFETY: NUL-terminated static or plan-owned strings; these calls only change
+    // this process's root and working directory.
+    unsafe {
+        sys::check(libc::chdir(new_root.as_ptr()))?;
+        sys::check(libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) as libc::c_int)?;
+        sys::check(libc::umount2(dot.as_ptr(), libc::MNT_DETACH))?;
+        sys::check(libc::chdir(slash.as_ptr()))
+    }
+}
+
+/// The host directory a plan mounts the box root on.
+pub(crate) fn root_mountpoint(state_dir: &Path) -> PathBuf {
+    state_dir.join("root")
+}

@@ -1,0 +1,171 @@
+//! Thin wrappers over the system calls the sandbox makes, safe to use after clone.
+//!
+//! Everything here that a box's init or program calls is async-signal-safe: no
+//! allocation, no locks, only the raw call and `errno`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The calling thread's `errno`.
+pub(crate) fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// `Ok(())` for a non-negative return value, else `Err(errno)`.
+pub(crate) fn check(rc: libc::c_int) -> Result<(), i32> {
+    if rc < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// Writes all of `buf` to `fd`, retrying on EINTR and short writes.
+pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), i32> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is a valid slice for its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            match errno() {
+                libc::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Reads until `buf` is full or end of file; returns how many bytes were read.
+pub(crate) fn read_full(fd: RawFd, buf: &mut [u8]) -> Result<usize, i32> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
+        let n = unsafe { libc::read(fd, buf[done..].as_mut_ptr().cast(), buf.len() - done) };
+        match n {
+            0 => break,
+            n if n < 0 => match errno() {
+                libc::EINTR => continue,
+                e => return Err(e),
+            },
+            n => done += n as usize,
+        }
+    }
+    Ok(done)
+}
+
+/// Closes every descriptor of this process except those in `keep`, which must be
+/// sorted ascending.
+pub(crate) fn close_all_except(keep: &[RawFd]) {
+    let mut first: u32 = 0;
+    for &fd in keep {
+        let fd = fd as u32;
+        if fd > first {
+            // SAFETY: close_range only closes descriptors; nothing in this process
+            // uses the closed ones afterwards.
+            unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0) };
+        }
+        first = fd + 1;
+    }
+    // SAFETY: as above, for the range past the last kept descriptor.
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+}
+
+/// `_exit(code)`: ends the process without running any of the parent's atexit
+/// handlers or destructors.
+pub(crate) fn exit(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// A pipe with both ends close-on-exec: (read end, write end).
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Error::last_os("pipe2"));
+    }
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sets or clears O_NONBLOCK on `fd`.
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
+    // SAFETY: fcntl on a descriptor we own; F_GETFL/F_SETFL touch only its flags.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(Error::last_os("fcntl(O_NONBLOCK)"));
+        }
+    }
+    Ok(())
+}
+
+/// A sealed, read-only-for-everyone-else memory file holding `data`: the box's stdin.
+pub(crate) fn memfd_with(data: &[u8]) -> Result<OwnedFd> {
+    let name = c"runbox-stdin";
+    // SAFETY: `name` is a static NUL-terminated string.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(Error::last_os("memfd_create"));
+    }
+    // SAFETY: memfd_create returned a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    write_all(fd.as_raw_fd(), data).map_err(|e| Error::Syscall { call: "write(stdin memfd)", source: io::Error::from_raw_os_error(e) })?;
+    let seals = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+    // SAFETY: plain fcntl/lseek calls on a descriptor we own.
+    unsafe {
+        if libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) < 0 {
+            return Err(Error::last_os("fcntl(F_ADD_SEALS)"));
+        }
+        if libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_SET) < 0 {
+            return Err(Error::last_os("lseek(stdin memfd)"));
+        }
+    }
+    Ok(fd)
+}
+
+/// The mount flags a user namespace locks on the mount holding `path`; a remount
+/// inside the box must repeat them or the kernel refuses it.
+pub(crate) fn locked_mount_flags(path: &Path) -> Result<libc::c_ulong> {
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidConfig(format!("path {} contains a NUL byte", path.display())))?;
+    // SAFETY: statvfs fills the zeroed struct; `cpath` is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(cpath.as_ptr(), &mut st) } < 0 {
+        return Err(Error::io("cannot stat file system of", path, io::Error::last_os_error()));
+    }
+    let pairs = [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+    ];
+    Ok(pairs.iter().filter(|(st_flag, _)| st.f_flag & st_flag != 0).fold(0, |acc, (_, ms)| acc | ms))
+}
+
+/// How many CPUs this process may run on.
+pub(crate) fn online_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Sets real, effective and saved uid and gid (group first) and clears the
+/// supplementary groups, with raw system calls.
+///
+/// glibc's wrappers broadcast credential changes to every thread of the process
+/// and wait for each to answer; in a child cloned from a multithreaded supervisor
+/// those threads do not exist, and the wrapper would wait forever.
+pub(crate) fn set_ids(id: u32) -> Result<(), i32> {
+    // SAFETY: credential system calls with integer arguments (and a null group list
+    // of length 0); they affect only the calling process.
+    unsafe {
+        check(libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) as libc::c_int)?;
+        check(libc::syscall(libc::SYS_setresgid, id, id, id) as libc::c_int)?;
+        check(libc::syscall(libc::SYS_setresuid, id, id, id) as libc::c_int)
+    }
+}

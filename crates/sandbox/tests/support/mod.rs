@@ -1,0 +1,104 @@
+//! Shared set-up for the sandbox's integration tests: one sandbox per test binary,
+//! and attack programs compiled once from C source.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use runbox_sandbox::{BindMount, BoxConfig, Limits, Outcome, Sandbox, SandboxOptions};
+
+/// The host uid range boxes of the test sandbox use.
+pub const UID_BASE: u32 = 1_700_000;
+/// Slots of the test sandbox.
+pub const MAX_BOXES: u32 = 64;
+
+/// The sandbox all tests of this binary share, as a service would.
+pub fn sandbox() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        Sandbox::new(SandboxOptions { max_boxes: MAX_BOXES, uid_base: UID_BASE, ..SandboxOptions::default() })
+            .expect("the sandbox must start on this host (run the tests as root)")
+    })
+}
+
+/// The host directory holding compiled attack programs, bound at /attacks.
+pub fn programs_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("runbox-attacks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create attack dir");
+        dir
+    })
+}
+
+/// Compiles `source` (C) once as /attacks/`name` and returns its path inside the box.
+pub fn program(name: &str, source: &str) -> String {
+    static BUILT: OnceLock<Mutex<HashMap<String, ()>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap();
+    if !built.contains_key(name) {
+        let dir = programs_dir();
+        let src = dir.join(format!("{name}.c"));
+        std::fs::write(&src, source).unwrap();
+        let out = Command::new("gcc")
+            .args(["-O1", "-pthread", "-o"])
+            .arg(dir.join(name))
+            .arg(&src)
+            .output()
+            .expect("gcc must be installed for the attack suite");
+        assert!(out.status.success(), "gcc failed for {name}: {}", String::from_utf8_lossy(&out.stderr));
+        built.insert(name.to_string(), ());
+    }
+    format!("/attacks/{name}")
+}
+
+/// A box running the compiled attack `name` with `args`, the attack dir bound read-only.
+pub fn attack(name: &str, source: &str, args: &[&str]) -> BoxConfig {
+    let path = program(name, source);
+    let command: Vec<String> = std::iter::once(path).chain(args.iter().map(|s| s.to_string())).collect();
+    BoxConfig::new(command).with_bind(BindMount::read_only(programs_dir(), "/attacks"))
+}
+
+/// Runs a box and fails the test on a runbox error.
+pub fn run(config: &BoxConfig) -> Outcome {
+    sandbox().run(config).unwrap_or_else(|e| panic!("box failed to run: {e}"))
+}
+
+/// Runs a shell script in a box.
+pub fn sh(script: &str) -> Outcome {
+    run(&BoxConfig::new(["/bin/sh", "-c", script]))
+}
+
+/// Default limits with changes.
+pub fn limits(change: impl FnOnce(&mut Limits)) -> Limits {
+    let mut l = Limits::default();
+    change(&mut l);
+    l
+}
+
+/// stdout as text.
+pub fn stdout(o: &Outcome) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Host pids of processes whose real uid belongs to the test sandbox's box range.
+pub fn box_processes() -> Vec<u32> {
+    let range = UID_BASE..UID_BASE + 2 * MAX_BOXES;
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|u| u.parse::<u32>().ok());
+        if uid.is_some_and(|u| range.contains(&u)) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
