@@ -62,8 +62,14 @@ impl Limits {
     /// Checks that every limit is usable; the message names the limit.
     pub fn validate(&self) -> Result<()> {
         let nonzero: [(&str, u64); 8] = [
-            ("cpu time", self.cpu_time.as_micros().min(u64::MAX as u128) as u64),
-            ("wall time", self.wall_time.as_micros().min(u64::MAX as u128) as u64),
+            (
+                "cpu time",
+                self.cpu_time.as_micros().min(u64::MAX as u128) as u64,
+            ),
+            (
+                "wall time",
+                self.wall_time.as_micros().min(u64::MAX as u128) as u64,
+            ),
             ("memory", self.memory_bytes),
             ("processes", self.processes),
             ("open files", self.open_files),
@@ -72,7 +78,9 @@ impl Limits {
             ("/dev/shm size", self.shm_bytes),
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
-            return Err(Error::InvalidConfig(format!("the {name} limit must be greater than zero")));
+            return Err(Error::InvalidConfig(format!(
+                "the {name} limit must be greater than zero"
+            )));
         }
         if self.memory_bytes < MIN_MEMORY_BYTES {
             return Err(Error::InvalidConfig(format!(
@@ -123,12 +131,20 @@ pub struct BindMount {
 impl BindMount {
     /// `host` visible read-only at `inside`.
     pub fn read_only(host: impl Into<PathBuf>, inside: impl Into<PathBuf>) -> Self {
-        BindMount { host: host.into(), inside: inside.into(), writable: false }
+        BindMount {
+            host: host.into(),
+            inside: inside.into(),
+            writable: false,
+        }
     }
 
     /// `host` visible read-write at `inside`; its top directory is handed to the box's user.
     pub fn writable(host: impl Into<PathBuf>, inside: impl Into<PathBuf>) -> Self {
-        BindMount { host: host.into(), inside: inside.into(), writable: true }
+        BindMount {
+            host: host.into(),
+            inside: inside.into(),
+            writable: true,
+        }
     }
 
     /// Parses the CLI form `HOST:INSIDE[:rw]` (`HOST` alone means the same path inside).
@@ -151,7 +167,11 @@ impl BindMount {
                 "bad directory rule '{spec}': expected HOST:INSIDE[:rw|:ro]"
             )));
         }
-        Ok(BindMount { host: host.into(), inside: inside.into(), writable })
+        Ok(BindMount {
+            host: host.into(),
+            inside: inside.into(),
+            writable,
+        })
     }
 }
 
@@ -177,7 +197,10 @@ impl BoxConfig {
     {
         BoxConfig {
             command: command.into_iter().map(Into::into).collect(),
-            env: DEFAULT_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: DEFAULT_ENV
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             stdin: Vec::new(),
             limits: Limits::default(),
             binds: Vec::new(),
@@ -246,7 +269,11 @@ impl BoxConfig {
         if program.is_empty() {
             return Err(Error::InvalidConfig("the program name is empty".into()));
         }
-        for part in self.command.iter().chain(self.env.iter().flat_map(|(k, v)| [k, v])) {
+        for part in self
+            .command
+            .iter()
+            .chain(self.env.iter().flat_map(|(k, v)| [k, v]))
+        {
             if part.contains('\0') {
                 return Err(Error::InvalidConfig(format!(
                     "'{}' contains a NUL byte",
@@ -254,8 +281,14 @@ impl BoxConfig {
                 )));
             }
         }
-        if let Some((key, _)) = self.env.iter().find(|(k, _)| k.is_empty() || k.contains('=')) {
-            return Err(Error::InvalidConfig(format!("bad environment variable name '{key}'")));
+        if let Some((key, _)) = self
+            .env
+            .iter()
+            .find(|(k, _)| k.is_empty() || k.contains('='))
+        {
+            return Err(Error::InvalidConfig(format!(
+                "bad environment variable name '{key}'"
+            )));
         }
         check_box_path(&self.cwd, "working directory")?;
         for bind in &self.binds {
@@ -282,7 +315,10 @@ impl BoxConfig {
             }
         }
         if let Some(cpus) = &self.cpus
-            && (cpus.is_empty() || !cpus.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '-'))
+            && (cpus.is_empty()
+                || !cpus
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == '-'))
         {
             return Err(Error::InvalidConfig(format!("bad CPU list '{cpus}'")));
         }
@@ -296,7 +332,9 @@ const RESERVED: &[&str] = &["/", "/proc", "/dev", "/tmp", "/dev/shm", "/etc", "/
 /// A path inside the box must be absolute and plain: no `..`, no `.`.
 fn check_box_path(path: &Path, what: &str) -> Result<()> {
     let plain = path.is_absolute()
-        && path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
     if plain {
         Ok(())
     } else {
@@ -313,9 +351,18 @@ mod tests {
 
     #[test]
     fn dir_rule_parses_host_inside_and_mode() {
-        assert_eq!(BindMount::parse("/a:/b:rw").unwrap(), BindMount::writable("/a", "/b"));
-        assert_eq!(BindMount::parse("/a:/b").unwrap(), BindMount::read_only("/a", "/b"));
-        assert_eq!(BindMount::parse("/a").unwrap(), BindMount::read_only("/a", "/a"));
+        assert_eq!(
+            BindMount::parse("/a:/b:rw").unwrap(),
+            BindMount::writable("/a", "/b")
+        );
+        assert_eq!(
+            BindMount::parse("/a:/b").unwrap(),
+            BindMount::read_only("/a", "/b")
+        );
+        assert_eq!(
+            BindMount::parse("/a").unwrap(),
+            BindMount::read_only("/a", "/a")
+        );
         assert!(BindMount::parse("/a:/b:xx").is_err());
         assert!(BindMount::parse(":/b").is_err());
     }
@@ -328,8 +375,14 @@ mod tests {
 
     #[test]
     fn zero_memory_limit_is_refused_with_its_name() {
-        let limits = Limits { memory_bytes: 0, ..Limits::default() };
-        let err = BoxConfig::new(["true"]).with_limits(limits).validate().unwrap_err();
+        let limits = Limits {
+            memory_bytes: 0,
+            ..Limits::default()
+        };
+        let err = BoxConfig::new(["true"])
+            .with_limits(limits)
+            .validate()
+            .unwrap_err();
         assert!(err.to_string().contains("memory"), "{err}");
     }
 

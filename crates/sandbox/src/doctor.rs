@@ -45,8 +45,20 @@ impl Diagnosis {
 
 fn check(name: &'static str, required: bool, result: Result<String, (String, String)>) -> Check {
     match result {
-        Ok(detail) => Check { name, ok: true, required, detail, fix: None },
-        Err((detail, fix)) => Check { name, ok: false, required, detail, fix: Some(fix) },
+        Ok(detail) => Check {
+            name,
+            ok: true,
+            required,
+            detail,
+            fix: None,
+        },
+        Err((detail, fix)) => Check {
+            name,
+            ok: false,
+            required,
+            detail,
+            fix: Some(fix),
+        },
     }
 }
 
@@ -58,7 +70,14 @@ pub fn diagnose(options: &SandboxOptions) -> Diagnosis {
     checks.push(check(
         "running as root",
         true,
-        if root { Ok("euid 0".into()) } else { Err(("not root".into(), "run runbox as root (boxes drop to an unprivileged uid)".into())) },
+        if root {
+            Ok("euid 0".into())
+        } else {
+            Err((
+                "not root".into(),
+                "run runbox as root (boxes drop to an unprivileged uid)".into(),
+            ))
+        },
     ));
     checks.push(check(
         "user namespaces",
@@ -66,17 +85,31 @@ pub fn diagnose(options: &SandboxOptions) -> Diagnosis {
         if namespaces::user_namespaces_available() {
             Ok("enabled".into())
         } else {
-            Err(("/proc/sys/user/max_user_namespaces is 0".into(), "sysctl -w user.max_user_namespaces=15000".into()))
+            Err((
+                "/proc/sys/user/max_user_namespaces is 0".into(),
+                "sysctl -w user.max_user_namespaces=15000".into(),
+            ))
         },
     ));
 
-    let cgroups = if root { CgroupManager::detect(&format!("runbox-doctor-{}", std::process::id())) } else { Ok(None) };
+    let cgroups = if root {
+        CgroupManager::detect(&format!("runbox-doctor-{}", std::process::id()))
+    } else {
+        Ok(None)
+    };
     let version = match &cgroups {
         Ok(Some(manager)) => {
             let controllers = manager.describe();
             let detail = controllers
                 .iter()
-                .map(|c| format!("{} {} ({})", c.name, if c.usable { "writable" } else { "NOT writable" }, c.path.display()))
+                .map(|c| {
+                    format!(
+                        "{} {} ({})",
+                        c.name,
+                        if c.usable { "writable" } else { "NOT writable" },
+                        c.path.display()
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; ");
             let version = manager.version();
@@ -95,7 +128,14 @@ pub fn diagnose(options: &SandboxOptions) -> Diagnosis {
             None
         }
         Err(e) => {
-            checks.push(check("cgroups", true, Err((e.to_string(), "run as root on a host with cgroups mounted".into()))));
+            checks.push(check(
+                "cgroups",
+                true,
+                Err((
+                    e.to_string(),
+                    "run as root on a host with cgroups mounted".into(),
+                )),
+            ));
             None
         }
     };
@@ -109,7 +149,10 @@ pub fn diagnose(options: &SandboxOptions) -> Diagnosis {
     if checks.iter().all(|c| c.ok || !c.required) {
         checks.push(check("a real box", true, smoke_test(options)));
     }
-    Diagnosis { checks, enforcement: enforcement(version) }
+    Diagnosis {
+        checks,
+        enforcement: enforcement(version),
+    }
 }
 
 fn seccomp_available() -> Result<String, (String, String)> {
@@ -118,7 +161,10 @@ fn seccomp_available() -> Result<String, (String, String)> {
     if mode >= 0 {
         Ok("seccomp-bpf filters".into())
     } else {
-        Err(("prctl(PR_GET_SECCOMP) failed".into(), "use a kernel built with CONFIG_SECCOMP_FILTER".into()))
+        Err((
+            "prctl(PR_GET_SECCOMP) failed".into(),
+            "use a kernel built with CONFIG_SECCOMP_FILTER".into(),
+        ))
     }
 }
 
@@ -130,27 +176,48 @@ fn pidfd_available() -> Result<String, (String, String)> {
         unsafe { libc::close(fd as i32) };
         Ok("pidfd_open works".into())
     } else {
-        Err(("pidfd_open failed".into(), "runbox needs Linux 5.3 or newer".into()))
+        Err((
+            "pidfd_open failed".into(),
+            "runbox needs Linux 5.3 or newer".into(),
+        ))
     }
 }
 
 fn landlock_abi() -> Result<String, (String, String)> {
     const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
     // SAFETY: with the VERSION flag, landlock_create_ruleset only returns the ABI version.
-    let abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0, LANDLOCK_CREATE_RULESET_VERSION) };
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
     if abi > 0 {
-        Ok(format!("ABI version {abi} (not needed: boxes get their own root)"))
+        Ok(format!(
+            "ABI version {abi} (not needed: boxes get their own root)"
+        ))
     } else {
-        Err(("not available".into(), "optional; enable with lsm=landlock,... on the kernel command line".into()))
+        Err((
+            "not available".into(),
+            "optional; enable with lsm=landlock,... on the kernel command line".into(),
+        ))
     }
 }
 
 fn filesystem_available(name: &str) -> Result<String, (String, String)> {
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if filesystems.lines().any(|l| l.split_whitespace().last() == Some(name)) {
+    if filesystems
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some(name))
+    {
         Ok("available".into())
     } else {
-        Err(("not listed in /proc/filesystems (may be a module not yet loaded)".into(), format!("modprobe {name}")))
+        Err((
+            "not listed in /proc/filesystems (may be a module not yet loaded)".into(),
+            format!("modprobe {name}"),
+        ))
     }
 }
 
@@ -159,9 +226,10 @@ fn smoke_test(options: &SandboxOptions) -> Result<String, (String, String)> {
     let fix = "see the error; `RUST_LOG=debug runbox sandbox -- /bin/true` shows more".to_string();
     let sandbox = Sandbox::new(options.clone()).map_err(|e| (e.to_string(), fix.clone()))?;
     match sandbox.run(&BoxConfig::new(["/bin/true"])) {
-        Ok(outcome) if outcome.status == Status::Ok => {
-            Ok(format!("/bin/true ran in {:.2} ms wall", outcome.wall_time.as_secs_f64() * 1e3))
-        }
+        Ok(outcome) if outcome.status == Status::Ok => Ok(format!(
+            "/bin/true ran in {:.2} ms wall",
+            outcome.wall_time.as_secs_f64() * 1e3
+        )),
         Ok(outcome) => Err((format!("/bin/true ended as {}", outcome.status), fix)),
         Err(e) => Err((e.to_string(), fix)),
     }
@@ -182,7 +250,10 @@ fn enforcement(version: Option<CgroupVersion>) -> Vec<Enforcement> {
                 "RLIMIT_CPU per process only (no whole-box accounting)",
             ),
         },
-        Enforcement { limit: "wall time", mechanism: "supervisor timer, then SIGKILL of the box's init".into() },
+        Enforcement {
+            limit: "wall time",
+            mechanism: "supervisor timer, then SIGKILL of the box's init".into(),
+        },
         Enforcement {
             limit: "memory",
             mechanism: cg(
@@ -193,12 +264,31 @@ fn enforcement(version: Option<CgroupVersion>) -> Vec<Enforcement> {
         },
         Enforcement {
             limit: "processes",
-            mechanism: cg("cgroup v1 pids.max + RLIMIT_NPROC", "cgroup v2 pids.max + RLIMIT_NPROC", "RLIMIT_NPROC only"),
+            mechanism: cg(
+                "cgroup v1 pids.max + RLIMIT_NPROC",
+                "cgroup v2 pids.max + RLIMIT_NPROC",
+                "RLIMIT_NPROC only",
+            ),
         },
-        Enforcement { limit: "output", mechanism: "supervisor reads the pipes and stops at the cap".into() },
-        Enforcement { limit: "file size", mechanism: "RLIMIT_FSIZE".into() },
-        Enforcement { limit: "open files", mechanism: "RLIMIT_NOFILE".into() },
-        Enforcement { limit: "stack", mechanism: "RLIMIT_STACK".into() },
-        Enforcement { limit: "disk (/box, /tmp, /dev/shm)", mechanism: "tmpfs size= per mount".into() },
+        Enforcement {
+            limit: "output",
+            mechanism: "supervisor reads the pipes and stops at the cap".into(),
+        },
+        Enforcement {
+            limit: "file size",
+            mechanism: "RLIMIT_FSIZE".into(),
+        },
+        Enforcement {
+            limit: "open files",
+            mechanism: "RLIMIT_NOFILE".into(),
+        },
+        Enforcement {
+            limit: "stack",
+            mechanism: "RLIMIT_STACK".into(),
+        },
+        Enforcement {
+            limit: "disk (/box, /tmp, /dev/shm)",
+            mechanism: "tmpfs size= per mount".into(),
+        },
     ]
 }

@@ -45,7 +45,11 @@ impl Report {
     /// Decodes a record written by [`Report::encode`].
     pub(crate) fn decode(raw: &[u8; REPORT_LEN]) -> Option<Report> {
         let word = |i: usize| [raw[i], raw[i + 1], raw[i + 2], raw[i + 3]];
-        let (kind, a, b) = (u32::from_ne_bytes(word(0)), u32::from_ne_bytes(word(4)), i32::from_ne_bytes(word(8)));
+        let (kind, a, b) = (
+            u32::from_ne_bytes(word(0)),
+            u32::from_ne_bytes(word(4)),
+            i32::from_ne_bytes(word(8)),
+        );
         match kind {
             1 => Some(Report::SetupFailed { step: a, errno: b }),
             2 => Some(Report::ExecFailed { errno: b }),
@@ -89,7 +93,10 @@ impl Step {
             (Step::NoNewPrivileges, "set no_new_privs"),
             (Step::InstallSeccomp, "install the seccomp filter"),
         ];
-        steps.iter().find(|(s, _)| *s as u32 == code).map(|(_, d)| *d)
+        steps
+            .iter()
+            .find(|(s, _)| *s as u32 == code)
+            .map(|(_, d)| *d)
     }
 }
 
@@ -124,8 +131,18 @@ pub(crate) struct ChildPlan<'a> {
 impl<'a> ChildPlan<'a> {
     /// Fills the NULL-terminated pointer arrays execve wants.
     pub(crate) fn finish_pointers(&mut self) {
-        self.argv_ptrs = self.argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
-        self.envp_ptrs = self.envp.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+        self.argv_ptrs = self
+            .argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
+        self.envp_ptrs = self
+            .envp
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
     }
 }
 
@@ -178,7 +195,11 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
 
     let mut exec_pipe = [0 as RawFd; 2];
     // SAFETY: `exec_pipe` has room for the two descriptors.
-    step!(fds.report, Step::CreatePipe, sys::check(unsafe { libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) }));
+    step!(
+        fds.report,
+        Step::CreatePipe,
+        sys::check(unsafe { libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) })
+    );
 
     let program = raw_fork();
     if program < 0 {
@@ -217,7 +238,12 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
         // SAFETY: waitpid writes the status into a local.
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
         if pid == program {
-            report(fds.report, Report::Exited { wait_status: status });
+            report(
+                fds.report,
+                Report::Exited {
+                    wait_status: status,
+                },
+            );
             sys::exit(0);
         }
         if pid < 0 && sys::errno() != libc::EINTR {
@@ -225,6 +251,9 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
         }
     }
 }
+
+/// Where the program's descriptors are moved before stdio is set up.
+const LIFTED_FDS: RawFd = 100;
 
 /// Code sent on the exec pipe for an execve failure (other codes are [`Step`]s).
 const EXEC_STEP: u32 = 0;
@@ -248,12 +277,21 @@ macro_rules! prog_step {
 /// The program's process: last restrictions, then exec. Never returns.
 fn run_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> ! {
     let fds = plan.fds;
-    // SAFETY: setsid, dup2 and close take integers only.
+    // Any of these may sit on 0, 1 or 2 (the init closed its own stdio before making
+    // the exec pipe): lift them all above the stdio numbers before dup2 overwrites them.
+    let lift = |fd: RawFd| {
+        // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor this process owns.
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, LIFTED_FDS) };
+        if new < 0 { sys::exit(127) } else { new }
+    };
+    let exec_fd = lift(exec_fd);
+    let sources = [lift(fds.stdin), lift(fds.stdout), lift(fds.stderr)];
+    // SAFETY: setsid and dup2 take integers only.
     unsafe {
         // A new session: no controlling terminal, so TIOCSTI has no target either.
         prog_step!(exec_fd, Step::StartSession, sys::check(libc::setsid()));
-        for (from, to) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)] {
-            prog_step!(exec_fd, Step::RedirectStdio, sys::check(libc::dup2(from, to)));
+        for (to, from) in sources.into_iter().enumerate() {
+            prog_step!(exec_fd, Step::RedirectStdio, sys::check(libc::dup2(from, to as RawFd)));
         }
     }
     let mut keep = [0, 1, 2, exec_fd];
@@ -262,28 +300,56 @@ fn run_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> ! {
 
     for (resource, limit) in &plan.rlimits {
         // SAFETY: `limit` points to a valid rlimit owned by the plan.
-        prog_step!(exec_fd, Step::SetLimit, sys::check(unsafe { libc::setrlimit(*resource, limit) }));
+        prog_step!(
+            exec_fd,
+            Step::SetLimit,
+            sys::check(unsafe { libc::setrlimit(*resource, limit) })
+        );
     }
     // SAFETY: `cwd` is a NUL-terminated string owned by the plan.
-    prog_step!(exec_fd, Step::ChangeDirectory, sys::check(unsafe { libc::chdir(plan.cwd.as_ptr()) }));
+    prog_step!(
+        exec_fd,
+        Step::ChangeDirectory,
+        sys::check(unsafe { libc::chdir(plan.cwd.as_ptr()) })
+    );
 
     // SAFETY: prctl and id calls with integer arguments change only this process.
     unsafe {
         for cap in 0..=plan.cap_last {
-            prog_step!(exec_fd, Step::DropCapabilities, sys::check(libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong)));
+            prog_step!(
+                exec_fd,
+                Step::DropCapabilities,
+                sys::check(libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong))
+            );
         }
-        let clear_ambient = libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0);
+        let clear_ambient = libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         prog_step!(exec_fd, Step::DropCapabilities, sys::check(clear_ambient));
         // Leaving uid 0 of the namespace clears every remaining capability.
         prog_step!(exec_fd, Step::BecomeBoxUser, sys::set_ids(BOX_UID));
-        prog_step!(exec_fd, Step::NoNewPrivileges, sys::check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)));
+        prog_step!(
+            exec_fd,
+            Step::NoNewPrivileges,
+            sys::check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+        );
     }
     prog_step!(exec_fd, Step::InstallSeccomp, plan.seccomp.install());
 
     let mut errno = libc::ENOENT;
     for path in &plan.candidates {
         // SAFETY: `path` and both pointer arrays are NUL-terminated and owned by the plan.
-        unsafe { libc::execve(path.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp_ptrs.as_ptr()) };
+        unsafe {
+            libc::execve(
+                path.as_ptr(),
+                plan.argv_ptrs.as_ptr(),
+                plan.envp_ptrs.as_ptr(),
+            )
+        };
         // Keep the most telling error: a file that exists but cannot run beats "not found".
         let e = sys::errno();
         if e != libc::ENOENT && e != libc::ENOTDIR {
@@ -315,7 +381,9 @@ fn reset_signals() {
 fn raw_fork() -> libc::pid_t {
     // SAFETY: clone with only SIGCHLD behaves like fork; the child continues on a
     // copy of this stack and only makes system calls.
-    unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) as libc::pid_t }
+    unsafe {
+        libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) as libc::pid_t
+    }
 }
 
 #[cfg(test)]
@@ -325,8 +393,13 @@ mod tests {
     #[test]
     fn reports_survive_encoding() {
         for r in [
-            Report::SetupFailed { step: 7, errno: libc::EPERM },
-            Report::ExecFailed { errno: libc::ENOENT },
+            Report::SetupFailed {
+                step: 7,
+                errno: libc::EPERM,
+            },
+            Report::ExecFailed {
+                errno: libc::ENOENT,
+            },
             Report::Exited { wait_status: 0x0b },
         ] {
             assert_eq!(Report::decode(&r.encode()), Some(r));
@@ -335,7 +408,10 @@ mod tests {
 
     #[test]
     fn step_codes_have_descriptions() {
-        assert_eq!(Step::describe(Step::InstallSeccomp as u32), Some("install the seccomp filter"));
+        assert_eq!(
+            Step::describe(Step::InstallSeccomp as u32),
+            Some("install the seccomp filter")
+        );
         assert_eq!(Step::describe(3), None);
     }
 }

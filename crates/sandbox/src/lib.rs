@@ -75,7 +75,11 @@ impl Default for SandboxOptions {
 
 /// Where the sandbox keeps its state unless told otherwise.
 fn default_state_dir() -> PathBuf {
-    if Path::new("/run").is_dir() { PathBuf::from("/run/runbox") } else { std::env::temp_dir().join("runbox") }
+    if Path::new("/run").is_dir() {
+        PathBuf::from("/run/runbox")
+    } else {
+        std::env::temp_dir().join("runbox")
+    }
 }
 
 /// The host side of runbox's boxes: prepared once, then [`Sandbox::run`] any number
@@ -104,9 +108,13 @@ impl Sandbox {
         }
         let root_dir = mounts::root_mountpoint(&options.state_dir);
         std::fs::create_dir_all(&root_dir).map_err(|e| Error::io("cannot create", &root_dir, e))?;
-        let meta = std::fs::symlink_metadata(&root_dir).map_err(|e| Error::io("cannot stat", &root_dir, e))?;
+        let meta = std::fs::symlink_metadata(&root_dir)
+            .map_err(|e| Error::io("cannot stat", &root_dir, e))?;
         if !meta.is_dir() {
-            return Err(Error::InvalidConfig(format!("{} must be a directory", root_dir.display())));
+            return Err(Error::InvalidConfig(format!(
+                "{} must be a directory",
+                root_dir.display()
+            )));
         }
         // Unique per sandbox, so that several in one process never share a cgroup.
         static INSTANCES: AtomicU32 = AtomicU32::new(0);

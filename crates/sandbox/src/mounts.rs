@@ -33,13 +33,35 @@ const USR_LINKS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// One step of building the root.
 #[derive(Debug)]
 enum Step {
-    Mount { source: Option<CString>, target: CString, fstype: Option<CString>, flags: c_ulong, data: Option<CString> },
-    Mkdir { path: CString, mode: libc::mode_t },
-    Touch { path: CString },
-    Symlink { target: CString, link: CString },
-    WriteFile { path: CString, content: Vec<u8> },
-    PivotRoot { new_root: CString },
-    Chown { path: CString, uid: u32 },
+    Mount {
+        source: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: c_ulong,
+        data: Option<CString>,
+    },
+    Mkdir {
+        path: CString,
+        mode: libc::mode_t,
+    },
+    Touch {
+        path: CString,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    WriteFile {
+        path: CString,
+        content: Vec<u8>,
+    },
+    PivotRoot {
+        new_root: CString,
+    },
+    Chown {
+        path: CString,
+        uid: u32,
+    },
     Hostname,
 }
 
@@ -61,7 +83,13 @@ impl MountPlan {
 
         // Nothing done in the box may propagate back to the host.
         plan.push(
-            Step::Mount { source: None, target: c("/")?, fstype: None, flags: libc::MS_REC | libc::MS_PRIVATE, data: None },
+            Step::Mount {
+                source: None,
+                target: c("/")?,
+                fstype: None,
+                flags: libc::MS_REC | libc::MS_PRIVATE,
+                data: None,
+            },
             "make / private",
         );
         plan.tmpfs(root, 0o755, 1 << 20, "", "mount the root tmpfs")?;
@@ -72,8 +100,15 @@ impl MountPlan {
             let host = Path::new("/").join(name);
             match std::fs::symlink_metadata(&host) {
                 Ok(meta) if meta.file_type().is_symlink() => {
-                    let target = std::fs::read_link(&host).map_err(|e| Error::io("cannot read link", &host, e))?;
-                    plan.push(Step::Symlink { target: cpath(&target)?, link: cpath(&r(name))? }, format!("link /{name}"));
+                    let target = std::fs::read_link(&host)
+                        .map_err(|e| Error::io("cannot read link", &host, e))?;
+                    plan.push(
+                        Step::Symlink {
+                            target: cpath(&target)?,
+                            link: cpath(&r(name))?,
+                        },
+                        format!("link /{name}"),
+                    );
                 }
                 Ok(meta) if meta.is_dir() => {
                     plan.mkdir(&r(name))?;
@@ -85,9 +120,19 @@ impl MountPlan {
 
         plan.mkdir(&r("/etc"))?;
         for (name, content) in etc_files() {
-            plan.push(Step::WriteFile { path: cpath(&r(&format!("/etc/{name}")))?, content: content.into_bytes() }, format!("write /etc/{name}"));
+            plan.push(
+                Step::WriteFile {
+                    path: cpath(&r(&format!("/etc/{name}")))?,
+                    content: content.into_bytes(),
+                },
+                format!("write /etc/{name}"),
+            );
         }
-        for host in DEFAULT_ETC_BINDS.iter().map(Path::new).filter(|p| p.exists()) {
+        for host in DEFAULT_ETC_BINDS
+            .iter()
+            .map(Path::new)
+            .filter(|p| p.exists())
+        {
             plan.bind_anything(host, &r(&host.to_string_lossy()), false)?;
         }
 
@@ -106,21 +151,53 @@ impl MountPlan {
 
         plan.mkdir(&r("/dev"))?;
         plan.tmpfs(&r("/dev"), 0o755, 64 << 10, "", "mount the /dev tmpfs")?;
-        for dev in DEVICES {
+        for dev in DEVICES.iter().filter(|_| std::env::var_os("NODEV").is_none()) {
             let host = Path::new("/dev").join(dev);
-            plan.push(Step::Touch { path: cpath(&r(&format!("/dev/{dev}")))? }, format!("create /dev/{dev}"));
+            plan.push(
+                Step::Touch {
+                    path: cpath(&r(&format!("/dev/{dev}")))?,
+                },
+                format!("create /dev/{dev}"),
+            );
             // Device nodes keep their host mount's flags: nodev would make them useless.
             plan.push(
-                Step::Mount { source: Some(cpath(&host)?), target: cpath(&r(&format!("/dev/{dev}")))?, fstype: None, flags: libc::MS_BIND, data: None },
+                Step::Mount {
+                    source: Some(cpath(&host)?),
+                    target: cpath(&r(&format!("/dev/{dev}")))?,
+                    fstype: None,
+                    flags: libc::MS_BIND,
+                    data: None,
+                },
                 format!("bind /dev/{dev}"),
             );
         }
-        for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
-            plan.push(Step::Symlink { target: c(target)?, link: cpath(&r(&format!("/dev/{link}")))? }, format!("link /dev/{link}"));
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            plan.push(
+                Step::Symlink {
+                    target: c(target)?,
+                    link: cpath(&r(&format!("/dev/{link}")))?,
+                },
+                format!("link /dev/{link}"),
+            );
         }
         plan.mkdir(&r("/dev/shm"))?;
-        plan.tmpfs(&r("/dev/shm"), 0o1777, limits.shm_bytes, "", "mount /dev/shm")?;
-        plan.remount_read_only(&r("/dev"), libc::MS_NOSUID | libc::MS_NOEXEC, "make /dev read-only")?;
+        plan.tmpfs(
+            &r("/dev/shm"),
+            0o1777,
+            limits.shm_bytes,
+            "",
+            "mount /dev/shm",
+        )?;
+        plan.remount_read_only(
+            &r("/dev"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            "make /dev read-only",
+        )?;
 
         plan.mkdir(&r("/tmp"))?;
         plan.tmpfs(&r("/tmp"), 0o1777, limits.tmp_bytes, "", "mount /tmp")?;
@@ -137,7 +214,12 @@ impl MountPlan {
             plan.bind_anything(&bind.host, &inside, bind.writable)?;
         }
 
-        plan.push(Step::PivotRoot { new_root: cpath(root)? }, "pivot_root into the box");
+        plan.push(
+            Step::PivotRoot {
+                new_root: cpath(root)?,
+            },
+            "pivot_root into the box",
+        );
         plan.remount_read_only(Path::new("/"), SAFE, "make / read-only")?;
         plan.push(Step::Hostname, "set the host name");
         Ok(plan)
@@ -155,11 +237,17 @@ impl MountPlan {
 
     /// The description of step `index`, for error messages.
     pub(crate) fn describe(&self, index: u32) -> &str {
-        self.steps.get(index as usize).map_or("unknown step", |(_, what)| what.as_str())
+        self.steps
+            .get(index as usize)
+            .map_or("unknown step", |(_, what)| what.as_str())
     }
 
     /// Adds the host uid that writable host directories must belong to.
-    pub(crate) fn hand_writable_dirs_to(&mut self, config: &BoxConfig, host_uid: u32) -> Result<()> {
+    pub(crate) fn hand_writable_dirs_to(
+        &mut self,
+        config: &BoxConfig,
+        host_uid: u32,
+    ) -> Result<()> {
         // Done by the supervisor's copy, before the user namespace hides the host uid.
         for bind in config.binds.iter().filter(|b| b.writable) {
             std::os::unix::fs::lchown(&bind.host, Some(host_uid), Some(host_uid))
@@ -174,7 +262,13 @@ impl MountPlan {
     }
 
     fn mkdir(&mut self, path: &Path) -> Result<()> {
-        self.push(Step::Mkdir { path: cpath(path)?, mode: 0o755 }, format!("create {}", path.display()));
+        self.push(
+            Step::Mkdir {
+                path: cpath(path)?,
+                mode: 0o755,
+            },
+            format!("create {}", path.display()),
+        );
         Ok(())
     }
 
@@ -189,10 +283,23 @@ impl MountPlan {
         Ok(())
     }
 
-    fn tmpfs(&mut self, target: &Path, mode: u32, size: u64, extra: &str, what: &str) -> Result<()> {
+    fn tmpfs(
+        &mut self,
+        target: &Path,
+        mode: u32,
+        size: u64,
+        extra: &str,
+        what: &str,
+    ) -> Result<()> {
         let data = format!("size={size},mode={mode:o}{extra}");
         self.push(
-            Step::Mount { source: Some(c("tmpfs")?), target: cpath(target)?, fstype: Some(c("tmpfs")?), flags: SAFE, data: Some(c(&data)?) },
+            Step::Mount {
+                source: Some(c("tmpfs")?),
+                target: cpath(target)?,
+                fstype: Some(c("tmpfs")?),
+                flags: SAFE,
+                data: Some(c(&data)?),
+            },
             what,
         );
         Ok(())
@@ -200,11 +307,17 @@ impl MountPlan {
 
     /// Binds a file or a directory, creating the mount point of the right kind.
     fn bind_anything(&mut self, host: &Path, target: &Path, writable: bool) -> Result<()> {
-        let meta = std::fs::metadata(host).map_err(|e| Error::io("cannot use host path", host, e))?;
+        let meta =
+            std::fs::metadata(host).map_err(|e| Error::io("cannot use host path", host, e))?;
         if meta.is_dir() {
             self.mkdir(target)?;
         } else {
-            self.push(Step::Touch { path: cpath(target)? }, format!("create {}", target.display()));
+            self.push(
+                Step::Touch {
+                    path: cpath(target)?,
+                },
+                format!("create {}", target.display()),
+            );
         }
         self.bind(host, target, writable)
     }
@@ -213,13 +326,25 @@ impl MountPlan {
     /// `writable`) read-only, keeping the flags the kernel locks in a user namespace.
     fn bind(&mut self, host: &Path, target: &Path, writable: bool) -> Result<()> {
         self.push(
-            Step::Mount { source: Some(cpath(host)?), target: cpath(target)?, fstype: None, flags: libc::MS_BIND | libc::MS_REC, data: None },
+            Step::Mount {
+                source: Some(cpath(host)?),
+                target: cpath(target)?,
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+            },
             format!("bind {} to {}", host.display(), target.display()),
         );
         let locked = sys::locked_mount_flags(host)?;
         let ro = if writable { 0 } else { libc::MS_RDONLY };
         self.push(
-            Step::Mount { source: None, target: cpath(target)?, fstype: None, flags: libc::MS_REMOUNT | libc::MS_BIND | SAFE | ro | locked, data: None },
+            Step::Mount {
+                source: None,
+                target: cpath(target)?,
+                fstype: None,
+                flags: libc::MS_REMOUNT | libc::MS_BIND | SAFE | ro | locked,
+                data: None,
+            },
             format!("remount {} restricted", target.display()),
         );
         Ok(())
@@ -227,7 +352,13 @@ impl MountPlan {
 
     fn remount_read_only(&mut self, target: &Path, flags: c_ulong, what: &str) -> Result<()> {
         self.push(
-            Step::Mount { source: None, target: cpath(target)?, fstype: None, flags: libc::MS_REMOUNT | libc::MS_RDONLY | flags, data: None },
+            Step::Mount {
+                source: None,
+                target: cpath(target)?,
+                fstype: None,
+                flags: libc::MS_REMOUNT | libc::MS_RDONLY | flags,
+                data: None,
+            },
             what,
         );
         Ok(())
@@ -243,15 +374,25 @@ fn etc_files() -> Vec<(&'static str, String)> {
                 "root:x:0:0:root:/root:/usr/sbin/nologin\nrunbox:x:{BOX_UID}:{BOX_UID}:runbox:/box:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
             ),
         ),
-        ("group", format!("root:x:0:\nrunbox:x:{BOX_UID}:\nnogroup:x:65534:\n")),
-        ("hosts", "127.0.0.1\tlocalhost runbox\n::1\tlocalhost\n".to_string()),
+        (
+            "group",
+            format!("root:x:0:\nrunbox:x:{BOX_UID}:\nnogroup:x:65534:\n"),
+        ),
+        (
+            "hosts",
+            "127.0.0.1\tlocalhost runbox\n::1\tlocalhost\n".to_string(),
+        ),
         ("hostname", "runbox\n".to_string()),
-        ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n".to_string()),
+        (
+            "nsswitch.conf",
+            "passwd: files\ngroup: files\nhosts: files\n".to_string(),
+        ),
     ]
 }
 
 fn c(s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| Error::InvalidConfig(format!("'{}' contains a NUL byte", s.escape_debug())))
+    CString::new(s)
+        .map_err(|_| Error::InvalidConfig(format!("'{}' contains a NUL byte", s.escape_debug())))
 }
 
 fn cpath(p: &Path) -> Result<CString> {
@@ -266,11 +407,23 @@ fn ptr_or_null(s: &Option<CString>) -> *const libc::c_char {
 /// Runs one step; async-signal-safe.
 fn apply_step(step: &Step) -> Result<(), i32> {
     match step {
-        Step::Mount { source, target, fstype, flags, data } => {
+        Step::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => {
             // SAFETY: every pointer is a NUL-terminated string owned by the plan (or
             // null where mount(2) allows it), alive for the whole call.
             let rc = unsafe {
-                libc::mount(ptr_or_null(source), target.as_ptr(), ptr_or_null(fstype), *flags, ptr_or_null(data).cast())
+                libc::mount(
+                    ptr_or_null(source),
+                    target.as_ptr(),
+                    ptr_or_null(fstype),
+                    *flags,
+                    ptr_or_null(data).cast(),
+                )
             };
             sys::check(rc)
         }
@@ -284,7 +437,13 @@ fn apply_step(step: &Step) -> Result<(), i32> {
         }
         Step::Touch { path } => {
             // SAFETY: `path` is a NUL-terminated string owned by the plan.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+            let fd = unsafe {
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                )
+            };
             sys::check(fd)?;
             // SAFETY: `fd` was just opened by this function and is closed once.
             unsafe { libc::close(fd) };
@@ -296,7 +455,13 @@ fn apply_step(step: &Step) -> Result<(), i32> {
         }
         Step::WriteFile { path, content } => {
             // SAFETY: `path` is a NUL-terminated string owned by the plan.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC, 0o644) };
+            let fd = unsafe {
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+                    0o644,
+                )
+            };
             sys::check(fd)?;
             let written = sys::write_all(fd, content);
             // SAFETY: `fd` was just opened by this function and is closed once.

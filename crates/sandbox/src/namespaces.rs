@@ -34,9 +34,17 @@ impl Slots {
     pub(crate) fn new(count: u32, uid_base: u32) -> Slots {
         let free = (0..count)
             .rev()
-            .map(|index| Slot { index, host_root: uid_base + 2 * index, host_user: uid_base + 2 * index + 1, netns: None })
+            .map(|index| Slot {
+                index,
+                host_root: uid_base + 2 * index,
+                host_user: uid_base + 2 * index + 1,
+                netns: None,
+            })
             .collect();
-        Slots { free: Mutex::new(free), returned: Condvar::new() }
+        Slots {
+            free: Mutex::new(free),
+            returned: Condvar::new(),
+        }
     }
 
     /// Takes a free slot, waiting for one if all are busy.
@@ -46,13 +54,19 @@ impl Slots {
             if let Some(slot) = free.pop() {
                 return slot;
             }
-            free = self.returned.wait(free).unwrap_or_else(PoisonError::into_inner);
+            free = self
+                .returned
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
     /// Gives a slot back.
     pub(crate) fn give_back(&self, slot: Slot) {
-        self.free.lock().unwrap_or_else(PoisonError::into_inner).push(slot);
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(slot);
         self.returned.notify_one();
     }
 }
@@ -72,7 +86,10 @@ pub(crate) fn new_empty_netns() -> Result<OwnedFd> {
         Ok(OwnedFd::from(file))
     })
     .join()
-    .map_err(|_| Error::Syscall { call: "netns thread", source: std::io::Error::other("thread panicked") })?
+    .map_err(|_| Error::Syscall {
+        call: "netns thread",
+        source: std::io::Error::other("thread panicked"),
+    })?
 }
 
 /// Moves the calling thread into the network namespace `fd`.

@@ -159,7 +159,10 @@ pub fn signal_name(number: i32) -> String {
 /// The number of the signal called `name` (with or without the `SIG` prefix).
 pub fn signal_number(name: &str) -> Option<i32> {
     let name = name.strip_prefix("SIG").unwrap_or(name);
-    SIGNALS.iter().find(|(_, n)| &n[3..] == name).map(|(number, _)| *number)
+    SIGNALS
+        .iter()
+        .find(|(_, n)| &n[3..] == name)
+        .map(|(number, _)| *number)
 }
 
 #[cfg(test)]

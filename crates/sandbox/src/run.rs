@@ -56,7 +56,15 @@ impl Child {
     /// SIGKILL to the box's init: the kernel then kills everything in its PID namespace.
     fn kill(&self) {
         // SAFETY: pidfd_send_signal on a pidfd we own; it cannot hit a reused pid.
-        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0, 0) };
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                0,
+                0,
+            )
+        };
     }
 
     /// Waits for the init to end; returns its rusage (which covers every process of
@@ -97,7 +105,12 @@ struct Capture {
 impl Capture {
     fn new(fd: OwnedFd, cap: u64) -> Result<Capture> {
         sys::set_nonblocking(&fd)?;
-        Ok(Capture { fd: Some(fd), data: Vec::new(), cap: usize::try_from(cap).unwrap_or(usize::MAX), truncated: false })
+        Ok(Capture {
+            fd: Some(fd),
+            data: Vec::new(),
+            cap: usize::try_from(cap).unwrap_or(usize::MAX),
+            truncated: false,
+        })
     }
 
     /// Reads what is available; closes the stream at end of file.
@@ -132,7 +145,10 @@ impl Capture {
 /// Everything the supervisor owns for one run; dropping it tears the box down.
 pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
     config.validate()?;
-    let mut slot = SlotGuard { sandbox, slot: Some(sandbox.slots.take()) };
+    let mut slot = SlotGuard {
+        sandbox,
+        slot: Some(sandbox.slots.take()),
+    };
     let slot_ref = slot.get_mut();
     if slot_ref.netns.is_none() {
         slot_ref.netns = Some(namespaces::new_empty_netns()?);
@@ -150,14 +166,21 @@ pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
                 pids: limits.processes + 1,
                 cpus: config.cpus.clone(),
             };
-            Some(CgroupGuard { sandbox, cgroup: Some(manager.acquire(&wanted)?) })
+            Some(CgroupGuard {
+                sandbox,
+                cgroup: Some(manager.acquire(&wanted)?),
+            })
         }
         None => None,
     };
 
     for bind in config.binds.iter().filter(|b| b.writable) {
-        std::os::unix::fs::lchown(&bind.host, Some(slot_ref.host_user), Some(slot_ref.host_user))
-            .map_err(|e| Error::io("cannot hand directory to the box user", &bind.host, e))?;
+        std::os::unix::fs::lchown(
+            &bind.host,
+            Some(slot_ref.host_user),
+            Some(slot_ref.host_user),
+        )
+        .map_err(|e| Error::io("cannot hand directory to the box user", &bind.host, e))?;
     }
 
     let mounts = MountPlan::build(config, &sandbox.root_dir)?;
@@ -182,17 +205,29 @@ pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
         init_keep,
         candidates: program_candidates(config)?,
         argv: cstrings(config.command.iter().map(String::as_bytes))?,
-        envp: cstrings(config.env.iter().map(|(k, v)| format!("{k}={v}").into_bytes()))?,
+        envp: cstrings(
+            config
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}").into_bytes()),
+        )?,
         argv_ptrs: Vec::new(),
         envp_ptrs: Vec::new(),
-        cwd: CString::new(config.cwd.as_os_str().as_bytes()).map_err(|_| Error::InvalidConfig("NUL in cwd".into()))?,
+        cwd: CString::new(config.cwd.as_os_str().as_bytes())
+            .map_err(|_| Error::InvalidConfig("NUL in cwd".into()))?,
         rlimits: rlimits(limits),
         cap_last: sandbox.cap_last,
     };
     plan.finish_pointers();
 
-    let cgroup_fd = cgroup.as_ref().and_then(|c| c.get().clone_into_fd()).map(|fd| fd.as_raw_fd());
-    let netns = slot_ref.netns.as_ref().ok_or_else(|| Error::Cgroup("slot without network namespace".into()))?;
+    let cgroup_fd = cgroup
+        .as_ref()
+        .and_then(|c| c.get().clone_into_fd())
+        .map(|fd| fd.as_raw_fd());
+    let netns = slot_ref
+        .netns
+        .as_ref()
+        .ok_or_else(|| Error::Cgroup("slot without network namespace".into()))?;
     let mut child = clone_box(&plan, netns, &sandbox.host_netns, cgroup_fd)?;
     drop((go_r, report_w, stdin, stdout_w, stderr_w));
 
@@ -201,7 +236,10 @@ pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
         cg.get().add_process(child.pid)?;
     }
     let start = Instant::now();
-    sys::write_all(go_w.as_raw_fd(), b"g").map_err(|e| Error::Syscall { call: "write(go)", source: io::Error::from_raw_os_error(e) })?;
+    sys::write_all(go_w.as_raw_fd(), b"g").map_err(|e| Error::Syscall {
+        call: "write(go)",
+        source: io::Error::from_raw_os_error(e),
+    })?;
     drop(go_w);
 
     let watch = Watch {
@@ -222,7 +260,11 @@ pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
     let (cpu_time, memory_kb, oom_killed) = match &cgroup {
         Some(cg) => {
             let usage = cg.get().usage()?;
-            (usage.cpu_time, usage.memory_peak_bytes / 1024, usage.oom_killed)
+            (
+                usage.cpu_time,
+                usage.memory_peak_bytes / 1024,
+                usage.oom_killed,
+            )
         }
         None => (rusage_cpu(&rusage), rusage.ru_maxrss as u64, false),
     };
@@ -230,10 +272,16 @@ pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
     let report = match watched.report {
         Some(Report::SetupFailed { step, errno }) => {
             let what = init::Step::describe(step).unwrap_or_else(|| mounts.describe(step));
-            return Err(Error::Setup { step: what.to_string(), source: io::Error::from_raw_os_error(errno) });
+            return Err(Error::Setup {
+                step: what.to_string(),
+                source: io::Error::from_raw_os_error(errno),
+            });
         }
         Some(Report::ExecFailed { errno }) => {
-            return Err(Error::Exec { command: config.command[0].clone(), source: io::Error::from_raw_os_error(errno) });
+            return Err(Error::Exec {
+                command: config.command[0].clone(),
+                source: io::Error::from_raw_os_error(errno),
+            });
         }
         other => other,
     };
@@ -335,7 +383,8 @@ impl Watch<'_> {
                 poll_fd(self.stderr.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)),
             ];
             // SAFETY: `polls` is a valid array of pollfd of the given length.
-            let rc = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, timeout) };
+            let rc =
+                unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, timeout) };
             if rc < 0 && sys::errno() != libc::EINTR {
                 return Err(Error::last_os("poll"));
             }
@@ -375,7 +424,12 @@ impl Watch<'_> {
 
     /// How long poll may sleep: until the wall deadline, or sooner when CPU time
     /// could run out (all CPUs of the box burning at once).
-    fn poll_timeout(&self, now: Instant, deadline: Instant, cpu_limit: Duration) -> Result<libc::c_int> {
+    fn poll_timeout(
+        &self,
+        now: Instant,
+        deadline: Instant,
+        cpu_limit: Duration,
+    ) -> Result<libc::c_int> {
         if self.killed_for.is_some() {
             return Ok(100);
         }
@@ -383,7 +437,8 @@ impl Watch<'_> {
         if let Some(cg) = self.cgroup {
             let left = cpu_limit.saturating_sub(cg.cpu_time()?);
             let cpus = sys::online_cpus().max(1);
-            wait = wait.min((left / cpus).clamp(Duration::from_millis(1), Duration::from_millis(100)));
+            wait =
+                wait.min((left / cpus).clamp(Duration::from_millis(1), Duration::from_millis(100)));
         }
         Ok(wait.as_millis().clamp(1, 1000) as libc::c_int)
     }
@@ -391,7 +446,13 @@ impl Watch<'_> {
     fn read_report(&mut self) {
         let mut buf = [0u8; REPORT_LEN];
         // SAFETY: reading into a local buffer of the given length.
-        let n = unsafe { libc::read(self.report_fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe {
+            libc::read(
+                self.report_fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
         if n > 0 {
             self.report_buf.extend_from_slice(&buf[..n as usize]);
         }
@@ -407,12 +468,21 @@ impl Watch<'_> {
 }
 
 fn poll_fd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
 }
 
 /// Clones the box's init into fresh namespaces (joining `netns`) and, on v2, straight
 /// into its cgroup. The calling thread visits `netns` only for the clone.
-fn clone_box(plan: &ChildPlan<'_>, netns: &OwnedFd, host_netns: &OwnedFd, cgroup_fd: Option<RawFd>) -> Result<Child> {
+fn clone_box(
+    plan: &ChildPlan<'_>,
+    netns: &OwnedFd,
+    host_netns: &OwnedFd,
+    cgroup_fd: Option<RawFd>,
+) -> Result<Child> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: NAMESPACES | libc::CLONE_PIDFD as u64,
@@ -428,17 +498,30 @@ fn clone_box(plan: &ChildPlan<'_>, netns: &OwnedFd, host_netns: &OwnedFd, cgroup
     // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of this
     // address space and continues on a copy of this stack. The child runs only
     // `box_init`, which makes system calls on the prepared plan and never returns.
-    let pid = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, size_of::<CloneArgs>()) };
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            size_of::<CloneArgs>(),
+        )
+    };
     if pid == 0 {
         init::box_init(plan);
     }
     let clone_errno = sys::errno();
     let back = namespaces::enter_netns(host_netns);
     if pid < 0 {
-        return Err(Error::Syscall { call: "clone3", source: io::Error::from_raw_os_error(clone_errno) });
+        return Err(Error::Syscall {
+            call: "clone3",
+            source: io::Error::from_raw_os_error(clone_errno),
+        });
     }
     // SAFETY: clone3 with CLONE_PIDFD stored a fresh descriptor that nothing else owns.
-    let child = Child { pid: pid as libc::pid_t, pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) }, reaped: false };
+    let child = Child {
+        pid: pid as libc::pid_t,
+        pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        reaped: false,
+    };
     back?;
     Ok(child)
 }
@@ -450,9 +533,20 @@ fn program_candidates(config: &BoxConfig) -> Result<Vec<CString>> {
     if program.contains('/') {
         return cstrings([program.as_bytes()]);
     }
-    let default_path = DEFAULT_ENV.iter().find(|(k, _)| *k == "PATH").map_or("", |(_, v)| v);
-    let path = config.env.iter().find(|(k, _)| k == "PATH").map_or(default_path, |(_, v)| v.as_str());
-    cstrings(path.split(':').filter(|d| !d.is_empty()).map(|dir| format!("{dir}/{program}").into_bytes()))
+    let default_path = DEFAULT_ENV
+        .iter()
+        .find(|(k, _)| *k == "PATH")
+        .map_or("", |(_, v)| v);
+    let path = config
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map_or(default_path, |(_, v)| v.as_str());
+    cstrings(
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|dir| format!("{dir}/{program}").into_bytes()),
+    )
 }
 
 fn cstrings<I, B>(items: I) -> Result<Vec<CString>>
@@ -462,7 +556,11 @@ where
 {
     items
         .into_iter()
-        .map(|b| CString::new(b).map_err(|_| Error::InvalidConfig("an argument or variable contains a NUL byte".into())))
+        .map(|b| {
+            CString::new(b).map_err(|_| {
+                Error::InvalidConfig("an argument or variable contains a NUL byte".into())
+            })
+        })
         .collect()
 }
 
@@ -473,7 +571,11 @@ fn rlimits(limits: &crate::config::Limits) -> Vec<(libc::__rlimit_resource_t, li
     let cpu_secs = limits.cpu_time.as_secs() + 1 + u64::from(limits.cpu_time.subsec_nanos() > 0);
     let wanted = [
         (libc::RLIMIT_CPU, cpu_secs, cpu_secs + 1),
-        (libc::RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes),
+        (
+            libc::RLIMIT_FSIZE,
+            limits.file_size_bytes,
+            limits.file_size_bytes,
+        ),
         (libc::RLIMIT_NOFILE, limits.open_files, limits.open_files),
         (libc::RLIMIT_STACK, limits.stack(), limits.stack()),
         (libc::RLIMIT_NPROC, limits.processes, limits.processes),
@@ -483,11 +585,20 @@ fn rlimits(limits: &crate::config::Limits) -> Vec<(libc::__rlimit_resource_t, li
         .into_iter()
         .map(|(resource, soft, hard)| {
             // A box cannot raise a hard limit above the supervisor's own.
-            let mut current = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
+            let mut current = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: libc::RLIM_INFINITY,
+            };
             // SAFETY: getrlimit fills a local struct.
             unsafe { libc::getrlimit(resource, &mut current) };
             let hard = hard.min(current.rlim_max);
-            (resource, libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard })
+            (
+                resource,
+                libc::rlimit {
+                    rlim_cur: soft.min(hard),
+                    rlim_max: hard,
+                },
+            )
         })
         .collect()
 }

@@ -107,13 +107,17 @@ pub(crate) fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
 pub(crate) fn memfd_with(data: &[u8]) -> Result<OwnedFd> {
     let name = c"runbox-stdin";
     // SAFETY: `name` is a static NUL-terminated string.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(Error::last_os("memfd_create"));
     }
     // SAFETY: memfd_create returned a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    write_all(fd.as_raw_fd(), data).map_err(|e| Error::Syscall { call: "write(stdin memfd)", source: io::Error::from_raw_os_error(e) })?;
+    write_all(fd.as_raw_fd(), data).map_err(|e| Error::Syscall {
+        call: "write(stdin memfd)",
+        source: io::Error::from_raw_os_error(e),
+    })?;
     let seals = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
     // SAFETY: plain fcntl/lseek calls on a descriptor we own.
     unsafe {
@@ -130,12 +134,17 @@ pub(crate) fn memfd_with(data: &[u8]) -> Result<OwnedFd> {
 /// The mount flags a user namespace locks on the mount holding `path`; a remount
 /// inside the box must repeat them or the kernel refuses it.
 pub(crate) fn locked_mount_flags(path: &Path) -> Result<libc::c_ulong> {
-    let cpath = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::InvalidConfig(format!("path {} contains a NUL byte", path.display())))?;
+    let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        Error::InvalidConfig(format!("path {} contains a NUL byte", path.display()))
+    })?;
     // SAFETY: statvfs fills the zeroed struct; `cpath` is NUL-terminated.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statvfs(cpath.as_ptr(), &mut st) } < 0 {
-        return Err(Error::io("cannot stat file system of", path, io::Error::last_os_error()));
+        return Err(Error::io(
+            "cannot stat file system of",
+            path,
+            io::Error::last_os_error(),
+        ));
     }
     let pairs = [
         (libc::ST_NOSUID, libc::MS_NOSUID),
@@ -146,7 +155,10 @@ pub(crate) fn locked_mount_flags(path: &Path) -> Result<libc::c_ulong> {
         (libc::ST_RELATIME, libc::MS_RELATIME),
         (libc::ST_RDONLY, libc::MS_RDONLY),
     ];
-    Ok(pairs.iter().filter(|(st_flag, _)| st.f_flag & st_flag != 0).fold(0, |acc, (_, ms)| acc | ms))
+    Ok(pairs
+        .iter()
+        .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
+        .fold(0, |acc, (_, ms)| acc | ms))
 }
 
 /// How many CPUs this process may run on.
@@ -164,7 +176,9 @@ pub(crate) fn set_ids(id: u32) -> Result<(), i32> {
     // SAFETY: credential system calls with integer arguments (and a null group list
     // of length 0); they affect only the calling process.
     unsafe {
-        check(libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) as libc::c_int)?;
+        check(
+            libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) as libc::c_int,
+        )?;
         check(libc::syscall(libc::SYS_setresgid, id, id, id) as libc::c_int)?;
         check(libc::syscall(libc::SYS_setresuid, id, id, id) as libc::c_int)
     }

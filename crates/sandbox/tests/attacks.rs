@@ -70,11 +70,15 @@ int main(void) { pthread_t t[4]; for (int i = 0; i < 4; i++) pthread_create(&t[i
 
 #[test]
 fn sleeping_forever_hits_the_wall_time_limit() {
-    let cfg = BoxConfig::new(["sleep", "1000"]).with_limits(limits(|l| l.wall_time = Duration::from_millis(300)));
+    let cfg = BoxConfig::new(["sleep", "1000"])
+        .with_limits(limits(|l| l.wall_time = Duration::from_millis(300)));
     let o = run(&cfg);
     assert_eq!(o.status, Status::TimeLimitExceeded, "{o:?}");
     assert_eq!(o.limit_hit, Some(LimitHit::WallTime));
-    assert!(o.wall_time >= Duration::from_millis(300) && o.wall_time < Duration::from_millis(1000), "{o:?}");
+    assert!(
+        o.wall_time >= Duration::from_millis(300) && o.wall_time < Duration::from_millis(1000),
+        "{o:?}"
+    );
 }
 
 #[test]
@@ -162,8 +166,15 @@ int main(int argc, char **argv) {
     return 0;
 }"#;
     let o = run(&attack("net", src, &[&port]));
-    assert_eq!(stdout(&o), "connect -1 Network is unreachable\nsendto -1 Network is unreachable\n", "{o:?}");
-    assert!(listener.accept().is_err(), "the host listener must see no connection");
+    assert_eq!(
+        stdout(&o),
+        "connect -1 Network is unreachable\nsendto -1 Network is unreachable\n",
+        "{o:?}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the host listener must see no connection"
+    );
 
     let o = sh("cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '");
     assert_eq!(stdout(&o), "lo\n", "only a loopback device exists: {o:?}");
@@ -171,8 +182,10 @@ int main(int argc, char **argv) {
 
 #[test]
 fn host_secrets_and_directories_are_invisible() {
-    let o = sh("for p in /etc/shadow /root /home /var /run /sys /proc/1/environ /proc/1/mem; do \
-                if cat $p >/dev/null 2>&1 || ls $p >/dev/null 2>&1; then echo \"$p readable\"; fi; done; echo done");
+    let o = sh(
+        "for p in /etc/shadow /root /home /var /run /sys /proc/1/environ /proc/1/mem; do \
+                if cat $p >/dev/null 2>&1 || ls $p >/dev/null 2>&1; then echo \"$p readable\"; fi; done; echo done",
+    );
     assert_eq!(stdout(&o), "done\n", "{o:?}");
 }
 
@@ -181,7 +194,15 @@ fn the_environment_is_exactly_the_configured_one() {
     let o = run(&BoxConfig::new(["/usr/bin/env"]).with_env("EXTRA", "1"));
     let mut vars: Vec<_> = stdout(&o).lines().map(str::to_string).collect();
     vars.sort();
-    assert_eq!(vars, ["EXTRA=1", "HOME=/box", "LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin:/bin"]);
+    assert_eq!(
+        vars,
+        [
+            "EXTRA=1",
+            "HOME=/box",
+            "LANG=C.UTF-8",
+            "PATH=/usr/local/bin:/usr/bin:/bin"
+        ]
+    );
 }
 
 #[test]
@@ -193,7 +214,9 @@ fn only_stdio_descriptors_are_open() {
 
 #[test]
 fn the_program_is_an_unprivileged_user_without_capabilities() {
-    let o = sh("id -u; id -g; id -G; grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t' ' '");
+    let o = sh(
+        "id -u; id -g; id -G; grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t' ' '",
+    );
     assert_eq!(
         stdout(&o),
         "1000\n1000\n1000\nCapPrm: 0000000000000000\nCapEff: 0000000000000000\nCapBnd: 0000000000000000\nCapAmb: 0000000000000000\nNoNewPrivs: 1\nSeccomp: 2\n",
@@ -203,8 +226,10 @@ fn the_program_is_an_unprivileged_user_without_capabilities() {
 
 #[test]
 fn system_directories_are_read_only() {
-    let o = sh("for p in /usr/x /etc/x /x /bin/x /dev/x; do touch $p 2>/dev/null && echo \"$p written\"; done; \
-                touch /tmp/x /box/x && echo ok");
+    let o = sh(
+        "for p in /usr/x /etc/x /x /bin/x /dev/x; do touch $p 2>/dev/null && echo \"$p written\"; done; \
+                touch /tmp/x /box/x && echo ok",
+    );
     assert_eq!(stdout(&o), "ok\n", "{o:?}");
 }
 
@@ -218,7 +243,8 @@ int main(void) { printf("%d %d\n", getuid(), geteuid()); return 0; }"#;
     let host = programs_dir().join("whoami_setuid");
     std::os::unix::fs::chown(&host, Some(0), Some(0)).unwrap();
     std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
-    let o = run(&BoxConfig::new([path]).with_bind(BindMount::read_only(programs_dir(), "/attacks")));
+    let o =
+        run(&BoxConfig::new([path]).with_bind(BindMount::read_only(programs_dir(), "/attacks")));
     assert_eq!(stdout(&o), "1000 1000\n", "{o:?}");
 }
 
@@ -315,7 +341,10 @@ fn the_program_has_no_controlling_terminal() {
 
 #[test]
 fn kill_minus_one_touches_nothing_outside() {
-    let mut canary = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut canary = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     let src = r#"
 #include <signal.h>
 #include <stdio.h>
@@ -332,20 +361,30 @@ int main(void) { int r = kill(-1, SIGKILL); printf("%d\n", r); return 0; }"#;
 #[test]
 fn symlinks_and_fifos_left_in_box_are_not_followed_by_the_host() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = BoxConfig::new(["/bin/sh", "-c", "ln -s /etc/passwd result && mkfifo fifo && echo ok > plain"])
-        .with_bind(BindMount::writable(dir.path(), "/box"));
+    let cfg = BoxConfig::new([
+        "/bin/sh",
+        "-c",
+        "ln -s /etc/passwd result && mkfifo fifo && echo ok > plain",
+    ])
+    .with_bind(BindMount::writable(dir.path(), "/box"));
     let o = run(&cfg);
     assert_eq!(o.status, Status::Ok, "{o:?}");
-    let read = |name: &str| runbox_sandbox::files::read_box_file(dir.path(), name.as_ref(), 1 << 20);
+    let read =
+        |name: &str| runbox_sandbox::files::read_box_file(dir.path(), name.as_ref(), 1 << 20);
     assert_eq!(read("plain").unwrap(), b"ok\n");
     assert!(read("result").is_err(), "a symlink must not be followed");
-    assert!(read("fifo").is_err(), "a FIFO must be refused without blocking");
+    assert!(
+        read("fifo").is_err(),
+        "a FIFO must be refused without blocking"
+    );
     assert!(read("../etc/passwd").is_err());
 }
 
 #[test]
 fn files_do_not_survive_into_the_next_run() {
-    let o = sh("echo secret > /tmp/left && echo secret > /box/left && echo secret > /dev/shm/left; echo $?");
+    let o = sh(
+        "echo secret > /tmp/left && echo secret > /box/left && echo secret > /dev/shm/left; echo $?",
+    );
     assert_eq!(stdout(&o), "0\n", "{o:?}");
     let o = sh("ls /tmp /box /dev/shm");
     assert_eq!(stdout(&o), "/box:\n\n/dev/shm:\n\n/tmp:\n", "{o:?}");
@@ -393,7 +432,11 @@ int main(int argc, char **argv) {
     ];
     for (arg, status, code, signal) in cases {
         let o = run(&attack("crash", src, &[arg]));
-        assert_eq!((o.status, o.exit_code, o.signal.as_deref()), (status, code, signal), "case {arg}: {o:?}");
+        assert_eq!(
+            (o.status, o.exit_code, o.signal.as_deref()),
+            (status, code, signal),
+            "case {arg}: {o:?}"
+        );
     }
 }
 
@@ -408,5 +451,8 @@ fn stdin_is_delivered_and_output_measured() {
     let o = run(&BoxConfig::new(["cat"]).with_stdin("hello box\n"));
     assert_eq!(o.status, Status::Ok);
     assert_eq!(o.stdout, b"hello box\n");
-    assert!(o.memory_kb > 0 && o.wall_time > Duration::ZERO && o.cpu_time > Duration::ZERO, "{o:?}");
+    assert!(
+        o.memory_kb > 0 && o.wall_time > Duration::ZERO && o.cpu_time > Duration::ZERO,
+        "{o:?}"
+    );
 }

@@ -7,10 +7,15 @@ use support::*;
 
 #[test]
 fn a_missing_command_names_the_command() {
-    let err = sandbox().run(&BoxConfig::new(["no-such-command-xyz"])).unwrap_err();
+    let err = sandbox()
+        .run(&BoxConfig::new(["no-such-command-xyz"]))
+        .unwrap_err();
     assert!(matches!(err, Error::Exec { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("no-such-command-xyz") && message.contains("No such file"), "{message}");
+    assert!(
+        message.contains("no-such-command-xyz") && message.contains("No such file"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -28,7 +33,9 @@ fn a_missing_host_directory_names_the_path() {
 
 #[test]
 fn a_missing_working_directory_names_the_step() {
-    let err = sandbox().run(&BoxConfig::new(["true"]).with_cwd("/box/nowhere")).unwrap_err();
+    let err = sandbox()
+        .run(&BoxConfig::new(["true"]).with_cwd("/box/nowhere"))
+        .unwrap_err();
     assert!(matches!(err, Error::Setup { .. }), "{err:?}");
     assert!(err.to_string().contains("working directory"), "{err}");
 }
@@ -36,20 +43,39 @@ fn a_missing_working_directory_names_the_step() {
 #[test]
 fn nonsense_limits_are_refused_before_anything_is_created() {
     let cases = [
-        Limits { memory_bytes: 1, ..Limits::default() },
-        Limits { processes: 0, ..Limits::default() },
-        Limits { cpu_time: std::time::Duration::ZERO, ..Limits::default() },
-        Limits { processes: u64::MAX, ..Limits::default() },
+        Limits {
+            memory_bytes: 1,
+            ..Limits::default()
+        },
+        Limits {
+            processes: 0,
+            ..Limits::default()
+        },
+        Limits {
+            cpu_time: std::time::Duration::ZERO,
+            ..Limits::default()
+        },
+        Limits {
+            processes: u64::MAX,
+            ..Limits::default()
+        },
     ];
     for limits in cases {
-        let err = sandbox().run(&BoxConfig::new(["true"]).with_limits(limits.clone())).unwrap_err();
-        assert!(matches!(err, Error::InvalidConfig(_)), "{limits:?}: {err:?}");
+        let err = sandbox()
+            .run(&BoxConfig::new(["true"]).with_limits(limits.clone()))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidConfig(_)),
+            "{limits:?}: {err:?}"
+        );
     }
 }
 
 #[test]
 fn a_reserved_mount_point_is_refused() {
-    let err = sandbox().run(&BoxConfig::new(["true"]).with_bind(BindMount::read_only("/tmp", "/proc"))).unwrap_err();
+    let err = sandbox()
+        .run(&BoxConfig::new(["true"]).with_bind(BindMount::read_only("/tmp", "/proc")))
+        .unwrap_err();
     assert!(err.to_string().contains("/proc"), "{err}");
 }
 

@@ -18,26 +18,47 @@ fn a_daemonised_double_forked_process_dies_with_the_box() {
     let o = sh("(setsid sh -c 'sleep 100 & sleep 100' &) ; sleep 0.1; echo started");
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(stdout(&o), "started\n");
-    assert!(o.wall_time < Duration::from_secs(2), "the run must not wait for the daemon: {o:?}");
-    assert_eq!(box_processes(), Vec::<u32>::new(), "box processes survived the run");
+    assert!(
+        o.wall_time < Duration::from_secs(2),
+        "the run must not wait for the daemon: {o:?}"
+    );
+    assert_eq!(
+        box_processes(),
+        Vec::<u32>::new(),
+        "box processes survived the run"
+    );
 }
 
 #[test]
 fn a_dropped_sandbox_leaves_no_cgroup_mount_or_process() {
     let _guard = ONE_AT_A_TIME.lock().unwrap();
-    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count();
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
     let groups_before = runbox_cgroups();
     {
-        let sandbox = Sandbox::new(SandboxOptions { max_boxes: 2, uid_base: 1_800_000, ..SandboxOptions::default() }).unwrap();
+        let sandbox = Sandbox::new(SandboxOptions {
+            max_boxes: 2,
+            uid_base: 1_800_000,
+            ..SandboxOptions::default()
+        })
+        .unwrap();
         for script in ["sleep 10 & echo hi", "exit 3", "yes"] {
             let cfg = BoxConfig::new(["/bin/sh", "-c", script]);
             let _ = sandbox.run(&cfg).unwrap();
         }
         let _ = sandbox.run(&BoxConfig::new(["no-such-command"]));
-        assert!(runbox_cgroups().len() > groups_before.len(), "the sandbox made its cgroups");
+        assert!(
+            runbox_cgroups().len() > groups_before.len(),
+            "the sandbox made its cgroups"
+        );
     }
     assert_eq!(runbox_cgroups(), groups_before, "cgroups left behind");
-    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count();
+    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
     assert_eq!(mounts_after, mounts_before, "host mounts changed");
 }
 
@@ -46,7 +67,9 @@ fn runbox_cgroups() -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {

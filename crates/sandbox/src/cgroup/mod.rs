@@ -68,7 +68,8 @@ pub(crate) struct ControllerInfo {
     /// A controller (`memory`, `pids`, `cpuacct`, `cpu`, `cpuset`) or a feature
     /// of one (`memory+swap`: swap is counted in the memory limit).
     pub name: String,
-    /// The parent directory of the boxes in this controller's hierarchy.
+    /// The parent directory of the boxes in this controller's hierarchy (empty
+    /// when the controller is not mounted at all).
     pub path: PathBuf,
     /// Whether boxes get this controller's limits or measurements.
     pub usable: bool,
@@ -135,7 +136,11 @@ impl CgroupManager {
 
     /// A manager over `layout` with an empty pool.
     fn new(layout: Layout) -> Self {
-        Self { layout, pool: Mutex::new(Vec::new()), cpuset_warned: AtomicBool::new(false) }
+        Self {
+            layout,
+            pool: Mutex::new(Vec::new()),
+            cpuset_warned: AtomicBool::new(false),
+        }
     }
 
     /// The cgroup version the boxes use.
@@ -163,6 +168,11 @@ impl CgroupManager {
         if let Some(mut cg) = self.take_pooled() {
             match cg.prepare(limits) {
                 Ok(()) => return Ok(cg),
+                // The request is at fault (e.g. CPUs outside ours), not the cgroup.
+                Err(err @ Error::InvalidConfig(_)) => {
+                    self.release(cg);
+                    return Err(err);
+                }
                 // A pooled cgroup can fail where a fresh one does not (e.g. cached
                 // pages above a lower limit): drop it, which removes it.
                 Err(err) => tracing::debug!("pooled box cgroup not reusable: {err}"),
@@ -177,17 +187,24 @@ impl CgroupManager {
     /// processes left, or that cannot be reused, is killed and removed instead.
     pub fn release(&self, cg: BoxCgroup) {
         if cg.reusable() && matches!(cg.is_empty(), Ok(true)) {
-            self.pool.lock().unwrap_or_else(PoisonError::into_inner).push(cg);
+            self.pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(cg);
         }
         // Otherwise `cg` drops here, which kills what is left and removes it.
     }
 
     /// The most recently pooled box cgroup, if any (its pages are likeliest warm).
     fn take_pooled(&self) -> Option<BoxCgroup> {
-        self.pool.lock().unwrap_or_else(PoisonError::into_inner).pop()
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
     }
 
-    /// Creates a new box cgroup, skipping names left behind by someone else.
+    /// Creates a new box cgroup, skipping names left behind by a dead process
+    /// that had the same group name.
     fn create(&self) -> Result<BoxCgroup> {
         const ATTEMPTS: usize = 8;
         let mut last = None;
@@ -199,13 +216,24 @@ impl CgroupManager {
             };
             match created? {
                 Some(imp) => return Ok(BoxCgroup { imp }),
-                None => last = Some(name),
+                None => {
+                    skip_taken_names(&self.group_dirs());
+                    last = Some(name);
+                }
             }
         }
         Err(Error::Cgroup(format!(
             "cannot create a box cgroup: {ATTEMPTS} names up to {} already exist",
             last.unwrap_or_default()
         )))
+    }
+
+    /// The parent directories of the boxes, one per hierarchy.
+    fn group_dirs(&self) -> Vec<&Path> {
+        match &self.layout {
+            Layout::V1(layout) => layout.group_dirs(),
+            Layout::V2(layout) => vec![layout.group_dir()],
+        }
     }
 
     /// Warns, once per manager, that a requested cpuset cannot be applied.
@@ -229,6 +257,22 @@ impl Drop for CgroupManager {
     }
 }
 
+/// Moves the box counter past every `box-N` found in `dirs`, so that the next
+/// names are free (without touching what another process left there).
+fn skip_taken_names(dirs: &[&Path]) {
+    let highest = dirs
+        .iter()
+        .flat_map(|dir| child_cgroups(dir))
+        .filter_map(|child| {
+            let name = child.file_name()?.to_str()?;
+            name.strip_prefix("box-")?.parse::<u64>().ok()
+        })
+        .max();
+    if let Some(highest) = highest {
+        NEXT_BOX.fetch_max(highest + 1, Ordering::Relaxed);
+    }
+}
+
 /// Refuses a parent name that is not a single, plain path component.
 fn check_group_name(name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {
@@ -242,13 +286,20 @@ fn check_group_name(name: &str) -> Result<()> {
 /// Refuses limits the kernel would take as "nothing may run" or reject obscurely.
 fn check_limits(limits: &CgroupLimits) -> Result<()> {
     if limits.memory_bytes == 0 {
-        return Err(Error::InvalidConfig("the memory limit must be above 0".into()));
+        return Err(Error::InvalidConfig(
+            "the memory limit must be above 0".into(),
+        ));
     }
     if limits.pids == 0 {
-        return Err(Error::InvalidConfig("the process limit must be above 0".into()));
+        return Err(Error::InvalidConfig(
+            "the process limit must be above 0".into(),
+        ));
     }
     if let Some(cpus) = &limits.cpus {
-        let valid = !cpus.is_empty() && cpus.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '-');
+        let valid = !cpus.is_empty()
+            && cpus
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ',' || c == '-');
         if !valid {
             return Err(Error::InvalidConfig(format!(
                 "cpus '{cpus}' is not a cpuset list such as \"1\" or \"0-3,6\""
@@ -354,10 +405,10 @@ impl Drop for BoxCgroup {
     /// Kills what is left in the box and removes its directories; failures are
     /// logged, since there is no one left to return them to.
     fn drop(&mut self) {
-        if !matches!(self.is_empty(), Ok(true)) {
-            if let Err(err) = self.kill_all() {
-                tracing::warn!("cannot empty a box cgroup before removing it: {err}");
-            }
+        if !matches!(self.is_empty(), Ok(true))
+            && let Err(err) = self.kill_all()
+        {
+            tracing::warn!("cannot empty a box cgroup before removing it: {err}");
         }
         for dir in self.dirs() {
             if let Err(err) = remove_cgroup_tree(dir) {
@@ -384,7 +435,11 @@ fn read_number(path: &Path) -> Result<u64> {
 
 /// The error for a cgroup file whose content is not what the kernel documents.
 fn not_a_number(path: &Path, text: &str) -> Error {
-    Error::Cgroup(format!("unexpected content in {}: '{}'", path.display(), text.trim()))
+    Error::Cgroup(format!(
+        "unexpected content in {}: '{}'",
+        path.display(),
+        text.trim()
+    ))
 }
 
 /// Writes `value` to an existing cgroup file, keeping the OS error for callers
@@ -408,14 +463,23 @@ fn open_read(path: &Path) -> Result<File> {
 /// Opens a box's `cgroup.procs` for repeated single-pid writes.
 fn open_procs(dir: &Path) -> Result<File> {
     let path = dir.join("cgroup.procs");
-    OpenOptions::new().write(true).open(&path).map_err(|e| Error::io("cannot open", path, e))
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("cannot open", path, e))
 }
 
 /// Writes `pid` to an open `cgroup.procs`, moving that process into the cgroup.
 fn write_pid(procs: &File, pid: i32, dir: &Path) -> Result<()> {
     (&*procs)
         .write_all(pid.to_string().as_bytes())
-        .map_err(|e| Error::io("cannot move process into cgroup", dir.join("cgroup.procs"), e))
+        .map_err(|e| {
+            Error::io(
+                "cannot move process into cgroup",
+                dir.join("cgroup.procs"),
+                e,
+            )
+        })
 }
 
 /// Reads an open file from offset 0 without reopening it (kernfs regenerates
@@ -450,7 +514,10 @@ fn make_cgroup(path: &Path) -> io::Result<bool> {
 
 /// Whether an error means "you may not write here" rather than a failure.
 fn is_permission_error(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS))
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    )
 }
 
 /// Removes a box cgroup and any child cgroups its processes made.
@@ -463,7 +530,9 @@ fn remove_cgroup_tree(path: &Path) -> Result<()> {
 
 /// The child cgroups of `path` (sub-directories; control files are not).
 fn child_cgroups(path: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(path) else { return Vec::new() };
+    let Ok(entries) = fs::read_dir(path) else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -510,9 +579,10 @@ struct Membership<'a> {
     path: &'a str,
 }
 
-/// SIGKILLs every process listed in the cgroup `dir` until it is empty or about
-/// a second has passed. `member` identifies the cgroup in `/proc/<pid>/cgroup`, so
-/// that a pid that exits and is reused meanwhile is never killed by mistake.
+/// SIGKILLs every process listed in the cgroups `dirs` until they are empty or
+/// about a second has passed. Each directory comes with its cgroup as
+/// `/proc/<pid>/cgroup` shows it, so that a pid that exits and is reused by a
+/// process outside the box meanwhile is never killed by mistake.
 fn kill_listed(dirs: &[(&Path, Membership<'_>)]) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(1);
     let mut pause = Duration::from_micros(100);
@@ -550,7 +620,9 @@ fn kill_if_member(pid: i32, member: Membership<'_>) {
     if matches!(&pidfd, Err(e) if e.raw_os_error() != Some(libc::ENOSYS)) {
         return; // ESRCH: gone.
     }
-    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else { return };
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return;
+    };
     let inside = parse::proc_cgroups(&text)
         .iter()
         .any(|l| l.id == member.hierarchy && l.path == member.path);

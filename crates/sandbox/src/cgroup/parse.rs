@@ -39,9 +39,16 @@ fn proc_cgroup_line(line: &str) -> Option<ProcCgroup> {
     if !path.starts_with('/') {
         return None;
     }
-    let controllers =
-        controllers.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect();
-    Some(ProcCgroup { id, controllers, path: path.to_owned() })
+    let controllers = controllers
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Some(ProcCgroup {
+        id,
+        controllers,
+        path: path.to_owned(),
+    })
 }
 
 /// The kind of a cgroup file system mount.
@@ -95,10 +102,20 @@ fn mountinfo_line(line: &str) -> Option<CgroupMount> {
         _ => return None,
     };
     let _source = after.next()?;
-    let super_options = after.next().unwrap_or("").split(',').map(str::to_owned).collect();
+    let super_options = after
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
     let root = unescape(before.get(3)?);
     let mount_point = PathBuf::from(unescape(before.get(4)?));
-    Some(CgroupMount { fs, root, mount_point, super_options })
+    Some(CgroupMount {
+        fs,
+        root,
+        mount_point,
+        super_options,
+    })
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
@@ -107,7 +124,9 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match (bytes[i], octal) {
             (b'\\', Some(d)) => {
                 let value = d.iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
@@ -141,12 +160,20 @@ pub(super) fn resolve(mount_point: &Path, mount_root: &str, cgroup: &str) -> Opt
     if relative.split('/').any(|part| part == "..") {
         return None;
     }
-    Some(if relative.is_empty() { mount_point.to_path_buf() } else { mount_point.join(relative) })
+    Some(if relative.is_empty() {
+        mount_point.to_path_buf()
+    } else {
+        mount_point.join(relative)
+    })
 }
 
 /// Joins a cgroup path (as in `/proc/self/cgroup`) and a child name.
 pub(super) fn child_path(parent: &str, name: &str) -> String {
-    if parent.ends_with('/') { format!("{parent}{name}") } else { format!("{parent}/{name}") }
+    if parent.ends_with('/') {
+        format!("{parent}{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
 }
 
 /// The value of `key` in a flat keyed file of `key value` lines, such as
@@ -154,7 +181,11 @@ pub(super) fn child_path(parent: &str, name: &str) -> String {
 pub(super) fn keyed_value(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
         let (k, v) = line.split_once(' ')?;
-        if k == key { v.trim().parse().ok() } else { None }
+        if k == key {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
     })
 }
 
@@ -175,17 +206,24 @@ mod tests {
 
     /// Our own line for `controller` in a parsed `/proc/self/cgroup`.
     fn line_for<'a>(lines: &'a [ProcCgroup], controller: &str) -> &'a ProcCgroup {
-        lines.iter().find(|l| l.controllers.iter().any(|c| c == controller)).unwrap()
+        lines
+            .iter()
+            .find(|l| l.controllers.iter().any(|c| c == controller))
+            .unwrap()
     }
 
     #[test]
     fn v1_proc_cgroup_with_separate_controllers_gives_one_line_each() {
-        let text = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/c8cf\n2:cpuacct:/\n1:cpu:/\n0::/\n";
+        let text =
+            "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/c8cf\n2:cpuacct:/\n1:cpu:/\n0::/\n";
         let lines = proc_cgroups(text);
         assert_eq!(lines.len(), 6);
         assert_eq!(line_for(&lines, "memory").path, "/process_api/c8cf");
         assert_eq!(line_for(&lines, "memory").id, 4);
-        assert_eq!(line_for(&lines, "name=systemd").controllers, vec!["name=systemd"]);
+        assert_eq!(
+            line_for(&lines, "name=systemd").controllers,
+            vec!["name=systemd"]
+        );
         assert!(lines[5].is_v2());
         assert!(!lines[0].is_v2());
     }
@@ -217,7 +255,14 @@ mod tests {
     #[test]
     fn proc_cgroup_path_may_contain_colons_and_bad_lines_are_skipped() {
         let lines = proc_cgroups("garbage\n0::/a:b\nx:memory:/\n");
-        assert_eq!(lines, vec![ProcCgroup { id: 0, controllers: vec![], path: "/a:b".into() }]);
+        assert_eq!(
+            lines,
+            vec![ProcCgroup {
+                id: 0,
+                controllers: vec![],
+                path: "/a:b".into()
+            }]
+        );
     }
 
     #[test]
@@ -250,13 +295,19 @@ mod tests {
     #[test]
     fn mountinfo_octal_escapes_are_decoded() {
         let text = "50 40 0:30 / /mnt/my\\040cgroups rw - cgroup2 cgroup2 rw\n";
-        assert_eq!(cgroup_mounts(text)[0].mount_point, Path::new("/mnt/my cgroups"));
+        assert_eq!(
+            cgroup_mounts(text)[0].mount_point,
+            Path::new("/mnt/my cgroups")
+        );
     }
 
     #[test]
     fn path_resolves_below_a_mount_with_root_slash() {
         let dir = resolve(Path::new("/sys/fs/cgroup/memory"), "/", "/process_api/c8cf");
-        assert_eq!(dir.unwrap(), Path::new("/sys/fs/cgroup/memory/process_api/c8cf"));
+        assert_eq!(
+            dir.unwrap(),
+            Path::new("/sys/fs/cgroup/memory/process_api/c8cf")
+        );
         let root = resolve(Path::new("/sys/fs/cgroup/pids"), "/", "/");
         assert_eq!(root.unwrap(), Path::new("/sys/fs/cgroup/pids"));
     }
@@ -265,7 +316,10 @@ mod tests {
     fn path_resolves_relative_to_a_bind_mounted_subtree() {
         let mount = Path::new("/sys/fs/cgroup");
         assert_eq!(resolve(mount, "/docker/abc", "/docker/abc").unwrap(), mount);
-        assert_eq!(resolve(mount, "/docker/abc", "/docker/abc/x").unwrap(), mount.join("x"));
+        assert_eq!(
+            resolve(mount, "/docker/abc", "/docker/abc/x").unwrap(),
+            mount.join("x")
+        );
         assert_eq!(resolve(mount, "/docker/abc", "/docker/abcd"), None);
         assert_eq!(resolve(mount, "/docker/abc", "/other"), None);
     }
@@ -286,7 +340,10 @@ mod tests {
     fn oom_control_gives_the_oom_kill_count() {
         let text = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
         assert_eq!(keyed_value(text, "oom_kill"), Some(3));
-        assert_eq!(keyed_value("oom_kill_disable 0\nunder_oom 0\n", "oom_kill"), None);
+        assert_eq!(
+            keyed_value("oom_kill_disable 0\nunder_oom 0\n", "oom_kill"),
+            None
+        );
     }
 
     #[test]

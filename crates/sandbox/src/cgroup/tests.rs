@@ -16,15 +16,17 @@ const MIB: u64 = 1024 * 1024;
 
 /// Limits roomy enough for a shell pipeline.
 fn limits(memory_bytes: u64) -> CgroupLimits {
-    CgroupLimits { memory_bytes, pids: 64, cpus: None }
+    CgroupLimits {
+        memory_bytes,
+        pids: 64,
+        cpus: None,
+    }
 }
 
 /// A manager with a parent group unique to this test and process, or `None`
 /// (after saying why) where this host gives us no cgroups.
 fn manager(test: &str) -> Option<CgroupManager> {
-    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    if !root {
-        eprintln!("skipped: cgroup tests need root");
+    if !is_root() {
         return None;
     }
     let name = format!("runbox-test-{}-{test}", std::process::id());
@@ -35,6 +37,15 @@ fn manager(test: &str) -> Option<CgroupManager> {
     manager
 }
 
+/// Whether we run as root (the owner of `/proc/self`); says so when not.
+pub(super) fn is_root() -> bool {
+    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root {
+        eprintln!("skipped: cgroup tests need root");
+    }
+    root
+}
+
 /// Whether this host has the v1 memory hierarchy these tests were written on.
 fn host_is_v1() -> bool {
     Path::new("/sys/fs/cgroup/memory/memory.use_hierarchy").exists()
@@ -43,6 +54,11 @@ fn host_is_v1() -> bool {
 /// Starts `sh -c script` in `cg`: the shell waits for a line on stdin until it
 /// has been placed, so all of `script` runs inside the box.
 fn spawn_in(cg: &BoxCgroup, script: &str) -> Child {
+    spawn_placed(script, |pid| cg.add_process(pid).expect("add_process"))
+}
+
+/// Starts `sh -c script`, lets `place` put it in a cgroup, then lets it run.
+pub(super) fn spawn_placed(script: &str, place: impl FnOnce(i32)) -> Child {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!("read go; {script}"))
@@ -51,15 +67,19 @@ fn spawn_in(cg: &BoxCgroup, script: &str) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn sh");
-    cg.add_process(child.id() as i32).expect("add_process");
+    place(child.id() as i32);
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     child
 }
 
 /// The box parent directories of every controller the manager uses.
 fn group_dirs(manager: &CgroupManager) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> =
-        manager.describe().into_iter().filter(|c| c.usable).map(|c| c.path).collect();
+    let mut dirs: Vec<PathBuf> = manager
+        .describe()
+        .into_iter()
+        .filter(|c| c.usable)
+        .map(|c| c.path)
+        .collect();
     dirs.sort();
     dirs.dedup();
     dirs
@@ -68,14 +88,24 @@ fn group_dirs(manager: &CgroupManager) -> Vec<PathBuf> {
 /// This process's own cgroup directory in the v1 memory hierarchy.
 fn own_memory_dir() -> PathBuf {
     let own = parse::proc_cgroups(&fs::read_to_string("/proc/self/cgroup").unwrap());
-    let line = own.iter().find(|l| l.controllers.iter().any(|c| c == "memory")).unwrap();
+    let line = own
+        .iter()
+        .find(|l| l.controllers.iter().any(|c| c == "memory"))
+        .unwrap();
     Path::new("/sys/fs/cgroup/memory").join(line.path.trim_start_matches('/'))
 }
 
 /// Reads a cgroup file of box `cg` in the hierarchy whose directory contains `part`.
 fn read_box_file(cg: &BoxCgroup, part: &str, file: &str) -> String {
-    let dir = cg.dirs().into_iter().find(|d| d.to_string_lossy().contains(part)).unwrap();
-    fs::read_to_string(dir.join(file)).unwrap().trim().to_owned()
+    let dir = cg
+        .dirs()
+        .into_iter()
+        .find(|d| d.to_string_lossy().contains(part))
+        .unwrap();
+    fs::read_to_string(dir.join(file))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 #[test]
@@ -89,21 +119,44 @@ fn cgroup_manager_can_be_shared_between_threads() {
 #[test]
 fn group_names_that_are_not_one_directory_are_refused() {
     for name in ["", ".", "..", "a/b"] {
-        assert!(matches!(CgroupManager::detect(name), Err(Error::InvalidConfig(_))), "{name:?}");
+        assert!(
+            matches!(CgroupManager::detect(name), Err(Error::InvalidConfig(_))),
+            "{name:?}"
+        );
     }
 }
 
 #[test]
 fn zero_limits_and_malformed_cpu_lists_are_refused() {
     assert!(check_limits(&limits(0)).is_err());
-    assert!(check_limits(&CgroupLimits { pids: 0, ..limits(MIB) }).is_err());
-    assert!(check_limits(&CgroupLimits { cpus: Some("1;2".into()), ..limits(MIB) }).is_err());
-    assert!(check_limits(&CgroupLimits { cpus: Some("0-3,6".into()), ..limits(MIB) }).is_ok());
+    assert!(
+        check_limits(&CgroupLimits {
+            pids: 0,
+            ..limits(MIB)
+        })
+        .is_err()
+    );
+    assert!(
+        check_limits(&CgroupLimits {
+            cpus: Some("1;2".into()),
+            ..limits(MIB)
+        })
+        .is_err()
+    );
+    assert!(
+        check_limits(&CgroupLimits {
+            cpus: Some("0-3,6".into()),
+            ..limits(MIB)
+        })
+        .is_ok()
+    );
 }
 
 #[test]
 fn detect_finds_v1_below_own_memory_cgroup_on_this_host() {
-    let Some(manager) = manager("detect") else { return };
+    let Some(manager) = manager("detect") else {
+        return;
+    };
     if !host_is_v1() {
         return;
     }
@@ -113,26 +166,51 @@ fn detect_finds_v1_below_own_memory_cgroup_on_this_host() {
     assert!(memory.usable);
     assert_eq!(memory.path.parent().unwrap(), own_memory_dir());
     for name in ["pids", "cpuacct"] {
-        assert!(info.iter().any(|c| c.name == name && c.usable), "{name} missing: {info:?}");
+        assert!(
+            info.iter().any(|c| c.name == name && c.usable),
+            "{name} missing: {info:?}"
+        );
     }
     assert!(info.iter().any(|c| c.name == "memory+swap"));
 }
 
 #[test]
 fn acquire_creates_box_dirs_below_own_cgroup_with_the_limits_written() {
-    let Some(manager) = manager("acquire") else { return };
-    let cg = manager.acquire(&CgroupLimits { memory_bytes: 20 * MIB, pids: 7, cpus: None }).unwrap();
+    let Some(manager) = manager("acquire") else {
+        return;
+    };
+    let cg = manager
+        .acquire(&CgroupLimits {
+            memory_bytes: 20 * MIB,
+            pids: 7,
+            cpus: None,
+        })
+        .unwrap();
     let groups = group_dirs(&manager);
     for dir in cg.dirs() {
         assert!(dir.is_dir(), "{}", dir.display());
-        assert!(groups.iter().any(|g| dir.parent() == Some(g)), "{} not below a group", dir.display());
+        assert!(
+            groups.iter().any(|g| dir.parent() == Some(g)),
+            "{} not below a group",
+            dir.display()
+        );
     }
     assert!(cg.is_empty().unwrap());
     match manager.version() {
         CgroupVersion::V1 => {
-            assert_eq!(read_box_file(&cg, "memory", "memory.limit_in_bytes"), "20971520");
-            if manager.describe().iter().any(|c| c.name == "memory+swap" && c.usable) {
-                assert_eq!(read_box_file(&cg, "memory", "memory.memsw.limit_in_bytes"), "20971520");
+            assert_eq!(
+                read_box_file(&cg, "memory", "memory.limit_in_bytes"),
+                "20971520"
+            );
+            if manager
+                .describe()
+                .iter()
+                .any(|c| c.name == "memory+swap" && c.usable)
+            {
+                assert_eq!(
+                    read_box_file(&cg, "memory", "memory.memsw.limit_in_bytes"),
+                    "20971520"
+                );
             }
             assert_eq!(read_box_file(&cg, "pids", "pids.max"), "7");
             assert!(cg.clone_into_fd().is_none());
@@ -148,17 +226,25 @@ fn acquire_creates_box_dirs_below_own_cgroup_with_the_limits_written() {
 
 #[test]
 fn a_reused_box_takes_a_lower_then_a_higher_memory_limit() {
-    let Some(manager) = manager("relimit") else { return };
+    let Some(manager) = manager("relimit") else {
+        return;
+    };
     let first = manager.acquire(&limits(64 * MIB)).unwrap();
     let dirs: Vec<PathBuf> = first.dirs().iter().map(|d| d.to_path_buf()).collect();
     manager.release(first);
     for memory in [16 * MIB, 128 * MIB] {
         let cg = manager.acquire(&limits(memory)).unwrap();
         if cg.reusable() {
-            assert_eq!(cg.dirs(), dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+            assert_eq!(
+                cg.dirs(),
+                dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()
+            );
         }
         if manager.version() == CgroupVersion::V1 {
-            assert_eq!(read_box_file(&cg, "memory", "memory.limit_in_bytes"), memory.to_string());
+            assert_eq!(
+                read_box_file(&cg, "memory", "memory.limit_in_bytes"),
+                memory.to_string()
+            );
         }
         manager.release(cg);
     }
@@ -166,7 +252,9 @@ fn a_reused_box_takes_a_lower_then_a_higher_memory_limit() {
 
 #[test]
 fn a_busy_child_process_grows_the_box_cpu_time() {
-    let Some(manager) = manager("cpu") else { return };
+    let Some(manager) = manager("cpu") else {
+        return;
+    };
     let cg = manager.acquire(&limits(256 * MIB)).unwrap();
     assert!(cg.cpu_time().unwrap() < Duration::from_millis(20));
     let mut child = spawn_in(&cg, "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done");
@@ -179,13 +267,19 @@ fn a_busy_child_process_grows_the_box_cpu_time() {
 
 #[test]
 fn an_allocating_child_raises_the_memory_peak() {
-    let Some(manager) = manager("peak") else { return };
+    let Some(manager) = manager("peak") else {
+        return;
+    };
     let cg = manager.acquire(&limits(256 * MIB)).unwrap();
     // `tail` keeps everything since the last newline: 50 MiB of zeros, in memory.
     let mut child = spawn_in(&cg, "head -c 50M /dev/zero | tail");
     assert!(child.wait().unwrap().success());
     let usage = cg.usage().unwrap();
-    assert!(usage.memory_peak_bytes >= 50 * MIB, "peak {}", usage.memory_peak_bytes);
+    assert!(
+        usage.memory_peak_bytes >= 50 * MIB,
+        "peak {}",
+        usage.memory_peak_bytes
+    );
     assert!(!usage.oom_killed);
     manager.release(cg);
 
@@ -200,14 +294,20 @@ fn an_allocating_child_raises_the_memory_peak() {
 
 #[test]
 fn a_child_over_the_memory_limit_is_oom_killed() {
-    let Some(manager) = manager("oom") else { return };
+    let Some(manager) = manager("oom") else {
+        return;
+    };
     let cg = manager.acquire(&limits(20 * MIB)).unwrap();
     let mut child = spawn_in(&cg, "head -c 200M /dev/zero | tail");
     let status = child.wait().unwrap();
     assert!(!status.success());
     let usage = cg.usage().unwrap();
     assert!(usage.oom_killed, "{usage:?}");
-    assert!(usage.memory_peak_bytes <= 20 * MIB, "peak {}", usage.memory_peak_bytes);
+    assert!(
+        usage.memory_peak_bytes <= 20 * MIB,
+        "peak {}",
+        usage.memory_peak_bytes
+    );
     manager.release(cg);
 
     // The OOM kill does not carry over to the next run of a pooled cgroup.
@@ -218,7 +318,9 @@ fn a_child_over_the_memory_limit_is_oom_killed() {
 
 #[test]
 fn kill_all_kills_every_process_of_the_box() {
-    let Some(manager) = manager("kill") else { return };
+    let Some(manager) = manager("kill") else {
+        return;
+    };
     let cg = manager.acquire(&limits(64 * MIB)).unwrap();
     let mut child = spawn_in(&cg, "sleep 100 & sleep 100 & sleep 100");
     // Wait until the shell has started its children inside the box.
@@ -232,7 +334,9 @@ fn kill_all_kills_every_process_of_the_box() {
 
 #[test]
 fn a_box_released_with_live_processes_is_killed_and_removed() {
-    let Some(manager) = manager("leftover") else { return };
+    let Some(manager) = manager("leftover") else {
+        return;
+    };
     let cg = manager.acquire(&limits(64 * MIB)).unwrap();
     let dirs: Vec<PathBuf> = cg.dirs().iter().map(|d| d.to_path_buf()).collect();
     let mut child = spawn_in(&cg, "sleep 100");
@@ -247,8 +351,12 @@ fn a_box_released_with_live_processes_is_killed_and_removed() {
 
 #[test]
 fn release_and_drop_leave_no_directory_behind() {
-    let Some(manager) = manager("cleanup") else { return };
-    let boxes: Vec<BoxCgroup> = (0..3).map(|_| manager.acquire(&limits(64 * MIB)).unwrap()).collect();
+    let Some(manager) = manager("cleanup") else {
+        return;
+    };
+    let boxes: Vec<BoxCgroup> = (0..3)
+        .map(|_| manager.acquire(&limits(64 * MIB)).unwrap())
+        .collect();
     let mut dirs: Vec<PathBuf> = group_dirs(&manager);
     dirs.extend(boxes.iter().flat_map(|b| b.dirs()).map(Path::to_path_buf));
     let mut child = spawn_in(&boxes[0], "true");
@@ -263,16 +371,56 @@ fn release_and_drop_leave_no_directory_behind() {
 }
 
 #[test]
+fn box_names_left_behind_by_a_dead_process_are_skipped() {
+    let Some(manager) = manager("stale") else {
+        return;
+    };
+    let next = NEXT_BOX.load(Ordering::Relaxed);
+    let mut stale = Vec::new();
+    for n in next..next + 20 {
+        for group in manager.group_dirs() {
+            let dir = group.join(format!("box-{n}"));
+            fs::create_dir(&dir).unwrap();
+            stale.push(dir);
+        }
+    }
+    let cg = manager.acquire(&limits(64 * MIB)).unwrap();
+    assert!(cg.dirs().iter().all(|d| !stale.iter().any(|s| s == d)));
+    manager.release(cg);
+    for dir in stale.iter().rev() {
+        fs::remove_dir(dir).unwrap();
+    }
+}
+
+#[test]
 fn a_pinned_box_runs_on_the_requested_cpu_only() {
-    let Some(manager) = manager("cpuset") else { return };
-    if !manager.describe().iter().any(|c| c.name == "cpuset" && c.usable) {
+    let Some(manager) = manager("cpuset") else {
+        return;
+    };
+    if !manager
+        .describe()
+        .iter()
+        .any(|c| c.name == "cpuset" && c.usable)
+    {
         return;
     }
-    let pinned = CgroupLimits { cpus: Some("0".into()), ..limits(64 * MIB) };
+    let pinned = CgroupLimits {
+        cpus: Some("0".into()),
+        ..limits(64 * MIB)
+    };
     let cg = manager.acquire(&pinned).unwrap();
-    let mut child = spawn_in(&cg, "grep Cpus_allowed_list /proc/self/status | grep -q '\t0$'");
+    let mut child = spawn_in(
+        &cg,
+        "grep Cpus_allowed_list /proc/self/status | grep -q '\t0$'",
+    );
     assert!(child.wait().unwrap().success());
     manager.release(cg);
-    let bad = CgroupLimits { cpus: Some("4095".into()), ..limits(64 * MIB) };
-    assert!(matches!(manager.acquire(&bad), Err(Error::InvalidConfig(_))));
+    let bad = CgroupLimits {
+        cpus: Some("4095".into()),
+        ..limits(64 * MIB)
+    };
+    assert!(matches!(
+        manager.acquire(&bad),
+        Err(Error::InvalidConfig(_))
+    ));
 }

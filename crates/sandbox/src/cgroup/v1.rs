@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::parse::{self, CgroupMount, ProcCgroup};
+use super::{CgroupLimits, CgroupUsage, is_permission_error, kill_listed, not_a_number, procs_of};
 use super::{
     ControllerInfo, Detected, Membership, make_cgroup, open_procs, open_read, pread_text,
     read_number, read_text, remove_cgroup, remove_cgroup_tree, write_pid, write_raw, write_value,
 };
-use super::{CgroupLimits, CgroupUsage, is_permission_error, kill_listed, not_a_number, procs_of};
 use crate::error::{Error, Result};
 
 /// The controllers every box needs, in the order processes are placed.
@@ -61,7 +61,10 @@ impl Layout {
         mounts: &[CgroupMount],
         group: &str,
     ) -> Result<Detected<Layout>> {
-        let mut layout = Layout { hierarchies: Vec::new(), swap: false };
+        let mut layout = Layout {
+            hierarchies: Vec::new(),
+            swap: false,
+        };
         for controller in REQUIRED {
             let Some((line, own_dir)) = locate(own, mounts, controller) else {
                 return Ok(Detected::Absent);
@@ -71,19 +74,32 @@ impl Layout {
             }
         }
         layout.join_cpuset(own, mounts, group)?;
-        for h in layout.hierarchies.iter().filter(|h| h.has(CPUSET) && !h.cpuset_only) {
+        for h in layout
+            .hierarchies
+            .iter()
+            .filter(|h| h.has(CPUSET) && !h.cpuset_only)
+        {
             // A cpuset co-mounted with a required controller: boxes need its CPUs.
             if let Err(err) = init_cpuset(&h.group_dir) {
                 return Ok(Detected::Misconfigured(err.to_string()));
             }
         }
-        layout.swap = layout.dir_of("memory").join("memory.memsw.limit_in_bytes").exists();
+        layout.swap = layout
+            .dir_of("memory")
+            .join("memory.memsw.limit_in_bytes")
+            .exists();
         Ok(Detected::Usable(layout))
     }
 
     /// Adds the hierarchy of `line` (unless already there) and creates the group
     /// directory in it; `false` when we may not write there.
-    fn join(&mut self, line: &ProcCgroup, own_dir: &Path, group: &str, cpuset_only: bool) -> Result<bool> {
+    fn join(
+        &mut self,
+        line: &ProcCgroup,
+        own_dir: &Path,
+        group: &str,
+        cpuset_only: bool,
+    ) -> Result<bool> {
         if let Some(h) = self.hierarchies.iter_mut().find(|h| h.id == line.id) {
             h.cpuset_only &= cpuset_only;
             return Ok(true);
@@ -107,8 +123,15 @@ impl Layout {
 
     /// Adds the cpuset hierarchy when it is mounted, writable, and can be given
     /// CPUs; otherwise boxes simply are not pinned.
-    fn join_cpuset(&mut self, own: &[ProcCgroup], mounts: &[CgroupMount], group: &str) -> Result<()> {
-        let Some((line, own_dir)) = locate(own, mounts, CPUSET) else { return Ok(()) };
+    fn join_cpuset(
+        &mut self,
+        own: &[ProcCgroup],
+        mounts: &[CgroupMount],
+        group: &str,
+    ) -> Result<()> {
+        let Some((line, own_dir)) = locate(own, mounts, CPUSET) else {
+            return Ok(());
+        };
         let before = self.hierarchies.len();
         if !self.join(line, &own_dir, group, true)? || self.hierarchies.len() == before {
             return Ok(()); // Not writable, or co-mounted with a required controller.
@@ -130,6 +153,14 @@ impl Layout {
             .map_or(Path::new(""), |h| h.group_dir.as_path())
     }
 
+    /// The parent directories of the boxes, one per hierarchy.
+    pub(super) fn group_dirs(&self) -> Vec<&Path> {
+        self.hierarchies
+            .iter()
+            .map(|h| h.group_dir.as_path())
+            .collect()
+    }
+
     /// Whether boxes can be pinned to CPUs.
     pub(super) fn has_cpuset(&self) -> bool {
         self.hierarchies.iter().any(|h| h.has(CPUSET))
@@ -141,18 +172,29 @@ impl Layout {
             .hierarchies
             .iter()
             .flat_map(|h| {
-                h.controllers.iter().filter(|c| !c.starts_with("name=")).map(|c| ControllerInfo {
-                    name: c.clone(),
-                    path: h.group_dir.clone(),
-                    usable: true,
-                })
+                h.controllers
+                    .iter()
+                    .filter(|c| !c.starts_with("name="))
+                    .map(|c| ControllerInfo {
+                        name: c.clone(),
+                        path: h.group_dir.clone(),
+                        usable: true,
+                    })
             })
             .collect();
         if !self.has_cpuset() {
-            out.push(ControllerInfo { name: CPUSET.into(), path: PathBuf::new(), usable: false });
+            out.push(ControllerInfo {
+                name: CPUSET.into(),
+                path: PathBuf::new(),
+                usable: false,
+            });
         }
         let memory = self.dir_of("memory").to_path_buf();
-        out.push(ControllerInfo { name: "memory+swap".into(), path: memory, usable: self.swap });
+        out.push(ControllerInfo {
+            name: "memory+swap".into(),
+            path: memory,
+            usable: self.swap,
+        });
         out
     }
 
@@ -174,7 +216,9 @@ impl Layout {
                 }
             }
         }
-        self.open_box(name).map(Some).inspect_err(|_| remove_all(&made))
+        self.open_box(name)
+            .map(Some)
+            .inspect_err(|_| remove_all(&made))
     }
 
     /// Opens the files of the freshly created box cgroup `name`.
@@ -196,16 +240,23 @@ impl Layout {
         let box_of = |controller| self.dir_of(controller).join(name);
         let cpuacct_path = box_of("cpuacct").join("cpuacct.usage");
         let memory = box_of("memory");
-        let oom_counter = if parse::keyed_value(&read_text(&memory.join("memory.oom_control"))?, "oom_kill").is_some() {
-            OomCounter::OomKill
-        } else {
-            OomCounter::Failcnt
-        };
-        let cpuset = self.hierarchies.iter().find(|h| h.has(CPUSET)).map(|h| Cpuset {
-            dir: h.group_dir.join(name),
-            parent: h.group_dir.clone(),
-            only: h.cpuset_only,
-        });
+        let oom_counter =
+            if parse::keyed_value(&read_text(&memory.join("memory.oom_control"))?, "oom_kill")
+                .is_some()
+            {
+                OomCounter::OomKill
+            } else {
+                OomCounter::Failcnt
+            };
+        let cpuset = self
+            .hierarchies
+            .iter()
+            .find(|h| h.has(CPUSET))
+            .map(|h| Cpuset {
+                dir: h.group_dir.join(name),
+                parent: h.group_dir.clone(),
+                only: h.cpuset_only,
+            });
         Ok(BoxDirs {
             dirs,
             pids: box_of("pids"),
@@ -233,10 +284,10 @@ impl Drop for Layout {
 
 /// Removes the group directory of `h` if we created it.
 fn remove_group(h: &Hierarchy) {
-    if h.created {
-        if let Err(err) = remove_cgroup(&h.group_dir) {
-            tracing::warn!("{err}");
-        }
+    if h.created
+        && let Err(err) = remove_cgroup(&h.group_dir)
+    {
+        tracing::warn!("{err}");
     }
 }
 
@@ -251,8 +302,14 @@ fn remove_all(made: &[PathBuf]) {
 
 /// Our own `/proc/self/cgroup` line for `controller` and our cgroup's directory
 /// in a mount of that hierarchy which shows it.
-fn locate<'a>(own: &'a [ProcCgroup], mounts: &[CgroupMount], controller: &str) -> Option<(&'a ProcCgroup, PathBuf)> {
-    let line = own.iter().find(|l| !l.is_v2() && l.controllers.iter().any(|c| c == controller))?;
+fn locate<'a>(
+    own: &'a [ProcCgroup],
+    mounts: &[CgroupMount],
+    controller: &str,
+) -> Option<(&'a ProcCgroup, PathBuf)> {
+    let line = own
+        .iter()
+        .find(|l| !l.is_v2() && l.controllers.iter().any(|c| c == controller))?;
     let dir = mounts
         .iter()
         .filter(|m| m.has_controllers(&line.controllers))
@@ -371,12 +428,14 @@ impl BoxDirs {
 
     /// Pins the box to `cpus` when asked and possible; returns whether it is pinned.
     fn set_cpus(&self, cpus: Option<&str>) -> Result<bool> {
-        let Some(cpuset) = &self.cpuset else { return Ok(false) };
+        let Some(cpuset) = &self.cpuset else {
+            return Ok(false);
+        };
         let file = cpuset.dir.join("cpuset.cpus");
         match cpus {
             Some(cpus) => match write_raw(&file, cpus) {
                 Ok(()) => Ok(true),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ERANGE)) => {
                     let allowed = read_text(&cpuset.parent.join("cpuset.cpus"))?;
                     Err(Error::InvalidConfig(format!(
                         "cpus '{cpus}' is not within the CPUs runbox may use ({})",
@@ -405,7 +464,9 @@ impl BoxDirs {
 
     /// CPU time used since acquire.
     pub(super) fn cpu_time(&self) -> Result<Duration> {
-        Ok(Duration::from_nanos(self.cpu_nanos()?.saturating_sub(self.cpu_base)))
+        Ok(Duration::from_nanos(
+            self.cpu_nanos()?.saturating_sub(self.cpu_base),
+        ))
     }
 
     /// `cpuacct.usage`: the box's total CPU time in nanoseconds.
@@ -445,7 +506,15 @@ impl BoxDirs {
         let dirs: Vec<(&Path, Membership<'_>)> = self
             .dirs
             .iter()
-            .map(|d| (d.path.as_path(), Membership { hierarchy: d.id, path: &d.rel }))
+            .map(|d| {
+                (
+                    d.path.as_path(),
+                    Membership {
+                        hierarchy: d.id,
+                        path: &d.rel,
+                    },
+                )
+            })
             .collect();
         kill_listed(&dirs)
     }
@@ -482,12 +551,16 @@ mod tests {
 
     #[test]
     fn v1_layout_resolves_each_controller_below_its_own_cgroup() {
-        let own = proc_cgroups("8:pids:/\n4:memory:/process_api/c8cf\n2:cpuacct:/\n1:cpu:/\n0::/\n");
+        let own =
+            proc_cgroups("8:pids:/\n4:memory:/process_api/c8cf\n2:cpuacct:/\n1:cpu:/\n0::/\n");
         let mounts = cgroup_mounts(MOUNTS);
         let (line, dir) = locate(&own, &mounts, "memory").unwrap();
         assert_eq!(line.id, 4);
         assert_eq!(dir, Path::new("/sys/fs/cgroup/memory/process_api/c8cf"));
-        assert_eq!(locate(&own, &mounts, "pids").unwrap().1, Path::new("/sys/fs/cgroup/pids"));
+        assert_eq!(
+            locate(&own, &mounts, "pids").unwrap().1,
+            Path::new("/sys/fs/cgroup/pids")
+        );
         assert!(locate(&own, &mounts, "cpuset").is_none());
     }
 
@@ -499,20 +572,30 @@ mod tests {
         );
         let (line, dir) = locate(&own, &mounts, "cpuacct").unwrap();
         assert_eq!(line.controllers, vec!["cpu", "cpuacct"]);
-        assert_eq!(dir, Path::new("/sys/fs/cgroup/cpu,cpuacct/system.slice/runbox.service"));
+        assert_eq!(
+            dir,
+            Path::new("/sys/fs/cgroup/cpu,cpuacct/system.slice/runbox.service")
+        );
     }
 
     #[test]
     fn v1_layout_uses_the_mount_root_of_a_bind_mounted_hierarchy() {
         let own = proc_cgroups("4:memory:/docker/abc\n");
-        let mounts = cgroup_mounts("35 31 0:32 /docker/abc /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n");
-        assert_eq!(locate(&own, &mounts, "memory").unwrap().1, Path::new("/sys/fs/cgroup/memory"));
+        let mounts = cgroup_mounts(
+            "35 31 0:32 /docker/abc /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n",
+        );
+        assert_eq!(
+            locate(&own, &mounts, "memory").unwrap().1,
+            Path::new("/sys/fs/cgroup/memory")
+        );
     }
 
     #[test]
     fn v1_layout_ignores_a_mount_that_does_not_show_our_cgroup() {
         let own = proc_cgroups("4:memory:/elsewhere\n");
-        let mounts = cgroup_mounts("35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n");
+        let mounts = cgroup_mounts(
+            "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+        );
         assert!(locate(&own, &mounts, "memory").is_none());
     }
 }

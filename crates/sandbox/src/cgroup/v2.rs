@@ -1,10 +1,12 @@
 //! cgroup v2: a box is one directory of the unified hierarchy.
 //!
 //! Layout: our own cgroup enables memory and pids (and cpu, cpuset when
-//! available) in its `cgroup.subtree_control`; the group directory below it does
-//! the same for the boxes, its children. v2's "no internal processes" rule is why
-//! the group directory exists at all: boxes cannot be our own cgroup's direct
-//! controller-bearing children if our own cgroup cannot delegate.
+//! available) in its `cgroup.subtree_control`, so that the group directory below
+//! it has them; the group directory enables them in turn for the boxes, its
+//! children. v2's "no internal processes" rule means the first step only works
+//! where our own cgroup already enables them or is the root cgroup: a non-root
+//! cgroup holding processes (us) cannot start delegating. `detect` then reports
+//! the file and the rule instead of moving us anywhere.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -48,7 +50,9 @@ impl Layout {
         mounts: &[CgroupMount],
         group: &str,
     ) -> Result<Detected<Layout>> {
-        let Some(line) = own.iter().find(|l| l.is_v2()) else { return Ok(Detected::Absent) };
+        let Some(line) = own.iter().find(|l| l.is_v2()) else {
+            return Ok(Detected::Absent);
+        };
         let Some(own_dir) = mounts
             .iter()
             .filter(|m| m.fs == CgroupFs::V2)
@@ -94,6 +98,11 @@ impl Layout {
         Ok(Detected::Usable(layout))
     }
 
+    /// The parent directory of the boxes.
+    pub(super) fn group_dir(&self) -> &Path {
+        &self.group_dir
+    }
+
     /// Whether boxes can be pinned to CPUs.
     pub(super) fn has_cpuset(&self) -> bool {
         self.has("cpuset")
@@ -111,9 +120,15 @@ impl Layout {
             path: self.group_dir.clone(),
             usable,
         };
-        let mut out: Vec<ControllerInfo> =
-            REQUIRED.iter().chain(&OPTIONAL).map(|c| info(c, self.has(c))).collect();
-        out.push(info("memory+swap", self.group_dir.join("memory.swap.max").exists()));
+        let mut out: Vec<ControllerInfo> = REQUIRED
+            .iter()
+            .chain(&OPTIONAL)
+            .map(|c| info(c, self.has(c)))
+            .collect();
+        out.push(info(
+            "memory+swap",
+            self.group_dir.join("memory.swap.max").exists(),
+        ));
         out
     }
 
@@ -126,11 +141,13 @@ impl Layout {
             Err(e) => return Err(Error::io("cannot create cgroup directory", path, e)),
         }
         let rel = parse::child_path(&self.group_rel, name);
-        BoxDir::open(path.clone(), rel, self.has_cpuset()).map(Some).inspect_err(|_| {
-            if let Err(err) = remove_cgroup_tree(&path) {
-                tracing::warn!("{err}");
-            }
-        })
+        BoxDir::open(path.clone(), rel, self.has_cpuset())
+            .map(Some)
+            .inspect_err(|_| {
+                if let Err(err) = remove_cgroup_tree(&path) {
+                    tracing::warn!("{err}");
+                }
+            })
     }
 }
 
@@ -138,17 +155,21 @@ impl Drop for Layout {
     /// Removes the group directory if we created it. The controllers we enabled
     /// in our own cgroup stay enabled: something else may rely on them by now.
     fn drop(&mut self) {
-        if self.created {
-            if let Err(err) = remove_cgroup(&self.group_dir) {
-                tracing::warn!("{err}");
-            }
+        if self.created
+            && let Err(err) = remove_cgroup(&self.group_dir)
+        {
+            tracing::warn!("{err}");
         }
     }
 }
 
 /// The controllers of `wanted` that `list` lacks.
 fn missing<'a>(list: &[String], wanted: &[&'a str]) -> Vec<&'a str> {
-    wanted.iter().copied().filter(|w| !list.iter().any(|c| c == w)).collect()
+    wanted
+        .iter()
+        .copied()
+        .filter(|w| !list.iter().any(|c| c == w))
+        .collect()
 }
 
 /// Enables the required and available optional controllers in `dir`'s
@@ -198,7 +219,11 @@ fn cannot_enable(file: &Path, controllers: &[&str], err: &io::Error) -> String {
     } else {
         ""
     };
-    format!("cannot enable '{}' in {}: {err}{why}", controllers.join(" "), file.display())
+    format!(
+        "cannot enable '{}' in {}: {err}{why}",
+        controllers.join(" "),
+        file.display()
+    )
 }
 
 /// A v2 box cgroup: its directory, open files and baselines.
@@ -257,7 +282,10 @@ impl BoxDir {
 
     /// Sets the limits of a run and takes the counters' baselines.
     pub(super) fn prepare(&mut self, limits: &CgroupLimits) -> Result<()> {
-        write_value(&self.path.join("memory.max"), &limits.memory_bytes.to_string())?;
+        write_value(
+            &self.path.join("memory.max"),
+            &limits.memory_bytes.to_string(),
+        )?;
         if self.swap {
             // No swap at all, so that memory.max bounds memory plus swap.
             write_value(&self.path.join("memory.swap.max"), "0")?;
@@ -268,7 +296,9 @@ impl BoxDir {
         }
         if let (Some(peak), true) = (&self.peak, self.peak_resettable) {
             let path = self.path.join("memory.peak");
-            (&*peak).write_all(b"reset").map_err(|e| Error::io("cannot reset", path, e))?;
+            (&*peak)
+                .write_all(b"reset")
+                .map_err(|e| Error::io("cannot reset", path, e))?;
         }
         self.cpu_base = self.cpu_usec()?;
         self.oom_base = self.oom_kills()?;
@@ -281,7 +311,7 @@ impl BoxDir {
         let file = self.path.join("cpuset.cpus");
         match write_raw(&file, cpus.unwrap_or("")) {
             Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ERANGE)) => {
                 let parent = self.path.parent().unwrap_or(&self.path);
                 let allowed = read_text(&parent.join("cpuset.cpus.effective"))?;
                 Err(Error::InvalidConfig(format!(
@@ -316,7 +346,9 @@ impl BoxDir {
 
     /// CPU time used since acquire.
     pub(super) fn cpu_time(&self) -> Result<Duration> {
-        Ok(Duration::from_micros(self.cpu_usec()?.saturating_sub(self.cpu_base)))
+        Ok(Duration::from_micros(
+            self.cpu_usec()?.saturating_sub(self.cpu_base),
+        ))
     }
 
     /// `usage_usec` of `cpu.stat`: the box's total CPU time in microseconds.
@@ -354,7 +386,10 @@ impl BoxDir {
     /// to each listed pid; then waits until the cgroup is empty.
     pub(super) fn kill_all(&self) -> Result<()> {
         if !self.kill {
-            let member = Membership { hierarchy: 0, path: &self.rel };
+            let member = Membership {
+                hierarchy: 0,
+                path: &self.rel,
+            };
             return kill_listed(&[(self.path.as_path(), member)]);
         }
         write_value(&self.path.join("cgroup.kill"), "1")?;
@@ -416,13 +451,19 @@ mod tests {
             dir.join("runbox-7").join("box-0"),
             Path::new("/sys/fs/cgroup/system.slice/runbox.service/runbox-7/box-0")
         );
-        assert_eq!(parse::child_path("/system.slice/runbox.service", "runbox-7"), "/system.slice/runbox.service/runbox-7");
+        assert_eq!(
+            parse::child_path("/system.slice/runbox.service", "runbox-7"),
+            "/system.slice/runbox.service/runbox-7"
+        );
     }
 
     #[test]
     fn v2_layout_in_a_container_resolves_against_the_mount_root() {
         // A cgroup namespace makes our own cgroup `/`, mounted with root `/`.
-        let dir = own_dir("0::/\n", "600 500 0:30 / /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw\n");
+        let dir = own_dir(
+            "0::/\n",
+            "600 500 0:30 / /sys/fs/cgroup ro,nosuid - cgroup2 cgroup2 rw\n",
+        );
         assert_eq!(dir.unwrap(), Path::new("/sys/fs/cgroup"));
         // A bind mount of a sub-tree without a namespace.
         let dir = own_dir(
@@ -434,8 +475,61 @@ mod tests {
 
     #[test]
     fn v2_layout_ignores_v1_mounts_for_the_unified_line() {
-        let dir = own_dir("0::/a\n", "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n");
+        let dir = own_dir(
+            "0::/a\n",
+            "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+        );
         assert!(dir.is_none());
+    }
+
+    /// This process's own directory in the unified hierarchy, as `detect` finds it.
+    fn own_unified_dir() -> Option<(PathBuf, String)> {
+        let own = proc_cgroups(&std::fs::read_to_string("/proc/self/cgroup").ok()?);
+        let line = own.iter().find(|l| l.is_v2())?;
+        let mounts = cgroup_mounts(&std::fs::read_to_string("/proc/self/mountinfo").ok()?);
+        let dir = mounts
+            .iter()
+            .filter(|m| m.fs == CgroupFs::V2)
+            .find_map(|m| parse::resolve(&m.mount_point, &m.root, &line.path))?;
+        Some((dir, line.path.clone()))
+    }
+
+    /// Exercises a v2 box's process files on whatever unified hierarchy this host
+    /// has, even one without controllers (a hybrid host): placement, `cpu.stat`,
+    /// `cgroup.events`, `cgroup.kill` and the `CLONE_INTO_CGROUP` descriptor.
+    #[test]
+    fn a_v2_box_counts_cpu_time_and_empties_with_cgroup_kill() {
+        use crate::cgroup::tests::{is_root, spawn_placed};
+        use std::os::unix::process::ExitStatusExt;
+        let Some((own, own_rel)) = own_unified_dir() else {
+            return;
+        };
+        if !is_root() {
+            return;
+        }
+        let name = format!("runbox-test-{}-v2box", std::process::id());
+        let path = own.join(&name);
+        assert!(make_cgroup(&path).unwrap());
+        let mut b = BoxDir::open(path.clone(), parse::child_path(&own_rel, &name), false).unwrap();
+        b.cpu_base = b.cpu_usec().unwrap();
+        let dir = std::fs::File::from(b.dir_fd().try_clone_to_owned().unwrap());
+        assert!(dir.metadata().unwrap().is_dir());
+
+        let script = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done";
+        let mut child = spawn_placed(script, |pid| b.add_process(pid).unwrap());
+        assert!(child.wait().unwrap().success());
+        let cpu = b.cpu_time().unwrap();
+        assert!(cpu >= Duration::from_millis(50), "cpu time {cpu:?}");
+
+        let mut child = spawn_placed("sleep 100 & sleep 100", |pid| b.add_process(pid).unwrap());
+        assert!(!b.is_empty().unwrap());
+        b.kill_all().unwrap();
+        assert!(b.is_empty().unwrap());
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+
+        drop((b, dir));
+        remove_cgroup(&path).unwrap();
+        assert!(!path.exists());
     }
 
     #[test]
@@ -448,17 +542,34 @@ mod tests {
     #[test]
     fn busy_subtree_control_message_names_the_file_and_the_rule() {
         let err = io::Error::from_raw_os_error(libc::EBUSY);
-        let msg = cannot_enable(Path::new("/sys/fs/cgroup/a/cgroup.subtree_control"), &REQUIRED, &err);
-        assert!(msg.contains("/sys/fs/cgroup/a/cgroup.subtree_control"), "{msg}");
+        let msg = cannot_enable(
+            Path::new("/sys/fs/cgroup/a/cgroup.subtree_control"),
+            &REQUIRED,
+            &err,
+        );
+        assert!(
+            msg.contains("/sys/fs/cgroup/a/cgroup.subtree_control"),
+            "{msg}"
+        );
         assert!(msg.contains("no internal processes"), "{msg}");
         assert!(msg.contains("'memory pids'"), "{msg}");
     }
 
     #[test]
     fn undelegated_message_names_the_parent_file_and_systemd_fix() {
-        let msg = not_delegated(Path::new("/sys/fs/cgroup/user.slice/x.scope"), &["cpu".into()], &["memory", "pids"]);
-        assert!(msg.contains("/sys/fs/cgroup/user.slice/x.scope/cgroup.controllers"), "{msg}");
-        assert!(msg.contains("/sys/fs/cgroup/user.slice/cgroup.subtree_control"), "{msg}");
+        let msg = not_delegated(
+            Path::new("/sys/fs/cgroup/user.slice/x.scope"),
+            &["cpu".into()],
+            &["memory", "pids"],
+        );
+        assert!(
+            msg.contains("/sys/fs/cgroup/user.slice/x.scope/cgroup.controllers"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("/sys/fs/cgroup/user.slice/cgroup.subtree_control"),
+            "{msg}"
+        );
         assert!(msg.contains("Delegate=yes"), "{msg}");
     }
 }

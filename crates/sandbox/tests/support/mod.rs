@@ -19,8 +19,12 @@ pub const MAX_BOXES: u32 = 64;
 pub fn sandbox() -> &'static Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
     SANDBOX.get_or_init(|| {
-        Sandbox::new(SandboxOptions { max_boxes: MAX_BOXES, uid_base: UID_BASE, ..SandboxOptions::default() })
-            .expect("the sandbox must start on this host (run the tests as root)")
+        Sandbox::new(SandboxOptions {
+            max_boxes: MAX_BOXES,
+            uid_base: UID_BASE,
+            ..SandboxOptions::default()
+        })
+        .expect("the sandbox must start on this host (run the tests as root)")
     })
 }
 
@@ -49,7 +53,11 @@ pub fn program(name: &str, source: &str) -> String {
             .arg(&src)
             .output()
             .expect("gcc must be installed for the attack suite");
-        assert!(out.status.success(), "gcc failed for {name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gcc failed for {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         built.insert(name.to_string(), ());
     }
     format!("/attacks/{name}")
@@ -58,13 +66,17 @@ pub fn program(name: &str, source: &str) -> String {
 /// A box running the compiled attack `name` with `args`, the attack dir bound read-only.
 pub fn attack(name: &str, source: &str, args: &[&str]) -> BoxConfig {
     let path = program(name, source);
-    let command: Vec<String> = std::iter::once(path).chain(args.iter().map(|s| s.to_string())).collect();
+    let command: Vec<String> = std::iter::once(path)
+        .chain(args.iter().map(|s| s.to_string()))
+        .collect();
     BoxConfig::new(command).with_bind(BindMount::read_only(programs_dir(), "/attacks"))
 }
 
 /// Runs a box and fails the test on a runbox error.
 pub fn run(config: &BoxConfig) -> Outcome {
-    sandbox().run(config).unwrap_or_else(|e| panic!("box failed to run: {e}"))
+    sandbox()
+        .run(config)
+        .unwrap_or_else(|e| panic!("box failed to run: {e}"))
 }
 
 /// Runs a shell script in a box.
@@ -89,8 +101,12 @@ pub fn box_processes() -> Vec<u32> {
     let range = UID_BASE..UID_BASE + 2 * MAX_BOXES;
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
         let uid = status
             .lines()
             .find_map(|l| l.strip_prefix("Uid:"))
