@@ -126,6 +126,8 @@ pub(crate) struct ChildPlan<'a> {
     pub cwd: CString,
     pub rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
     pub cap_last: u32,
+    /// Top of the stack the program's process starts on (see `spawn_program`).
+    pub program_stack_top: *mut libc::c_void,
 }
 
 impl<'a> ChildPlan<'a> {
@@ -184,10 +186,17 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
     if sys::read_full(fds.go, &mut go) != Ok(1) {
         sys::exit(1);
     }
+    step!(fds.report, Step::BecomeBoxRoot, sys::set_ids(0));
+    // Changing credentials cleared the parent-death signal: set it again, then make
+    // sure the supervisor did not die in between (it holds the go pipe open for the
+    // whole run, so a hang-up means it is gone).
+    // SAFETY: prctl with integer arguments changes only this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if supervisor_gone(fds.go) {
+        sys::exit(1);
+    }
     // SAFETY: closing a descriptor this process no longer uses.
     unsafe { libc::close(fds.go) };
-
-    step!(fds.report, Step::BecomeBoxRoot, sys::set_ids(0));
 
     if let Err((index, errno)) = plan.mounts.apply() {
         fail(fds.report, index, errno);
@@ -201,14 +210,9 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
         sys::check(unsafe { libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) })
     );
 
-    let program = raw_fork();
+    let program = spawn_program(plan, exec_pipe[1]);
     if program < 0 {
         fail(fds.report, Step::ForkProgram as u32, sys::errno());
-    }
-    if program == 0 {
-        // SAFETY: closing the read end, which only the init uses.
-        unsafe { libc::close(exec_pipe[0]) };
-        run_program(plan, exec_pipe[1]);
     }
 
     // The init holds no end of the program's stdio, so end of file means the box is done.
@@ -250,6 +254,14 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
             fail(fds.report, Step::ForkProgram as u32, sys::errno());
         }
     }
+}
+
+/// Whether the write end of the go pipe is closed, without waiting.
+fn supervisor_gone(go: RawFd) -> bool {
+    let mut poll = libc::pollfd { fd: go, events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll on one valid pollfd with a zero timeout.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready != 0 && poll.revents & libc::POLLHUP != 0
 }
 
 /// Where the program's descriptors are moved before stdio is set up.
@@ -376,14 +388,33 @@ fn reset_signals() {
     }
 }
 
-/// fork() as a raw system call: glibc's fork runs atfork handlers and takes locks
-/// that may be held by a thread of the supervisor this copy no longer has.
-fn raw_fork() -> libc::pid_t {
-    // SAFETY: clone with only SIGCHLD behaves like fork; the child continues on a
-    // copy of this stack and only makes system calls.
+/// What the program's process needs from the init, passed through clone.
+struct ProgramStart<'p, 'a> {
+    plan: &'p ChildPlan<'a>,
+    exec_fd: RawFd,
+}
+
+/// Starts the program the way posix_spawn does: CLONE_VM|CLONE_VFORK shares the
+/// init's memory until exec instead of copying its page tables (the init is a copy
+/// of the whole supervisor, so a fork would cost a copy of all its mappings), and
+/// the init sleeps until the program has exec'd or failed.
+fn spawn_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> libc::pid_t {
+    let start = ProgramStart { plan, exec_fd };
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    // SAFETY: the stack is a dedicated, writable region prepared for this child
+    // (its top 16-byte aligned); `start` lives on this stack frame, which stays
+    // untouched while CLONE_VFORK suspends the init until the child execs or exits.
+    // The child shares memory but not descriptors, and only makes system calls.
     unsafe {
-        libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) as libc::pid_t
+        libc::clone(program_main, plan.program_stack_top, flags, (&start as *const ProgramStart).cast_mut().cast())
     }
+}
+
+extern "C" fn program_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ProgramStart` of `spawn_program`, alive while the init
+    // is suspended by CLONE_VFORK.
+    let start = unsafe { &*(arg as *const ProgramStart) };
+    run_program(start.plan, start.exec_fd)
 }
 
 #[cfg(test)]

@@ -90,6 +90,7 @@ pub struct Sandbox {
     slots: Slots,
     host_netns: OwnedFd,
     root_dir: PathBuf,
+    host_layout: mounts::HostLayout,
     cap_last: u32,
 }
 
@@ -135,6 +136,7 @@ impl Sandbox {
             slots: Slots::new(options.max_boxes, options.uid_base),
             host_netns,
             root_dir,
+            host_layout: mounts::HostLayout::detect()?,
             cap_last: namespaces::last_capability(),
         })
     }

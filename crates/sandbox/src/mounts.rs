@@ -19,9 +19,54 @@ pub const BOX_UID: u32 = 1000;
 /// The box's host name.
 const HOSTNAME: &CStr = c"runbox";
 
-/// Host files bound read-only into /etc when they exist: the loader cache (correct
-/// and fast library lookup) and the alternatives links many Debian binaries go through.
-const DEFAULT_ETC_BINDS: &[&str] = &["/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime"];
+/// Host entries of /etc a box gets when they exist: the loader cache (correct and
+/// fast library lookup), the time zone, and the alternatives links many Debian
+/// binaries go through. Symlinks are recreated and small files copied, which is
+/// cheaper per box than a bind mount; directories are bound read-only.
+const HOST_ETC: &[&str] = &["/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime"];
+
+/// Files of [`HOST_ETC`] up to this size are copied into the box's /etc.
+const COPY_LIMIT: u64 = 1 << 20;
+
+/// How a host path is reproduced in every box.
+#[derive(Debug, Clone)]
+enum HostEntry {
+    Link(PathBuf),
+    Copy(Vec<u8>),
+    BindDir,
+}
+
+/// Facts about the host's file system, read once per sandbox rather than per box.
+#[derive(Debug, Clone)]
+pub(crate) struct HostLayout {
+    /// Top-level merged-/usr links (`/bin -> usr/bin`) or directories.
+    usr_links: Vec<(&'static str, HostEntry)>,
+    /// Entries of [`HOST_ETC`] that exist on this host.
+    etc: Vec<(&'static str, HostEntry)>,
+}
+
+impl HostLayout {
+    /// Reads the host's layout.
+    pub(crate) fn detect() -> Result<HostLayout> {
+        let usr_links = USR_LINKS.iter().filter_map(|name| Some((*name, host_entry(&Path::new("/").join(name), 0).ok()??))).collect();
+        let etc = HOST_ETC.iter().filter_map(|path| Some((*path, host_entry(Path::new(path), COPY_LIMIT).ok()??))).collect();
+        Ok(HostLayout { usr_links, etc })
+    }
+}
+
+/// How to reproduce `path`: `None` when it does not exist or is something else.
+fn host_entry(path: &Path, copy_limit: u64) -> Result<Option<HostEntry>> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(None) };
+    Ok(if meta.file_type().is_symlink() {
+        Some(HostEntry::Link(std::fs::read_link(path).map_err(|e| Error::io("cannot read link", path, e))?))
+    } else if meta.is_dir() {
+        Some(HostEntry::BindDir)
+    } else if meta.is_file() && meta.len() <= copy_limit {
+        Some(HostEntry::Copy(std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?))
+    } else {
+        None
+    })
+}
 
 /// Device nodes bound from the host into the box's /dev.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
@@ -58,10 +103,6 @@ enum Step {
     PivotRoot {
         new_root: CString,
     },
-    Chown {
-        path: CString,
-        uid: u32,
-    },
     Hostname,
 }
 
@@ -76,7 +117,7 @@ const SAFE: c_ulong = libc::MS_NOSUID | libc::MS_NODEV;
 
 impl MountPlan {
     /// Plans the root for `config`, built on the empty host directory `root`.
-    pub(crate) fn build(config: &BoxConfig, root: &Path) -> Result<MountPlan> {
+    pub(crate) fn build(config: &BoxConfig, root: &Path, host: &HostLayout) -> Result<MountPlan> {
         let mut plan = MountPlan { steps: Vec::new() };
         let r = |inside: &str| root.join(inside.trim_start_matches('/'));
         let limits = &config.limits;
@@ -96,26 +137,8 @@ impl MountPlan {
 
         plan.mkdir(&r("/usr"))?;
         plan.bind(Path::new("/usr"), &r("/usr"), false)?;
-        for name in USR_LINKS {
-            let host = Path::new("/").join(name);
-            match std::fs::symlink_metadata(&host) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    let target = std::fs::read_link(&host)
-                        .map_err(|e| Error::io("cannot read link", &host, e))?;
-                    plan.push(
-                        Step::Symlink {
-                            target: cpath(&target)?,
-                            link: cpath(&r(name))?,
-                        },
-                        format!("link /{name}"),
-                    );
-                }
-                Ok(meta) if meta.is_dir() => {
-                    plan.mkdir(&r(name))?;
-                    plan.bind(&host, &r(name), false)?;
-                }
-                _ => {}
-            }
+        for (name, entry) in &host.usr_links {
+            plan.reproduce(Path::new("/").join(name).as_path(), &r(name), entry)?;
         }
 
         plan.mkdir(&r("/etc"))?;
@@ -128,12 +151,8 @@ impl MountPlan {
                 format!("write /etc/{name}"),
             );
         }
-        for host in DEFAULT_ETC_BINDS
-            .iter()
-            .map(Path::new)
-            .filter(|p| p.exists())
-        {
-            plan.bind_anything(host, &r(&host.to_string_lossy()), false)?;
+        for (path, entry) in &host.etc {
+            plan.reproduce(Path::new(path), &r(path), entry)?;
         }
 
         plan.mkdir(&r("/proc"))?;
@@ -242,18 +261,20 @@ impl MountPlan {
             .map_or("unknown step", |(_, what)| what.as_str())
     }
 
-    /// Adds the host uid that writable host directories must belong to.
-    pub(crate) fn hand_writable_dirs_to(
-        &mut self,
-        config: &BoxConfig,
-        host_uid: u32,
-    ) -> Result<()> {
-        // Done by the supervisor's copy, before the user namespace hides the host uid.
-        for bind in config.binds.iter().filter(|b| b.writable) {
-            std::os::unix::fs::lchown(&bind.host, Some(host_uid), Some(host_uid))
-                .map_err(|e| Error::io("cannot hand directory to the box user", &bind.host, e))?;
+    /// Reproduces the host path `host` at `target` as `entry` says.
+    fn reproduce(&mut self, host: &Path, target: &Path, entry: &HostEntry) -> Result<()> {
+        match entry {
+            HostEntry::Link(to) => {
+                self.push(Step::Symlink { target: cpath(to)?, link: cpath(target)? }, format!("link {}", host.display()));
+            }
+            HostEntry::Copy(content) => {
+                self.push(Step::WriteFile { path: cpath(target)?, content: content.clone() }, format!("copy {}", host.display()));
+            }
+            HostEntry::BindDir => {
+                self.mkdir(target)?;
+                self.bind(host, target, false)?;
+            }
         }
-        let _ = &mut self.steps;
         Ok(())
     }
 
@@ -469,10 +490,6 @@ fn apply_step(step: &Step) -> Result<(), i32> {
             written
         }
         Step::PivotRoot { new_root } => pivot_root(new_root),
-        Step::Chown { path, uid } => {
-            // SAFETY: `path` is a NUL-terminated string owned by the plan.
-            sys::check(unsafe { libc::lchown(path.as_ptr(), *uid, *uid) })
-        }
         Step::Hostname => {
             // SAFETY: HOSTNAME is a static NUL-terminated string; the length excludes the NUL.
             sys::check(unsafe { libc::sethostname(HOSTNAME.as_ptr(), HOSTNAME.count_bytes()) })

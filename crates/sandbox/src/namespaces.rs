@@ -6,13 +6,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Condvar, Mutex, PoisonError};
 
 use crate::error::{Error, Result};
-use crate::sys;
+
 
 /// One slot: the resources a running box holds exclusively.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    /// The slot number.
-    pub index: u32,
     /// Host uid (and gid) that uid 0 of the box maps to.
     pub host_root: u32,
     /// Host uid (and gid) that the program's uid maps to.
@@ -35,7 +33,6 @@ impl Slots {
         let free = (0..count)
             .rev()
             .map(|index| Slot {
-                index,
                 host_root: uid_base + 2 * index,
                 host_user: uid_base + 2 * index + 1,
                 netns: None,
@@ -125,11 +122,4 @@ pub(crate) fn user_namespaces_available() -> bool {
     std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
         .map(|s| s.trim() != "0")
         .unwrap_or(false)
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send + Sync>() {}
-    is_send::<Slots>();
-    let _ = sys::online_cpus;
 }

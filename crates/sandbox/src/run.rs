@@ -183,7 +183,7 @@ pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
         .map_err(|e| Error::io("cannot hand directory to the box user", &bind.host, e))?;
     }
 
-    let mounts = MountPlan::build(config, &sandbox.root_dir)?;
+    let mounts = MountPlan::build(config, &sandbox.root_dir, &sandbox.host_layout)?;
     let (go_r, go_w) = sys::pipe()?;
     let (report_r, report_w) = sys::pipe()?;
     let (stdout_r, stdout_w) = sys::pipe()?;
@@ -198,6 +198,7 @@ pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
     };
     let mut init_keep = [fds.go, fds.report, fds.stdin, fds.stdout, fds.stderr];
     init_keep.sort_unstable();
+    let mut program_stack = vec![0u8; PROGRAM_STACK];
     let mut plan = ChildPlan {
         mounts: &mounts,
         seccomp: &sandbox.seccomp,
@@ -217,6 +218,7 @@ pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
             .map_err(|_| Error::InvalidConfig("NUL in cwd".into()))?,
         rlimits: rlimits(limits),
         cap_last: sandbox.cap_last,
+        program_stack_top: stack_top(&mut program_stack),
     };
     plan.finish_pointers();
 
@@ -240,7 +242,6 @@ pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
         call: "write(go)",
         source: io::Error::from_raw_os_error(e),
     })?;
-    drop(go_w);
 
     let watch = Watch {
         child: &child,
@@ -256,6 +257,8 @@ pub(crate) fn run(sandbox: &Sandbox, config: &BoxConfig) -> Result<Outcome> {
     };
     let watched = watch.watch(limits.cpu_time, limits.wall_time)?;
     let rusage = child.reap();
+    // Held open until now: the box's init treats a hang-up as the supervisor's death.
+    drop(go_w);
 
     let (cpu_time, memory_kb, oom_killed) = match &cgroup {
         Some(cg) => {
@@ -473,6 +476,15 @@ fn poll_fd(fd: RawFd) -> libc::pollfd {
         events: libc::POLLIN,
         revents: 0,
     }
+}
+
+/// Stack size for the program's process between clone and exec.
+const PROGRAM_STACK: usize = 256 << 10;
+
+/// The 16-byte aligned top of `stack` (x86_64 stacks grow down).
+fn stack_top(stack: &mut [u8]) -> *mut libc::c_void {
+    let end = stack.as_mut_ptr_range().end as usize;
+    (end & !15) as *mut libc::c_void
 }
 
 /// Clones the box's init into fresh namespaces (joining `netns`) and, on v2, straight

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages runbox's build, tests and benchmarks need.
+# Idempotent and quiet: packages already present are not touched.
+set -euo pipefail
+
+packages=(
+  gcc libc6-dev        # attack programs of the test suite, static hello world of the benchmark
+  bubblewrap           # the benchmark's baseline sandbox
+  procps               # ps, used when a test fails to show what is left running
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust (stable, edition 2024) with rustup first" >&2
+  exit 1
+fi
