@@ -159,7 +159,8 @@ fn seccomp_available() -> Result<String, (String, String)> {
     // SAFETY: PR_GET_SECCOMP only reads this thread's mode.
     let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP) };
     if mode >= 0 {
-        Ok("seccomp-bpf filters".into())
+        let denied = crate::seccomp::denied_syscalls();
+        Ok(format!("seccomp-bpf; boxes refuse {} system calls ({}, ...)", denied.len(), denied[..4].join(", ")))
     } else {
         Err((
             "prctl(PR_GET_SECCOMP) failed".into(),

@@ -6,32 +6,42 @@
 //! pivot_root, new namespaces, setns), reach other processes (ptrace,
 //! process_vm_*, pidfd_getfd, TIOCSTI) or change the host (clock, swap, reboot).
 //!
-//! Two filters are installed, because one seccompiler filter can neither see the
-//! x32 ABI nor return two different errnos. The kernel runs every filter on every
-//! system call and keeps the most restrictive answer:
+//! The policy is one hand-written classic BPF program:
 //!
-//! 1. the ABI gate, a hand-written classic BPF program: a system call from another
-//!    ABI (i386 through `int 0x80`, or x32) kills the process, and `clone3` fails
-//!    with `ENOSYS`: its flags live in a struct the filter cannot read, and libc
-//!    falls back to `clone` on `ENOSYS`, whose flags the second filter can read;
-//! 2. the deny-list, compiled by seccompiler: the syscalls of [`ALWAYS_DENIED`]
-//!    fail with `EPERM`, and so do those of [`DENIED_FOR_SOME_ARGUMENTS`] when their
-//!    arguments ask for something dangerous (a namespace flag to `clone`, a terminal
-//!    injection `ioctl`, a `personality` change).
+//! ```text
+//! arch != AUDIT_ARCH_X86_64                       -> KILL_PROCESS  (i386, int 0x80)
+//! nr & __X32_SYSCALL_BIT                          -> KILL_PROCESS  (x32)
+//! clone3                                          -> ERRNO(ENOSYS)
+//! ALWAYS_DENIED                                   -> ERRNO(EPERM)
+//! clone if (u32)flags & CLONE_NEW* != 0           -> ERRNO(EPERM)
+//! ioctl if (u32)cmd is TIOCSTI or TIOCLINUX       -> ERRNO(EPERM)
+//! personality unless (u32)persona is 0 or ~0      -> ERRNO(EPERM)
+//! otherwise                                       -> ALLOW
+//! ```
 //!
-//! Both filters decide most system calls from their number alone, so the kernel's
-//! seccomp action cache (Linux 5.11+) skips them entirely for the hot path.
+//! `clone3` fails with `ENOSYS` because its flags live in a struct the filter
+//! cannot read; libc then falls back to `clone`, whose flags it can read. Only the
+//! low 32 bits of the `clone` flags are checked: the kernel's `clone` reads nothing
+//! else (`lower_32_bits(clone_flags)` in `kernel/fork.c`), so high bits can neither
+//! create a namespace nor need refusing. Likewise the kernel truncates the `ioctl`
+//! command and the `personality` persona to 32 bits, and so does the filter.
 //!
-//! The filters are compiled once per sandbox ([`SeccompPolicy::new`]) and installed
-//! in each box between `clone` and `execve` ([`SeccompPolicy::install`]), where only
+//! The program is short because the kernel checks, converts and JIT-compiles it at
+//! every install (once per box), at a cost that grows with its length, and also
+//! runs it once per system call number to fill its seccomp action cache
+//! (Linux 5.11+), at a cost that grows with the length of the path a number takes.
+//! So the number is looked up in a balanced binary search tree of `JGE`
+//! comparisons over the ranges of numbers that share a decision (about 60 ranges,
+//! 6 comparisons deep), whose leaves jump to a few shared blocks at the end of
+//! the program. The cache then lets every system call decided by its number alone
+//! skip the filter entirely: only the denied ones and `clone`, `ioctl` and
+//! `personality` run it, through about 15 instructions.
+//!
+//! The program is built once per sandbox ([`SeccompPolicy::new`]) and installed in
+//! each box between `clone` and `execve` ([`SeccompPolicy::install`]), where only
 //! async-signal-safe code may run.
 
-use std::collections::BTreeMap;
-
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use std::mem::offset_of;
 
 use crate::error::{Error, Result};
 
@@ -98,17 +108,25 @@ const ALWAYS_DENIED: &[(&str, i64)] = &[
 #[cfg(not(target_arch = "x86_64"))]
 const ALWAYS_DENIED: &[(&str, i64)] = &[];
 
-/// System calls refused with `EPERM` for some arguments only: see [`argument_rules`].
-const DENIED_FOR_SOME_ARGUMENTS: &[(&str, i64)] = &[
-    ("clone", libc::SYS_clone),
-    ("ioctl", libc::SYS_ioctl),
-    ("personality", libc::SYS_personality),
+/// System calls refused with `EPERM` for some arguments only, with the block of
+/// the program that checks their arguments.
+const DENIED_FOR_SOME_ARGUMENTS: &[(&str, i64, Decision)] = &[
+    ("clone", libc::SYS_clone, Decision::CheckClone),
+    ("ioctl", libc::SYS_ioctl, Decision::CheckIoctl),
+    (
+        "personality",
+        libc::SYS_personality,
+        Decision::CheckPersonality,
+    ),
 ];
 
-/// The system call the ABI gate answers with `ENOSYS`, so that libc uses `clone`.
+/// The system call answered with `ENOSYS`, so that libc uses `clone`.
 const CLONE3: (&str, i64) = ("clone3", libc::SYS_clone3);
 
-/// The `clone` flags that create a namespace: any one of them is refused.
+/// The `clone` flags that create a namespace: any one of them is refused. All are
+/// in the low 32 bits, the only ones the kernel's `clone` reads. (`CLONE_NEWTIME`
+/// overlaps the exit signal byte of `clone`: refusing it refuses exit signals of
+/// 128 and more, which the kernel refuses anyway.)
 const NAMESPACE_FLAGS: [libc::c_int; 8] = [
     libc::CLONE_NEWUSER,
     libc::CLONE_NEWNS,
@@ -134,9 +152,27 @@ const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
 /// `__X32_SYSCALL_BIT`: set in the number of every x32 system call.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 /// Offset of `nr` in `struct seccomp_data`.
-const SECCOMP_DATA_NR: u32 = 0;
+const SECCOMP_DATA_NR: u32 = offset_of!(libc::seccomp_data, nr) as u32;
 /// Offset of `arch` in `struct seccomp_data`.
-const SECCOMP_DATA_ARCH: u32 = 4;
+const SECCOMP_DATA_ARCH: u32 = offset_of!(libc::seccomp_data, arch) as u32;
+
+/// Offset in `struct seccomp_data` of the low 32 bits of argument `index`
+/// (little-endian: the first half of the 64-bit `args[index]`).
+const fn low_half_of_argument(index: u32) -> u32 {
+    offset_of!(libc::seccomp_data, args) as u32 + 8 * index
+}
+
+/// The classic BPF instructions the program is made of (`BPF_K`: against `k`).
+/// `A = seccomp_data[k]`, 32 bits.
+const LOAD_WORD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+/// `if A == k` jump `jt` instructions, else `jf`.
+const JUMP_IF_EQUAL: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+/// `if A >= k` (unsigned) jump `jt` instructions, else `jf`.
+const JUMP_IF_AT_LEAST: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+/// `if A & k != 0` jump `jt` instructions, else `jf`.
+const JUMP_IF_ANY_BIT: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+/// `return k`.
+const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 
 /// The names of every system call the policy refuses, always or for some arguments
 /// (`clone` with a namespace flag, `ioctl` TIOCSTI/TIOCLINUX, `personality`
@@ -144,22 +180,20 @@ const SECCOMP_DATA_ARCH: u32 = 4;
 pub(crate) fn denied_syscalls() -> Vec<&'static str> {
     ALWAYS_DENIED
         .iter()
-        .chain(DENIED_FOR_SOME_ARGUMENTS)
-        .chain([&CLONE3])
         .map(|&(name, _)| name)
+        .chain(DENIED_FOR_SOME_ARGUMENTS.iter().map(|&(name, _, _)| name))
+        .chain([CLONE3.0])
         .collect()
 }
 
 /// The box's seccomp policy, compiled once and installed in every box.
 pub(crate) struct SeccompPolicy {
-    /// Filter 1: kills other ABIs, answers `clone3` with `ENOSYS`.
-    abi_gate: Vec<libc::sock_filter>,
-    /// Filter 2: the deny-list, answered with `EPERM`.
-    deny_list: Vec<libc::sock_filter>,
+    /// The classic BPF program, at most `BPF_MAXINSNS` instructions.
+    program: Vec<libc::sock_filter>,
 }
 
 impl SeccompPolicy {
-    /// Compiles the filters. Called once per Sandbox, before any box.
+    /// Builds the program. Called once per Sandbox, before any box.
     pub fn new() -> Result<SeccompPolicy> {
         if !cfg!(target_arch = "x86_64") {
             return Err(Error::Seccomp(format!(
@@ -167,55 +201,44 @@ impl SeccompPolicy {
                 std::env::consts::ARCH
             )));
         }
-        let policy = SeccompPolicy {
-            abi_gate: abi_gate(),
-            deny_list: deny_list()?,
-        };
-        for program in [&policy.abi_gate, &policy.deny_list] {
-            if program.len() > libc::BPF_MAXINSNS as usize {
-                return Err(Error::Seccomp(format!(
-                    "filter has {} instructions, more than the kernel's {}",
-                    program.len(),
-                    libc::BPF_MAXINSNS
-                )));
-            }
+        let program = program()?;
+        if program.len() > libc::BPF_MAXINSNS as usize {
+            return Err(Error::Seccomp(format!(
+                "filter has {} instructions, more than the kernel's {}",
+                program.len(),
+                libc::BPF_MAXINSNS
+            )));
         }
-        Ok(policy)
+        Ok(SeccompPolicy { program })
     }
 
-    /// Installs the filters in the calling process. MUST be async-signal-safe: it is
+    /// Installs the filter in the calling process. MUST be async-signal-safe: it is
     /// called in a child process between clone() and execve() of a multithreaded
-    /// parent, so it only makes raw system calls on data prepared in [`new`](Self::new).
+    /// parent, so it only makes one raw system call on data prepared in
+    /// [`new`](Self::new).
     ///
     /// Precondition: `no_new_privs` is already set (or the caller has CAP_SYS_ADMIN).
     /// Returns the raw errno on failure (an [`Error`] would allocate).
     pub fn install(&self) -> Result<(), i32> {
-        install_filter(&self.abi_gate)?;
-        install_filter(&self.deny_list)
+        let fprog = libc::sock_fprog {
+            // `new` checked that the program has at most BPF_MAXINSNS (4096) instructions.
+            len: self.program.len() as libc::c_ushort,
+            // The kernel only reads the program (it copies it); `mut` is the C API's.
+            filter: self.program.as_ptr().cast_mut(),
+        };
+        // SAFETY: seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog) reads `fprog` and the
+        // `fprog.len` instructions it points to, both alive and initialised for the
+        // whole call; it writes no memory of ours.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::c_ulong::from(libc::SECCOMP_SET_MODE_FILTER),
+                0 as libc::c_ulong,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        if rc == 0 { Ok(()) } else { Err(errno()) }
     }
-}
-
-/// Installs one classic BPF program as a seccomp filter of the calling thread.
-/// Async-signal-safe: no allocation, no lock, one system call.
-fn install_filter(program: &[libc::sock_filter]) -> Result<(), i32> {
-    let fprog = libc::sock_fprog {
-        // `new` checked that every program has at most BPF_MAXINSNS (4096) instructions.
-        len: program.len() as libc::c_ushort,
-        // The kernel only reads the program (it copies it); `mut` is the C API's.
-        filter: program.as_ptr().cast_mut(),
-    };
-    // SAFETY: seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog) reads `fprog` and the
-    // `fprog.len` instructions it points to, both alive and initialised for the
-    // whole call; it writes no memory of ours.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::c_ulong::from(libc::SECCOMP_SET_MODE_FILTER),
-            0 as libc::c_ulong,
-            &fprog as *const libc::sock_fprog,
-        )
-    };
-    if rc == 0 { Ok(()) } else { Err(errno()) }
 }
 
 /// The calling thread's errno, read without allocating.
@@ -225,136 +248,246 @@ fn errno() -> i32 {
     unsafe { *libc::__errno_location() }
 }
 
-/// Filter 1, written by hand because seccompiler cannot express it:
-///
-/// ```text
-/// arch != AUDIT_ARCH_X86_64   -> KILL_PROCESS   (i386 through int 0x80)
-/// nr & __X32_SYSCALL_BIT      -> KILL_PROCESS   (x32)
-/// nr == clone3                -> ERRNO(ENOSYS)
-/// otherwise                   -> ALLOW
-/// ```
-fn abi_gate() -> Vec<libc::sock_filter> {
-    use libc::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS};
-    vec![
-        load_word(SECCOMP_DATA_ARCH),
-        jump_if_equal(AUDIT_ARCH_X86_64, 1, 0),
-        ret(SECCOMP_RET_KILL_PROCESS),
-        load_word(SECCOMP_DATA_NR),
-        jump_if_any_bit(X32_SYSCALL_BIT, 0, 1),
-        ret(SECCOMP_RET_KILL_PROCESS),
-        jump_if_equal(CLONE3.1 as u32, 0, 1),
-        ret(SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-        ret(SECCOMP_RET_ALLOW),
-    ]
+/// What the program does with a system call: each decision is one block of
+/// instructions at the end of the program, the target of the search tree's leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decision {
+    /// Let the system call run.
+    Allow,
+    /// Fail it with `EPERM`.
+    Deny,
+    /// Fail it with `ENOSYS` (`clone3`).
+    Enosys,
+    /// Kill the process (a system call of another ABI).
+    Kill,
+    /// `clone(flags, ...)`: [`Deny`](Self::Deny) if `flags` has a namespace flag.
+    CheckClone,
+    /// `ioctl(fd, cmd, ...)`: [`Deny`](Self::Deny) if `cmd` injects into a terminal.
+    CheckIoctl,
+    /// `personality(persona)`: [`Deny`](Self::Deny) unless `persona` is
+    /// `PER_LINUX` or a query.
+    CheckPersonality,
 }
 
-/// `A = seccomp_data[offset]` (32 bits).
-fn load_word(offset: u32) -> libc::sock_filter {
-    bpf(
-        (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-        0,
-        0,
-        offset,
-    )
+/// The system call numbers from `first` up to the next range's `first`, all
+/// decided alike.
+#[derive(Clone, Copy, Debug)]
+struct Range {
+    first: u32,
+    decision: Decision,
 }
 
-/// `if A == value` skip `then` instructions, else skip `otherwise`.
-fn jump_if_equal(value: u32, then: u8, otherwise: u8) -> libc::sock_filter {
-    bpf(
-        (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-        then,
-        otherwise,
-        value,
-    )
-}
-
-/// `if A & bits != 0` skip `then` instructions, else skip `otherwise`.
-fn jump_if_any_bit(bits: u32, then: u8, otherwise: u8) -> libc::sock_filter {
-    bpf(
-        (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16,
-        then,
-        otherwise,
-        bits,
-    )
-}
-
-/// `return action`.
-fn ret(action: u32) -> libc::sock_filter {
-    bpf((libc::BPF_RET | libc::BPF_K) as u16, 0, 0, action)
-}
-
-fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
-
-/// Filter 2: [`ALWAYS_DENIED`] and [`DENIED_FOR_SOME_ARGUMENTS`] -> `EPERM`.
-fn deny_list() -> Result<Vec<libc::sock_filter>> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for &(name, nr) in ALWAYS_DENIED {
-        // No rule: the system call matches whatever its arguments.
-        if rules.insert(nr, Vec::new()).is_some() {
-            return Err(Error::Seccomp(format!("{name} is listed twice")));
+/// Splits the system call numbers into ranges of numbers decided alike, in
+/// increasing order, each decided unlike its neighbours. The last range is allowed
+/// and runs up to `u32::MAX`: the kernel fails unknown numbers with `ENOSYS` (and
+/// those with the x32 bit never reach the search tree).
+fn ranges() -> Result<Vec<Range>> {
+    let mut calls = ALWAYS_DENIED
+        .iter()
+        .map(|&(name, nr)| (name, nr, Decision::Deny))
+        .chain(DENIED_FOR_SOME_ARGUMENTS.iter().copied())
+        .chain([(CLONE3.0, CLONE3.1, Decision::Enosys)])
+        .map(|(name, nr, decision)| match u32::try_from(nr) {
+            Ok(nr) if nr & X32_SYSCALL_BIT == 0 => Ok((nr, name, decision)),
+            _ => Err(Error::Seccomp(format!("{name} has an odd number {nr}"))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    calls.sort_unstable_by_key(|&(nr, _, _)| nr);
+    if let Some(pair) = calls.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(Error::Seccomp(format!(
+            "{} and {} are both listed as number {}",
+            pair[0].1, pair[1].1, pair[0].0
+        )));
+    }
+    let mut ranges = Vec::new();
+    let mut start = |first: u32, decision: Decision| {
+        // A range emptied by the next one is dropped, one decided like the previous
+        // one extends it.
+        if ranges
+            .last()
+            .is_some_and(|range: &Range| range.first == first)
+        {
+            ranges.pop();
         }
-    }
-    for &(name, nr) in DENIED_FOR_SOME_ARGUMENTS {
-        let argument_rules = argument_rules(nr).map_err(|e| compile_error(name, e))?;
-        if rules.insert(nr, argument_rules).is_some() {
-            return Err(Error::Seccomp(format!("{name} is listed twice")));
+        if ranges
+            .last()
+            .is_none_or(|range: &Range| range.decision != decision)
+        {
+            ranges.push(Range { first, decision });
         }
+    };
+    start(0, Decision::Allow);
+    for (nr, _, decision) in calls {
+        start(nr, decision);
+        // Below X32_SYSCALL_BIT, so no overflow.
+        start(nr + 1, Decision::Allow);
     }
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        TargetArch::x86_64,
-    )
-    .map_err(|e| compile_error("the deny-list", e))?;
-    let program: BpfProgram = filter
-        .try_into()
-        .map_err(|e| compile_error("the deny-list", e))?;
-    Ok(program
-        .into_iter()
-        .map(|insn| bpf(insn.code, insn.jt, insn.jf, insn.k))
-        .collect())
+    Ok(ranges)
 }
 
-/// The rules under which a system call of [`DENIED_FOR_SOME_ARGUMENTS`] is refused;
-/// it is refused when any one rule matches, and a rule matches when all its
-/// conditions hold.
-fn argument_rules(nr: i64) -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
-    use SeccompCmpArgLen::{Dword, Qword};
-    use SeccompCmpOp::{MaskedEq, Ne};
-    let condition = SeccompCondition::new;
-    match nr {
-        // clone(flags, ...) with any namespace flag set.
-        libc::SYS_clone => NAMESPACE_FLAGS
+/// Where a jump of the program under construction goes.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    /// The next instruction; also what instructions other than jumps carry.
+    Next,
+    /// The instruction at this index.
+    At(usize),
+    /// The first instruction of the block of this decision.
+    Block(Decision),
+}
+
+/// An instruction whose jump offsets are not known yet.
+struct Pending {
+    code: u16,
+    k: u32,
+    then: Target,
+    otherwise: Target,
+}
+
+/// Builds a program, then turns its targets into jump offsets.
+#[derive(Default)]
+struct Builder {
+    program: Vec<Pending>,
+    blocks: Vec<(Decision, usize)>,
+}
+
+impl Builder {
+    fn emit(&mut self, code: u16, k: u32, then: Target, otherwise: Target) -> usize {
+        self.program.push(Pending {
+            code,
+            k,
+            then,
+            otherwise,
+        });
+        self.program.len() - 1
+    }
+
+    /// `A = seccomp_data[offset]`, 32 bits.
+    fn load(&mut self, offset: u32) {
+        self.emit(LOAD_WORD, offset, Target::Next, Target::Next);
+    }
+
+    /// A conditional jump, to `then` if the condition holds, else to `otherwise`.
+    fn jump(&mut self, code: u16, k: u32, then: Target, otherwise: Target) -> usize {
+        self.emit(code, k, then, otherwise)
+    }
+
+    /// `return action`.
+    fn ret(&mut self, action: u32) {
+        self.emit(RETURN, action, Target::Next, Target::Next);
+    }
+
+    /// Starts the block of `decision` here.
+    fn block(&mut self, decision: Decision) {
+        self.blocks.push((decision, self.program.len()));
+    }
+
+    /// Emits a balanced binary search tree that sends the system call number in `A`
+    /// to the block of its range; returns where the tree starts. A tree of one
+    /// range is no instruction: just that range's block.
+    fn search_tree(&mut self, ranges: &[Range]) -> Target {
+        if let [range] = ranges {
+            return Target::Block(range.decision);
+        }
+        let middle = ranges.len() / 2;
+        let node = self.jump(
+            JUMP_IF_AT_LEAST,
+            ranges[middle].first,
+            Target::Next,
+            Target::Next,
+        );
+        // Pre-order, so that every jump goes forward, as classic BPF requires.
+        let below = self.search_tree(&ranges[..middle]);
+        let above = self.search_tree(&ranges[middle..]);
+        self.program[node].then = above;
+        self.program[node].otherwise = below;
+        Target::At(node)
+    }
+
+    /// The finished program: every target turned into a forward jump offset.
+    fn finish(self) -> Result<Vec<libc::sock_filter>> {
+        let offset = |target: Target, at: usize| {
+            let index = match target {
+                // Also the offsets, unused, of instructions other than jumps.
+                Target::Next => return Ok(0),
+                Target::At(index) => Some(index),
+                Target::Block(decision) => self
+                    .blocks
+                    .iter()
+                    .find(|&&(block, _)| block == decision)
+                    .map(|&(_, index)| index),
+            };
+            index
+                .filter(|&index| index < self.program.len())
+                .and_then(|index| index.checked_sub(at + 1))
+                .and_then(|offset| u8::try_from(offset).ok())
+                .ok_or_else(|| {
+                    Error::Seccomp(format!("instruction {at} cannot jump to {target:?}"))
+                })
+        };
+        self.program
             .iter()
-            .map(|&flag| {
-                let flag = flag as u64;
-                SeccompRule::new(vec![condition(0, Qword, MaskedEq(flag), flag)?])
+            .enumerate()
+            .map(|(at, insn)| {
+                Ok(libc::sock_filter {
+                    code: insn.code,
+                    jt: offset(insn.then, at)?,
+                    jf: offset(insn.otherwise, at)?,
+                    k: insn.k,
+                })
             })
-            .collect(),
-        // ioctl(fd, cmd, ...): the kernel keeps the low 32 bits of cmd, so
-        // 0xffffffff00005412 is TIOCSTI too.
-        libc::SYS_ioctl => TERMINAL_INJECTION_IOCTLS
-            .iter()
-            .map(|&cmd| {
-                #[allow(clippy::unnecessary_cast, reason = "libc::Ioctl is c_int on musl")]
-                let cmd = cmd as u64;
-                SeccompRule::new(vec![condition(1, Qword, MaskedEq(0xffff_ffff), cmd)?])
-            })
-            .collect(),
-        // personality(persona), an unsigned int: anything but PER_LINUX or a query.
-        libc::SYS_personality => Ok(vec![SeccompRule::new(vec![
-            condition(0, Dword, Ne, PER_LINUX)?,
-            condition(0, Dword, Ne, PERSONALITY_QUERY)?,
-        ])?]),
-        _ => unreachable!("system call {nr} is in DENIED_FOR_SOME_ARGUMENTS without rules"),
+            .collect()
     }
 }
 
-fn compile_error(what: &str, error: impl std::fmt::Display) -> Error {
-    Error::Seccomp(format!("cannot compile the rules of {what}: {error}"))
+/// The whole policy as one classic BPF program (see the module documentation).
+fn program() -> Result<Vec<libc::sock_filter>> {
+    use Decision::*;
+    use Target::{Block, Next};
+    let mut b = Builder::default();
+
+    // Other ABIs: i386 (another arch), x32 (native arch, numbers with the x32 bit).
+    b.load(SECCOMP_DATA_ARCH);
+    b.jump(JUMP_IF_EQUAL, AUDIT_ARCH_X86_64, Next, Block(Kill));
+    b.load(SECCOMP_DATA_NR);
+    let x32 = b.jump(JUMP_IF_ANY_BIT, X32_SYSCALL_BIT, Block(Kill), Next);
+    b.program[x32].otherwise = b.search_tree(&ranges()?);
+
+    // The blocks the tree's leaves jump to, those that read arguments first so
+    // that they can jump forward to the shared returns.
+    b.block(CheckClone);
+    b.load(low_half_of_argument(0));
+    let namespace_flags = NAMESPACE_FLAGS
+        .iter()
+        .fold(0, |all, &flag| all | flag as u32);
+    b.jump(JUMP_IF_ANY_BIT, namespace_flags, Block(Deny), Block(Allow));
+
+    b.block(CheckIoctl);
+    b.load(low_half_of_argument(1));
+    let [first, last] = TERMINAL_INJECTION_IOCTLS.map(|cmd| cmd as u32);
+    b.jump(JUMP_IF_EQUAL, first, Block(Deny), Next);
+    b.jump(JUMP_IF_EQUAL, last, Block(Deny), Block(Allow));
+
+    b.block(CheckPersonality);
+    b.load(low_half_of_argument(0));
+    b.jump(JUMP_IF_EQUAL, PER_LINUX as u32, Block(Allow), Next);
+    b.jump(
+        JUMP_IF_EQUAL,
+        PERSONALITY_QUERY as u32,
+        Block(Allow),
+        Block(Deny),
+    );
+
+    b.block(Allow);
+    b.ret(libc::SECCOMP_RET_ALLOW);
+    b.block(Deny);
+    b.ret(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
+    b.block(Enosys);
+    b.ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
+    b.block(Kill);
+    b.ret(libc::SECCOMP_RET_KILL_PROCESS);
+
+    b.finish()
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -805,5 +938,134 @@ mod tests {
             names.len(),
             ALWAYS_DENIED.len() + DENIED_FOR_SOME_ARGUMENTS.len() + 1
         );
+    }
+
+    #[test]
+    fn the_program_stays_short() {
+        let length = policy().program.len();
+        assert!(length < 120, "the program has {length} instructions");
+    }
+
+    #[test]
+    fn the_kernel_accepts_the_program() {
+        // The child exits with INSTALL_FAILED if seccomp() refuses the program.
+        assert_eq!(run_in_child(true, || SUCCEEDED), Ended::Exited(SUCCEEDED));
+    }
+
+    /// Runs `program` on `data` as the kernel would, for the instructions it uses.
+    fn run_program(program: &[libc::sock_filter], data: &libc::seccomp_data) -> u32 {
+        let mut bytes = Vec::with_capacity(64);
+        bytes.extend(data.nr.to_le_bytes());
+        bytes.extend(data.arch.to_le_bytes());
+        bytes.extend(data.instruction_pointer.to_le_bytes());
+        data.args
+            .iter()
+            .for_each(|arg| bytes.extend(arg.to_le_bytes()));
+        let mut a = 0u32;
+        let mut pc = 0;
+        loop {
+            let insn = program[pc];
+            pc += 1;
+            let taken = match insn.code {
+                LOAD_WORD => {
+                    let at = insn.k as usize;
+                    a = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+                    continue;
+                }
+                RETURN => return insn.k,
+                JUMP_IF_EQUAL => a == insn.k,
+                JUMP_IF_AT_LEAST => a >= insn.k,
+                JUMP_IF_ANY_BIT => a & insn.k != 0,
+                code => panic!("unexpected instruction code {code:#x}"),
+            };
+            pc += usize::from(if taken { insn.jt } else { insn.jf });
+        }
+    }
+
+    /// What the policy must answer, written from the tables without the program.
+    #[allow(clippy::unnecessary_cast, reason = "libc::Ioctl is c_int on musl")]
+    fn expected_action(arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        if arch != AUDIT_ARCH_X86_64 || nr & X32_SYSCALL_BIT != 0 {
+            return libc::SECCOMP_RET_KILL_PROCESS;
+        }
+        let nr = i64::from(nr);
+        if nr == CLONE3.1 {
+            return libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        }
+        let refused = ALWAYS_DENIED.iter().any(|&(_, denied)| denied == nr)
+            || match nr {
+                libc::SYS_clone => NAMESPACE_FLAGS
+                    .iter()
+                    .any(|&flag| args[0] & flag as u64 != 0),
+                libc::SYS_ioctl => TERMINAL_INJECTION_IOCTLS
+                    .iter()
+                    .any(|&cmd| args[1] & 0xffff_ffff == cmd as u64),
+                libc::SYS_personality => {
+                    ![PER_LINUX, PERSONALITY_QUERY].contains(&(args[0] & 0xffff_ffff))
+                }
+                _ => false,
+            };
+        if refused {
+            EPERM
+        } else {
+            libc::SECCOMP_RET_ALLOW
+        }
+    }
+
+    #[test]
+    #[allow(clippy::unnecessary_cast, reason = "libc::Ioctl is c_int on musl")]
+    fn the_program_decides_every_system_call_as_the_tables_say() {
+        const AUDIT_ARCH_I386: u32 = 3 | 0x4000_0000;
+        let program = &policy().program;
+        let high = 0xffff_ffff_0000_0000u64;
+        let mut values = vec![0, 1, high, u64::MAX, PER_LINUX, PERSONALITY_QUERY];
+        values.extend([8, 0x1_0000_0008, libc::SIGCHLD as u64]);
+        for flag in NAMESPACE_FLAGS {
+            values.extend([flag as u64, flag as u64 | high, !(flag as u64)]);
+        }
+        for cmd in TERMINAL_INJECTION_IOCTLS.map(|cmd| cmd as u64) {
+            values.extend([cmd, cmd | high, cmd + 1, cmd - 1, libc::FIOCLEX as u64]);
+        }
+        let numbers = (0..1024).chain([
+            0x3fff_ffff,
+            0x4000_0000,
+            0x4000_0000 | libc::SYS_getpid as u32,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xbfff_ffff,
+            0xffff_ffff,
+        ]);
+        let mut checked = 0;
+        for nr in numbers {
+            let argument_checked = DENIED_FOR_SOME_ARGUMENTS
+                .iter()
+                .any(|&(_, number, _)| i64::from(nr) == number);
+            let firsts: &[u64] = if argument_checked {
+                &values
+            } else {
+                &[0, u64::MAX]
+            };
+            for arch in [AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, 0] {
+                for &arg0 in firsts {
+                    for &arg1 in firsts {
+                        let args = [arg0, arg1, 0, 0, 0, 0];
+                        let data = libc::seccomp_data {
+                            nr: nr as i32,
+                            arch,
+                            instruction_pointer: 0,
+                            args,
+                        };
+                        assert_eq!(
+                            run_program(program, &data),
+                            expected_action(arch, nr, args),
+                            "arch {arch:#x}, nr {nr:#x}, args {arg0:#x} {arg1:#x}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 3 * 1024);
     }
 }

@@ -5,16 +5,23 @@
 //! `box-0`, `box-1`, ... The rules this module keeps:
 //! - it creates cgroups only below our own cgroup, in every hierarchy;
 //! - it moves no process out of its cgroup: only the box processes the caller
-//!   names go into box cgroups;
+//!   names go into box cgroups, and, on v2 when the "no internal processes" rule
+//!   requires it and runbox is alone in its cgroup, runbox itself goes into the
+//!   leaf `<own>/runbox-supervisor` (for good: nothing moves back on drop);
 //! - it writes limits only to cgroups it created (and, on v2, enables controllers
-//!   in our own cgroup's `cgroup.subtree_control` so that children can have them).
+//!   in our own cgroup's `cgroup.subtree_control` so that children can have them);
+//! - it removes the groups of supervisors that died without cleaning up (named
+//!   `runbox-<pid>-...` after a pid that no longer runs), never a live one's.
 //!
 //! Creating and removing cgroups is slow, so released box cgroups are pooled and
 //! reused after their counters are re-baselined; a cgroup whose processes could
 //! not all be killed is never reused. `v1.rs` and `v2.rs` hold the per-version
-//! file layouts; `parse.rs` the text parsers.
+//! file layouts; `parse.rs` the text parsers; `delegate.rs` v2's controller
+//! delegation; `sweep.rs` the removal of stale groups.
 
+mod delegate;
 mod parse;
+mod sweep;
 mod v1;
 mod v2;
 
@@ -116,17 +123,21 @@ impl CgroupManager {
     /// rlimits); `Err(Error::Cgroup)` when a writable one lacks what boxes need
     /// (memory, pids, CPU accounting), with the file at fault and the fix.
     /// cgroup v2 is preferred when it has the memory and pids controllers.
+    ///
+    /// On v2, runbox may move itself into `<own>/runbox-supervisor` (see
+    /// `delegate.rs`). Once a hierarchy is usable, the groups that dead
+    /// supervisors left beside ours are removed (see `sweep.rs`).
     pub fn detect(group_name: &str) -> Result<Option<CgroupManager>> {
         check_group_name(group_name)?;
         let own = parse::proc_cgroups(&read_text(Path::new("/proc/self/cgroup"))?);
         let mounts = parse::cgroup_mounts(&read_text(Path::new("/proc/self/mountinfo"))?);
         let v2 = v2::Layout::detect(&own, &mounts, group_name)?;
         if let Detected::Usable(layout) = v2 {
-            return Ok(Some(Self::new(Layout::V2(layout))));
+            return Ok(Some(Self::start(Layout::V2(layout))));
         }
         let v1 = v1::Layout::detect(&own, &mounts, group_name)?;
         match (v1, v2) {
-            (Detected::Usable(layout), _) => Ok(Some(Self::new(Layout::V1(layout)))),
+            (Detected::Usable(layout), _) => Ok(Some(Self::start(Layout::V1(layout)))),
             (Detected::Misconfigured(why), _) | (_, Detected::Misconfigured(why)) => {
                 Err(Error::Cgroup(why))
             }
@@ -134,8 +145,15 @@ impl CgroupManager {
         }
     }
 
-    /// A manager over `layout` with an empty pool.
-    fn new(layout: Layout) -> Self {
+    /// A manager over `layout` with an empty pool, once the stale groups beside
+    /// ours are gone.
+    fn start(layout: Layout) -> Self {
+        let places = match &layout {
+            Layout::V1(layout) => layout.places(),
+            Layout::V2(layout) => layout.places(),
+        };
+        let own_pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+        sweep::sweep(&places, own_pid);
         Self {
             layout,
             pool: Mutex::new(Vec::new()),

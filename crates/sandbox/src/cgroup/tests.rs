@@ -424,3 +424,74 @@ fn a_pinned_box_runs_on_the_requested_cpu_only() {
         Err(Error::InvalidConfig(_))
     ));
 }
+
+/// A pid that no process has: a reaped child's, checked not to be reused yet.
+fn dead_pid() -> i32 {
+    loop {
+        let mut child = Command::new("true").spawn().expect("spawn true");
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        if !sweep::process_alive(pid) {
+            return pid;
+        }
+    }
+}
+
+/// Makes `dir/box-0` and starts `sleep` in it (memory hierarchy only). Another
+/// test's `detect` may sweep the stale group meanwhile: then it starts over.
+fn stale_box_with_a_process(dir: &Path) -> Child {
+    for _ in 0..50 {
+        let procs = dir.join("box-0").join("cgroup.procs");
+        if fs::create_dir_all(dir.join("box-0")).is_err() {
+            continue;
+        }
+        let mut child = Command::new("sleep")
+            .arg("100")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sleep");
+        let placed = fs::OpenOptions::new()
+            .write(true)
+            .open(&procs)
+            .and_then(|mut f| f.write_all(child.id().to_string().as_bytes()));
+        if placed.is_ok() {
+            return child;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    panic!("cannot make {} with a process in it", dir.display());
+}
+
+#[test]
+fn detect_removes_the_groups_of_a_dead_supervisor_and_keeps_a_live_ones() {
+    if !is_root() || !host_is_v1() {
+        return;
+    }
+    let own = own_memory_dir();
+    let dead = dead_pid();
+    let stale = own.join(format!("runbox-{dead}-0"));
+    let stale_doctor = own.join(format!("runbox-doctor-{dead}"));
+    let live = own.join(format!("runbox-{}-999999", std::process::id()));
+    fs::create_dir_all(live.join("box-0")).unwrap();
+    fs::create_dir_all(&stale_doctor).unwrap();
+    let mut child = stale_box_with_a_process(&stale);
+
+    let manager = manager("sweep").expect("a v1 host as root has cgroups");
+
+    // The dead supervisor's box process was killed, and its groups are gone.
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert!(!stale.exists(), "{} left behind", stale.display());
+    assert!(
+        !stale_doctor.exists(),
+        "{} left behind",
+        stale_doctor.display()
+    );
+    // Ours (a live pid's) are untouched.
+    assert!(live.join("box-0").is_dir());
+    let ours: Vec<PathBuf> = group_dirs(&manager);
+    assert!(ours.iter().all(|d| d.is_dir()));
+    drop(manager);
+    fs::remove_dir(live.join("box-0")).unwrap();
+    fs::remove_dir(&live).unwrap();
+}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::parse::{self, CgroupMount, ProcCgroup};
+use super::sweep::Place;
 use super::{CgroupLimits, CgroupUsage, is_permission_error, kill_listed, not_a_number, procs_of};
 use super::{
     ControllerInfo, Detected, Membership, make_cgroup, open_procs, open_read, pread_text,
@@ -32,6 +33,8 @@ struct Hierarchy {
     group_dir: PathBuf,
     /// The same directory as a cgroup path, as `/proc/<pid>/cgroup` shows it.
     group_rel: String,
+    /// Our own cgroup path in this hierarchy: the group directory's parent.
+    base_rel: String,
     /// Whether we created `group_dir` (and so remove it).
     created: bool,
     /// Whether only the cpuset controller is needed from it, so unpinned boxes skip it.
@@ -115,6 +118,7 @@ impl Layout {
             controllers: line.controllers.clone(),
             group_dir,
             group_rel: parse::child_path(&line.path, group),
+            base_rel: line.path.clone(),
             created,
             cpuset_only,
         });
@@ -158,6 +162,21 @@ impl Layout {
         self.hierarchies
             .iter()
             .map(|h| h.group_dir.as_path())
+            .collect()
+    }
+
+    /// Where stale groups of dead supervisors may be: beside our group, in
+    /// every hierarchy.
+    pub(super) fn places(&self) -> Vec<Place<'_>> {
+        self.hierarchies
+            .iter()
+            .filter_map(|h| {
+                Some(Place {
+                    dir: h.group_dir.parent()?,
+                    rel: &h.base_rel,
+                    hierarchy: h.id,
+                })
+            })
             .collect()
     }
 

@@ -3,19 +3,21 @@
 //! Layout: our own cgroup enables memory and pids (and cpu, cpuset when
 //! available) in its `cgroup.subtree_control`, so that the group directory below
 //! it has them; the group directory enables them in turn for the boxes, its
-//! children. v2's "no internal processes" rule means the first step only works
-//! where our own cgroup already enables them or is the root cgroup: a non-root
-//! cgroup holding processes (us) cannot start delegating. `detect` then reports
-//! the file and the rule instead of moving us anywhere.
+//! children. v2's "no internal processes" rule refuses the first step while our
+//! own cgroup holds processes (us): when runbox is alone there, it moves itself
+//! into the leaf `<own>/runbox-supervisor` first, and otherwise reports the rule
+//! and the fix (see `delegate.rs`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::delegate::{self, EnableError, Kernel, OPTIONAL, REQUIRED, missing};
 use super::parse::{self, CgroupFs, CgroupMount, ProcCgroup};
+use super::sweep::Place;
 use super::{
     CgroupLimits, CgroupUsage, ControllerInfo, Detected, Membership, is_permission_error,
     kill_listed, make_cgroup, not_a_number, open_procs, open_read, pread_text, read_text,
@@ -23,19 +25,15 @@ use super::{
 };
 use crate::error::{Error, Result};
 
-/// The controllers every box needs. CPU time comes from `cpu.stat`, which every
-/// cgroup has even without the cpu controller.
-const REQUIRED: [&str; 2] = ["memory", "pids"];
-/// Controllers enabled for boxes when available: cpu for fair scheduling between
-/// boxes, cpuset for pinning.
-const OPTIONAL: [&str; 2] = ["cpu", "cpuset"];
-
 /// Where v2 boxes live.
 pub(super) struct Layout {
     /// The parent directory of the boxes.
     group_dir: PathBuf,
     /// The same as a cgroup path, as `/proc/<pid>/cgroup` shows it.
     group_rel: String,
+    /// The cgroup path of the group's parent (our own cgroup, or the parent of
+    /// our `runbox-supervisor` leaf).
+    base_rel: String,
     /// Whether we created `group_dir` (and so remove it).
     created: bool,
     /// The controllers boxes get (enabled in the group's `cgroup.subtree_control`).
@@ -45,6 +43,10 @@ pub(super) struct Layout {
 impl Layout {
     /// Looks at the unified hierarchy: our own cgroup must have the memory and
     /// pids controllers and be able to pass them down to the group directory.
+    ///
+    /// Where the "no internal processes" rule stands in the way and runbox is
+    /// alone in its cgroup, this moves runbox itself into `<own>/runbox-supervisor`
+    /// (and it stays there after the layout is dropped); see `delegate.rs`.
     pub(super) fn detect(
         own: &[ProcCgroup],
         mounts: &[CgroupMount],
@@ -53,14 +55,20 @@ impl Layout {
         let Some(line) = own.iter().find(|l| l.is_v2()) else {
             return Ok(Detected::Absent);
         };
-        let Some(own_dir) = mounts
+        let resolved = mounts
             .iter()
             .filter(|m| m.fs == CgroupFs::V2)
-            .find_map(|m| parse::resolve(&m.mount_point, &m.root, &line.path))
-        else {
+            .find_map(|m| {
+                Some((
+                    &m.mount_point,
+                    parse::resolve(&m.mount_point, &m.root, &line.path)?,
+                ))
+            });
+        let Some((mount_point, own_dir)) = resolved else {
             return Ok(Detected::Absent);
         };
-        let available = parse::controller_list(&read_text(&own_dir.join("cgroup.controllers"))?);
+        let (base_dir, base_rel) = delegate::base_of(&own_dir, &line.path, mount_point);
+        let available = parse::controller_list(&read_text(&base_dir.join("cgroup.controllers"))?);
         let missing = missing(&available, &REQUIRED);
         if !missing.is_empty() {
             // A hybrid host binds memory to a v1 hierarchy: the unified one is then
@@ -69,11 +77,11 @@ impl Layout {
             return Ok(if memory_on_v1 {
                 Detected::Absent
             } else {
-                Detected::Misconfigured(not_delegated(&own_dir, &available, &missing))
+                Detected::Misconfigured(not_delegated(&base_dir, &available, &missing))
             });
         }
         // Creating the group first tells "unprivileged" (absent) from "misconfigured".
-        let group_dir = own_dir.join(group);
+        let group_dir = base_dir.join(group);
         let created = match make_cgroup(&group_dir) {
             Ok(created) => created,
             Err(e) if is_permission_error(&e) => return Ok(Detected::Absent),
@@ -81,21 +89,44 @@ impl Layout {
         };
         let mut layout = Layout {
             group_dir,
-            group_rel: parse::child_path(&line.path, group),
+            group_rel: parse::child_path(&base_rel, group),
+            base_rel,
             created,
             enabled: Vec::new(),
         };
+        let own_pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
         // On failure `layout` drops here and removes the group directory.
-        if let Err(why) = enable(&own_dir, &available) {
+        if let Err(why) = delegate::enable_own(&Kernel, &base_dir, own_pid, &available) {
             return Ok(Detected::Misconfigured(why));
         }
         let group_available =
             parse::controller_list(&read_text(&layout.group_dir.join("cgroup.controllers"))?);
-        match enable(&layout.group_dir, &group_available) {
+        match delegate::enable(&Kernel, &layout.group_dir, &group_available) {
             Ok(enabled) => layout.enabled = enabled,
-            Err(why) => return Ok(Detected::Misconfigured(why)),
+            Err(EnableError::Failed(why)) => return Ok(Detected::Misconfigured(why)),
+            // The group is ours and holds no process: only a race could do this.
+            Err(EnableError::Busy) => {
+                return Ok(Detected::Misconfigured(format!(
+                    "cannot enable '{}' in {}: the kernel reports it busy",
+                    REQUIRED.join(" "),
+                    layout.group_dir.join("cgroup.subtree_control").display()
+                )));
+            }
         }
         Ok(Detected::Usable(layout))
+    }
+
+    /// Where stale groups of dead supervisors may be: beside our group.
+    pub(super) fn places(&self) -> Vec<Place<'_>> {
+        self.group_dir
+            .parent()
+            .map(|dir| Place {
+                dir,
+                rel: &self.base_rel,
+                hierarchy: 0,
+            })
+            .into_iter()
+            .collect()
     }
 
     /// The parent directory of the boxes.
@@ -153,7 +184,8 @@ impl Layout {
 
 impl Drop for Layout {
     /// Removes the group directory if we created it. The controllers we enabled
-    /// in our own cgroup stay enabled: something else may rely on them by now.
+    /// in our own cgroup stay enabled, and runbox stays in its `runbox-supervisor`
+    /// leaf if it moved there: other managers' boxes may rely on both by now.
     fn drop(&mut self) {
         if self.created
             && let Err(err) = remove_cgroup(&self.group_dir)
@@ -161,38 +193,6 @@ impl Drop for Layout {
             tracing::warn!("{err}");
         }
     }
-}
-
-/// The controllers of `wanted` that `list` lacks.
-fn missing<'a>(list: &[String], wanted: &[&'a str]) -> Vec<&'a str> {
-    wanted
-        .iter()
-        .copied()
-        .filter(|w| !list.iter().any(|c| c == w))
-        .collect()
-}
-
-/// Enables the required and available optional controllers in `dir`'s
-/// `cgroup.subtree_control`; returns those enabled, or why the required ones
-/// could not be.
-fn enable(dir: &Path, available: &[String]) -> std::result::Result<Vec<String>, String> {
-    let file = dir.join("cgroup.subtree_control");
-    let current = read_text(&file).map_err(|e| e.to_string())?;
-    let mut enabled = parse::controller_list(&current);
-    let needed = missing(&enabled, &REQUIRED);
-    if !needed.is_empty() {
-        let request: Vec<String> = needed.iter().map(|c| format!("+{c}")).collect();
-        write_raw(&file, &request.join(" ")).map_err(|e| cannot_enable(&file, &needed, &e))?;
-        enabled.extend(needed.iter().map(|c| c.to_string()));
-    }
-    for c in OPTIONAL {
-        let wanted = available.iter().any(|a| a == c) && !enabled.iter().any(|e| e == c);
-        // Optional: a failure only costs that controller.
-        if wanted && write_raw(&file, &format!("+{c}")).is_ok() {
-            enabled.push(c.to_string());
-        }
-    }
-    Ok(enabled)
 }
 
 /// The message for controllers our own cgroup does not receive from its parent.
@@ -206,23 +206,6 @@ fn not_delegated(own_dir: &Path, available: &[String], missing: &[&str]) -> Stri
         own_dir.join("cgroup.controllers").display(),
         available.join(" "),
         parent.display(),
-    )
-}
-
-/// The message for a `cgroup.subtree_control` write that failed.
-fn cannot_enable(file: &Path, controllers: &[&str], err: &io::Error) -> String {
-    let why = if err.raw_os_error() == Some(libc::EBUSY) {
-        "; cgroup v2 lets a cgroup that holds processes (runbox itself) pass controllers \
-         to child cgroups only if it is the root cgroup ('no internal processes' rule). \
-         Run runbox in the root cgroup, or where its own cgroup's subtree_control \
-         already enables them; `runbox doctor` shows the details"
-    } else {
-        ""
-    };
-    format!(
-        "cannot enable '{}' in {}: {err}{why}",
-        controllers.join(" "),
-        file.display()
     )
 }
 
@@ -537,22 +520,6 @@ mod tests {
         let have = parse::controller_list("cpu io pids");
         assert_eq!(missing(&have, &REQUIRED), vec!["memory"]);
         assert!(missing(&parse::controller_list("memory pids"), &REQUIRED).is_empty());
-    }
-
-    #[test]
-    fn busy_subtree_control_message_names_the_file_and_the_rule() {
-        let err = io::Error::from_raw_os_error(libc::EBUSY);
-        let msg = cannot_enable(
-            Path::new("/sys/fs/cgroup/a/cgroup.subtree_control"),
-            &REQUIRED,
-            &err,
-        );
-        assert!(
-            msg.contains("/sys/fs/cgroup/a/cgroup.subtree_control"),
-            "{msg}"
-        );
-        assert!(msg.contains("no internal processes"), "{msg}");
-        assert!(msg.contains("'memory pids'"), "{msg}");
     }
 
     #[test]
