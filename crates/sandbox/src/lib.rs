@@ -35,9 +35,12 @@ pub mod outcome;
 mod run;
 mod seccomp;
 mod sys;
+mod teardown;
+mod watch;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use config::{BindMount, BoxConfig, Limits};
@@ -85,6 +88,14 @@ fn default_state_dir() -> PathBuf {
 /// The host side of runbox's boxes: prepared once, then [`Sandbox::run`] any number
 /// of times, from any number of threads.
 pub struct Sandbox {
+    shared: Arc<Shared>,
+    /// Buries finished boxes in the background; dropping it waits for all of them,
+    /// and it holds its own reference to `shared`, so cgroups outlive their boxes.
+    reaper: teardown::Reaper,
+}
+
+/// What every box of a sandbox shares, also held by the reaper thread.
+pub(crate) struct Shared {
     cgroups: Option<CgroupManager>,
     seccomp: SeccompPolicy,
     slots: Slots,
@@ -130,7 +141,7 @@ impl Sandbox {
         let host_netns = std::fs::File::open("/proc/self/ns/net")
             .map_err(|e| Error::io("cannot open", "/proc/self/ns/net", e))?
             .into();
-        Ok(Sandbox {
+        let shared = Shared {
             cgroups,
             seccomp: SeccompPolicy::new()?,
             slots: Slots::new(options.max_boxes, options.uid_base),
@@ -138,18 +149,21 @@ impl Sandbox {
             root_dir,
             host_layout: mounts::HostLayout::detect()?,
             cap_last: namespaces::last_capability(),
-        })
+        };
+        let reaper = teardown::Reaper::start()
+            .map_err(|e| Error::Syscall { call: "spawn reaper thread", source: e })?;
+        Ok(Sandbox { shared: Arc::new(shared), reaper })
     }
 
     /// Runs one box to its end and reports what happened. A program that fails or
     /// hits a limit is an `Ok(Outcome)`; `Err` means the box could not be run.
     pub fn run(&self, config: &BoxConfig) -> Result<Outcome> {
-        run::run(self, config)
+        run::run(&self.shared, &self.reaper, config)
     }
 
     /// Which cgroup version boxes use, if any.
     pub fn cgroup_version(&self) -> Option<&'static str> {
-        self.cgroups.as_ref().map(|m| match m.version() {
+        self.shared.cgroups.as_ref().map(|m| match m.version() {
             cgroup::CgroupVersion::V1 => "v1",
             cgroup::CgroupVersion::V2 => "v2",
         })

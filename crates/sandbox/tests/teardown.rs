@@ -14,7 +14,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
 fn a_daemonised_double_forked_process_dies_with_the_box() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap();
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let o = sh("(setsid sh -c 'sleep 100 & sleep 100' &) ; sleep 0.1; echo started");
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(stdout(&o), "started\n");
@@ -22,16 +22,18 @@ fn a_daemonised_double_forked_process_dies_with_the_box() {
         o.wall_time < Duration::from_secs(2),
         "the run must not wait for the daemon: {o:?}"
     );
-    assert_eq!(
-        box_processes(),
-        Vec::<u32>::new(),
-        "box processes survived the run"
-    );
+    // The box is torn down in the background once its result is known: give the
+    // kernel a moment, then nothing may be left.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !box_processes().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "box processes survived: {:?}", box_processes());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
 fn a_dropped_sandbox_leaves_no_cgroup_mount_or_process() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap();
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mounts_before = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()

@@ -1,0 +1,192 @@
+//! Watching a running box: its output, its report, its clock and its CPU time.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::cgroup::BoxCgroup;
+use crate::error::{Error, Result};
+use crate::init::{REPORT_LEN, Report};
+use crate::outcome::LimitHit;
+use crate::sys;
+use crate::teardown::Child;
+
+/// Collected output of one stream, kept up to a cap.
+pub(crate) struct Capture {
+    fd: Option<OwnedFd>,
+    pub data: Vec<u8>,
+    cap: usize,
+    pub truncated: bool,
+}
+
+impl Capture {
+    /// Captures the read end `fd`, keeping at most `cap` bytes.
+    pub(crate) fn new(fd: OwnedFd, cap: u64) -> Result<Capture> {
+        sys::set_nonblocking(&fd)?;
+        let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+        Ok(Capture { fd: Some(fd), data: Vec::new(), cap, truncated: false })
+    }
+
+    /// Reads what is available now; closes the stream at end of file.
+    fn read_available(&mut self) {
+        let Some(fd) = &self.fd else { return };
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            // SAFETY: reading into a local buffer of the given length.
+            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n > 0 {
+                let n = n as usize;
+                let room = self.cap.saturating_sub(self.data.len());
+                self.data.extend_from_slice(&buf[..n.min(room)]);
+                if n > room {
+                    self.truncated = true;
+                    return;
+                }
+            } else if n == 0 {
+                self.fd = None;
+                return;
+            } else {
+                match sys::errno() {
+                    libc::EINTR => continue,
+                    libc::EAGAIN => return,
+                    _ => {
+                        self.fd = None;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+    }
+}
+
+/// What watching a box produced.
+pub(crate) struct Watched {
+    pub stdout: Capture,
+    pub stderr: Capture,
+    /// The init's last word, if it said one.
+    pub report: Option<Report>,
+    /// The limit the supervisor killed the box for.
+    pub killed_for: Option<LimitHit>,
+    pub wall_time: Duration,
+}
+
+/// Watches `child` from `start` until it reports the program's end, dies, or is
+/// killed at a limit. The box may still be tearing down when this returns.
+pub(crate) fn watch(
+    child: &Child,
+    cgroup: Option<&BoxCgroup>,
+    report_fd: &OwnedFd,
+    mut stdout: Capture,
+    mut stderr: Capture,
+    start: Instant,
+    cpu_limit: Duration,
+    wall_limit: Duration,
+) -> Result<Watched> {
+    let deadline = start + wall_limit;
+    let mut report = ReportReader::default();
+    let mut killed_for = None;
+    let end = loop {
+        let now = Instant::now();
+        if now >= deadline {
+            killed_for = Some(LimitHit::WallTime);
+        } else if let Some(cg) = cgroup
+            && cg.cpu_time()? >= cpu_limit
+        {
+            killed_for = Some(LimitHit::CpuTime);
+        }
+        if killed_for.is_some() {
+            break now;
+        }
+        let timeout = poll_timeout(cgroup, now, deadline, cpu_limit)?;
+        let mut polls = [
+            poll_fd(child.pidfd()),
+            poll_fd(report_fd.as_raw_fd()),
+            poll_fd(stdout.raw_fd()),
+            poll_fd(stderr.raw_fd()),
+        ];
+        // SAFETY: `polls` is a valid array of pollfd of the given length.
+        let rc = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, timeout) };
+        if rc < 0 && sys::errno() != libc::EINTR {
+            return Err(Error::last_os("poll"));
+        }
+        let now = Instant::now();
+        if polls[2].revents != 0 {
+            stdout.read_available();
+        }
+        if polls[3].revents != 0 {
+            stderr.read_available();
+        }
+        if stdout.truncated || stderr.truncated {
+            killed_for = Some(LimitHit::Output);
+            break now;
+        }
+        if polls[1].revents != 0 && report.read(report_fd).is_some() {
+            break now;
+        }
+        if polls[0].revents != 0 {
+            // The init died without a report (it was killed): take what it left.
+            report.read(report_fd);
+            break now;
+        }
+    };
+    if killed_for.is_some() {
+        child.kill();
+    }
+    // The program has ended: everything it wrote is in the pipes now.
+    stdout.read_available();
+    stderr.read_available();
+    if killed_for.is_none() && (stdout.truncated || stderr.truncated) {
+        killed_for = Some(LimitHit::Output);
+    }
+    Ok(Watched { stdout, stderr, report: report.report, killed_for, wall_time: end - start })
+}
+
+/// How long poll may sleep: until the wall deadline, or sooner when CPU time could
+/// run out with every CPU of the box burning.
+fn poll_timeout(
+    cgroup: Option<&BoxCgroup>,
+    now: Instant,
+    deadline: Instant,
+    cpu_limit: Duration,
+) -> Result<libc::c_int> {
+    let mut wait = deadline.saturating_duration_since(now);
+    if let Some(cg) = cgroup {
+        let left = cpu_limit.saturating_sub(cg.cpu_time()?);
+        let cpus = sys::online_cpus().max(1);
+        wait = wait.min((left / cpus).clamp(Duration::from_millis(1), Duration::from_millis(100)));
+    }
+    // Round up: waking a little late is fine, spinning on a 0 ms timeout is not.
+    Ok((wait.as_micros().div_ceil(1000)).clamp(1, 1000) as libc::c_int)
+}
+
+fn poll_fd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+}
+
+/// Assembles the init's fixed-size report from the pipe.
+#[derive(Default)]
+struct ReportReader {
+    buf: Vec<u8>,
+    report: Option<Report>,
+}
+
+impl ReportReader {
+    /// Reads what is available; returns the report once complete.
+    fn read(&mut self, fd: &OwnedFd) -> Option<Report> {
+        let mut chunk = [0u8; REPORT_LEN];
+        // SAFETY: reading into a local buffer of the given length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+        if n > 0 {
+            self.buf.extend_from_slice(&chunk[..n as usize]);
+        }
+        if self.report.is_none()
+            && let Some(raw) = self.buf.first_chunk::<REPORT_LEN>()
+        {
+            self.report = Report::decode(raw);
+        }
+        self.report
+    }
+}
