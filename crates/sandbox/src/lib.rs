@@ -147,7 +147,7 @@ impl Sandbox {
             slots: Slots::new(options.max_boxes, options.uid_base),
             host_netns,
             root_dir,
-            host_layout: mounts::HostLayout::detect()?,
+            host_layout: mounts::HostLayout::detect(&options.state_dir)?,
             cap_last: namespaces::last_capability(),
         };
         let reaper = teardown::Reaper::start()

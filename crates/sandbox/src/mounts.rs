@@ -43,15 +43,62 @@ pub(crate) struct HostLayout {
     usr_links: Vec<(&'static str, HostEntry)>,
     /// Entries of [`HOST_ETC`] that exist on this host.
     etc: Vec<(&'static str, HostEntry)>,
+    /// A host directory holding the box's /dev (device nodes, links, shm), when the
+    /// state directory's file system allows device nodes.
+    dev_template: Option<PathBuf>,
 }
 
 impl HostLayout {
-    /// Reads the host's layout.
-    pub(crate) fn detect() -> Result<HostLayout> {
+    /// Reads the host's layout and prepares the /dev template below `state_dir`.
+    pub(crate) fn detect(state_dir: &Path) -> Result<HostLayout> {
         let usr_links = USR_LINKS.iter().filter_map(|name| Some((*name, host_entry(&Path::new("/").join(name), 0).ok()??))).collect();
         let etc = HOST_ETC.iter().filter_map(|path| Some((*path, host_entry(Path::new(path), COPY_LIMIT).ok()??))).collect();
-        Ok(HostLayout { usr_links, etc })
+        let dev_template = prepare_dev_template(&state_dir.join("dev"))?;
+        Ok(HostLayout { usr_links, etc, dev_template })
     }
+}
+
+/// Makes `dir` a copy of a box's /dev: the device nodes of [`DEVICES`] (same
+/// numbers and modes as the host's), the [`DEV_LINKS`] and an empty `shm`. Returns
+/// `None` when the file system there is mounted nodev, where nodes would not work.
+fn prepare_dev_template(dir: &Path) -> Result<Option<PathBuf>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    if sys::locked_mount_flags(dir)? & libc::MS_NODEV != 0 {
+        return Ok(None);
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(|e| Error::io("cannot chmod", dir, e))?;
+    for name in DEVICES {
+        let host = Path::new("/dev").join(name);
+        let meta = std::fs::metadata(&host).map_err(|e| Error::io("cannot stat", &host, e))?;
+        if !meta.file_type().is_char_device() {
+            return Err(Error::InvalidConfig(format!("{} is not a character device", host.display())));
+        }
+        let node = dir.join(name);
+        let current = std::fs::symlink_metadata(&node).ok();
+        if current.is_some_and(|m| m.file_type().is_char_device() && m.rdev() == meta.rdev() && m.mode() == meta.mode()) {
+            continue;
+        }
+        let _ = std::fs::remove_file(&node);
+        let path = cpath(&node)?;
+        // SAFETY: mknod with a NUL-terminated path, the host node's mode and number.
+        if unsafe { libc::mknod(path.as_ptr(), meta.mode(), meta.rdev()) } < 0 {
+            return Err(Error::io("cannot create device node", node, std::io::Error::last_os_error()));
+        }
+        // mknod applies the umask: set the host's permissions exactly.
+        std::fs::set_permissions(&node, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(|e| Error::io("cannot chmod", &node, e))?;
+    }
+    for (link, target) in DEV_LINKS {
+        let path = dir.join(link);
+        if std::fs::read_link(&path).ok().as_deref() != Some(Path::new(target)) {
+            let _ = std::fs::remove_file(&path);
+            std::os::unix::fs::symlink(target, &path).map_err(|e| Error::io("cannot create link", &path, e))?;
+        }
+    }
+    let shm = dir.join("shm");
+    std::fs::create_dir_all(&shm).map_err(|e| Error::io("cannot create", &shm, e))?;
+    Ok(Some(dir.to_path_buf()))
 }
 
 /// How to reproduce `path`: `None` when it does not exist or is something else.
@@ -70,6 +117,10 @@ fn host_entry(path: &Path, copy_limit: u64) -> Result<Option<HostEntry>> {
 
 /// Device nodes bound from the host into the box's /dev.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+
+/// Symlinks of every box's /dev.
+const DEV_LINKS: [(&str, &str); 4] =
+    [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")];
 
 /// Top-level host paths that are either symlinks into /usr (merged /usr) or
 /// directories to bind read-only.
@@ -122,17 +173,9 @@ impl MountPlan {
         let r = |inside: &str| root.join(inside.trim_start_matches('/'));
         let limits = &config.limits;
 
-        // Nothing done in the box may propagate back to the host.
-        plan.push(
-            Step::Mount {
-                source: None,
-                target: c("/")?,
-                fstype: None,
-                flags: libc::MS_REC | libc::MS_PRIVATE,
-                data: None,
-            },
-            "make / private",
-        );
+        // No "make / private" step: a mount namespace owned by a new user namespace
+        // already receives host mounts as slaves (mount_namespaces(7)), so nothing
+        // mounted here can propagate back to the host.
         plan.tmpfs(root, 0o755, 1 << 20, "", "mount the root tmpfs")?;
 
         plan.mkdir(&r("/usr"))?;
@@ -169,54 +212,26 @@ impl MountPlan {
         );
 
         plan.mkdir(&r("/dev"))?;
-        plan.tmpfs(&r("/dev"), 0o755, 64 << 10, "", "mount the /dev tmpfs")?;
-        for dev in DEVICES.iter().filter(|_| std::env::var_os("NODEV").is_none()) {
-            let host = Path::new("/dev").join(dev);
-            plan.push(
-                Step::Touch {
-                    path: cpath(&r(&format!("/dev/{dev}")))?,
-                },
-                format!("create /dev/{dev}"),
-            );
-            // Device nodes keep their host mount's flags: nodev would make them useless.
-            plan.push(
-                Step::Mount {
-                    source: Some(cpath(&host)?),
-                    target: cpath(&r(&format!("/dev/{dev}")))?,
-                    fstype: None,
-                    flags: libc::MS_BIND,
-                    data: None,
-                },
-                format!("bind /dev/{dev}"),
-            );
+        match &host.dev_template {
+            Some(template) => {
+                // One bind of a prepared directory of device nodes instead of a tmpfs
+                // and a bind per device: fewer mounts, faster boxes.
+                plan.push(
+                    Step::Mount {
+                        source: Some(cpath(template)?),
+                        target: cpath(&r("/dev"))?,
+                        fstype: None,
+                        flags: libc::MS_BIND,
+                        data: None,
+                    },
+                    "bind the /dev template",
+                );
+                let locked = sys::locked_mount_flags(template)? & !libc::MS_RDONLY;
+                plan.remount_read_only(&r("/dev"), libc::MS_BIND | libc::MS_NOSUID | libc::MS_NOEXEC | locked, "make /dev read-only")?;
+            }
+            None => plan.dev_per_device(&r("/dev"))?,
         }
-        for (link, target) in [
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ] {
-            plan.push(
-                Step::Symlink {
-                    target: c(target)?,
-                    link: cpath(&r(&format!("/dev/{link}")))?,
-                },
-                format!("link /dev/{link}"),
-            );
-        }
-        plan.mkdir(&r("/dev/shm"))?;
-        plan.tmpfs(
-            &r("/dev/shm"),
-            0o1777,
-            limits.shm_bytes,
-            "",
-            "mount /dev/shm",
-        )?;
-        plan.remount_read_only(
-            &r("/dev"),
-            libc::MS_NOSUID | libc::MS_NOEXEC,
-            "make /dev read-only",
-        )?;
+        plan.tmpfs(&r("/dev/shm"), 0o1777, limits.shm_bytes, "", "mount /dev/shm")?;
 
         plan.mkdir(&r("/tmp"))?;
         plan.tmpfs(&r("/tmp"), 0o1777, limits.tmp_bytes, "", "mount /tmp")?;
@@ -369,6 +384,32 @@ impl MountPlan {
             format!("remount {} restricted", target.display()),
         );
         Ok(())
+    }
+
+    /// The fallback /dev when no template directory can hold device nodes: a tmpfs
+    /// with each device bound from the host, then made read-only.
+    fn dev_per_device(&mut self, dev: &Path) -> Result<()> {
+        self.tmpfs(dev, 0o755, 64 << 10, "", "mount the /dev tmpfs")?;
+        for name in DEVICES {
+            let target = dev.join(name);
+            self.push(Step::Touch { path: cpath(&target)? }, format!("create /dev/{name}"));
+            // Device nodes keep their host mount's flags: nodev would make them useless.
+            self.push(
+                Step::Mount {
+                    source: Some(cpath(&Path::new("/dev").join(name))?),
+                    target: cpath(&target)?,
+                    fstype: None,
+                    flags: libc::MS_BIND,
+                    data: None,
+                },
+                format!("bind /dev/{name}"),
+            );
+        }
+        for (link, target) in DEV_LINKS {
+            self.push(Step::Symlink { target: c(target)?, link: cpath(&dev.join(link))? }, format!("link /dev/{link}"));
+        }
+        self.mkdir(&dev.join("shm"))?;
+        self.remount_read_only(dev, libc::MS_NOSUID | libc::MS_NOEXEC, "make /dev read-only")
     }
 
     fn remount_read_only(&mut self, target: &Path, flags: c_ulong, what: &str) -> Result<()> {
