@@ -179,13 +179,20 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
     }
     reset_signals();
     sys::close_all_except(&plan.init_keep);
-
-    // Wait until the supervisor has written our uid map and placed us in the cgroup;
-    // end of file means it died first.
-    let mut go = [0u8; 1];
-    if sys::read_full(fds.go, &mut go) != Ok(1) {
-        sys::exit(1);
+    // Done while the supervisor writes the uid map: the bounding set limits what any
+    // exec in the box can ever gain, and the init's own capabilities are unaffected.
+    for cap in 0..=plan.cap_last {
+        // SAFETY: prctl with integer arguments changes only this process.
+        step!(
+            fds.report,
+            Step::DropCapabilities,
+            sys::check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) })
+        );
     }
+
+    // The supervisor says "mapped" once our uid map is written, and "placed" once we
+    // are in the box's cgroup; end of file means it died first.
+    wait_for(fds.go, GO_MAPPED);
     step!(fds.report, Step::BecomeBoxRoot, sys::set_ids(0));
     // Changing credentials cleared the parent-death signal: set it again, then make
     // sure the supervisor did not die in between (it holds the go pipe open for the
@@ -195,12 +202,13 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
     if supervisor_gone(fds.go) {
         sys::exit(1);
     }
-    // SAFETY: closing a descriptor this process no longer uses.
-    unsafe { libc::close(fds.go) };
-
+    // The root is built while the supervisor places us in the cgroup.
     if let Err((index, errno)) = plan.mounts.apply() {
         fail(fds.report, index, errno);
     }
+    wait_for(fds.go, GO_PLACED);
+    // SAFETY: closing a descriptor this process no longer uses.
+    unsafe { libc::close(fds.go) };
 
     let mut exec_pipe = [0 as RawFd; 2];
     // SAFETY: `exec_pipe` has room for the two descriptors.
@@ -253,6 +261,19 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
         if pid < 0 && sys::errno() != libc::EINTR {
             fail(fds.report, Step::ForkProgram as u32, sys::errno());
         }
+    }
+}
+
+/// The supervisor's first word on the go pipe: the uid map is written.
+pub(crate) const GO_MAPPED: u8 = b'm';
+/// The supervisor's second word: the init is in the box's cgroup.
+pub(crate) const GO_PLACED: u8 = b'p';
+
+/// Waits for `word` on the go pipe; exits when the supervisor is gone instead.
+fn wait_for(go: RawFd, word: u8) {
+    let mut got = [0u8; 1];
+    if sys::read_full(go, &mut got) != Ok(1) || got[0] != word {
+        sys::exit(1);
     }
 }
 
@@ -327,13 +348,6 @@ fn run_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> ! {
 
     // SAFETY: prctl and id calls with integer arguments change only this process.
     unsafe {
-        for cap in 0..=plan.cap_last {
-            prog_step!(
-                exec_fd,
-                Step::DropCapabilities,
-                sys::check(libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong))
-            );
-        }
         let clear_ambient = libc::prctl(
             libc::PR_CAP_AMBIENT,
             libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,

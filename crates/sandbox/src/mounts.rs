@@ -20,10 +20,11 @@ pub const BOX_UID: u32 = 1000;
 const HOSTNAME: &CStr = c"runbox";
 
 /// Host entries of /etc a box gets when they exist: the loader cache (correct and
-/// fast library lookup), the time zone, and the alternatives links many Debian
-/// binaries go through. Symlinks are recreated and small files copied, which is
-/// cheaper per box than a bind mount; directories are bound read-only.
-const HOST_ETC: &[&str] = &["/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime"];
+/// fast library lookup) and the time zone. Symlinks are recreated and small files
+/// copied, which is cheaper per box than a bind mount. Anything more (such as
+/// /etc/alternatives, which many Debian binaries go through) is bound when a box's
+/// configuration asks for it.
+const HOST_ETC: &[&str] = &["/etc/ld.so.cache", "/etc/localtime"];
 
 /// Files of [`HOST_ETC`] up to this size are copied into the box's /etc.
 const COPY_LIMIT: u64 = 1 << 20;

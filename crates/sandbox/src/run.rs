@@ -115,12 +115,12 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
     drop((go_r, report_w, stdin, stdout_w, stderr_w));
 
     namespaces::write_id_maps(child.pid, slot, BOX_UID)?;
+    say(&go_w, init::GO_MAPPED)?;
     if let (Some(cg), None) = (&lease.cgroup, cgroup_fd) {
         cg.add_process(child.pid)?;
     }
     let start = Instant::now();
-    sys::write_all(go_w.as_raw_fd(), b"g")
-        .map_err(|e| Error::Syscall { call: "write(go)", source: io::Error::from_raw_os_error(e) })?;
+    say(&go_w, init::GO_PLACED)?;
 
     let watched = watch::watch(
         &child,
@@ -153,6 +153,12 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
     }
     reaper.bury(remains);
     outcome(config, &mounts, watched, measured)
+}
+
+/// Writes one word to the box's init on the go pipe.
+fn say(go: &OwnedFd, word: u8) -> Result<()> {
+    sys::write_all(go.as_raw_fd(), &[word])
+        .map_err(|e| Error::Syscall { call: "write(go pipe)", source: io::Error::from_raw_os_error(e) })
 }
 
 /// The box's account, taken when the program ended.
