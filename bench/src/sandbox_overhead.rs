@@ -13,16 +13,31 @@ use runbox_sandbox::{BindMount, BoxConfig, Sandbox, SandboxOptions, Status};
 const HELLO_C: &str = "#include <unistd.h>\nint main(void){write(1,\"hello\\n\",6);return 0;}\n";
 
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args().nth(1).map(|s| s.parse()).transpose().context("N must be a number")?.unwrap_or(500);
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()
+        .context("N must be a number")?
+        .unwrap_or(500);
     let dir = tempfile_dir()?;
     let hello = build_hello(&dir)?;
-    println!("static hello world, N = {n} runs each, {} CPUs", std::thread::available_parallelism()?.get());
+    println!(
+        "static hello world, N = {n} runs each, {} CPUs",
+        std::thread::available_parallelism()?.get()
+    );
 
     let bare = measure(n, || run_bare(&hello))?;
-    let sandbox = Sandbox::new(SandboxOptions { max_boxes: 4, ..SandboxOptions::default() })?;
+    let sandbox = Sandbox::new(SandboxOptions {
+        max_boxes: 4,
+        ..SandboxOptions::default()
+    })?;
     let config = BoxConfig::new(["/bench/hello"]).with_bind(BindMount::read_only(&dir, "/bench"));
     let runbox = measure(n, || run_box(&sandbox, &config))?;
-    let bwrap = if which("bwrap") { Some(measure(n, || run_bwrap(&hello))?) } else { None };
+    let bwrap = if which("bwrap") {
+        Some(measure(n, || run_bwrap(&hello))?)
+    } else {
+        None
+    };
 
     println!();
     println!("{:<28} {:>12} {:>12}", "", "median", "p90");
@@ -30,13 +45,22 @@ fn main() -> anyhow::Result<()> {
     print_row("runbox box", &runbox);
     match &bwrap {
         Some(b) => print_row("bwrap --unshare-all", b),
-        None => println!("{:<28} not installed (apt-get install bubblewrap)", "bwrap --unshare-all"),
+        None => println!(
+            "{:<28} not installed (apt-get install bubblewrap)",
+            "bwrap --unshare-all"
+        ),
     }
     println!();
     let overhead = median(&runbox).saturating_sub(median(&bare));
-    println!("runbox overhead over bare: {:.3} ms (target <= 1 ms)", ms(overhead));
+    println!(
+        "runbox overhead over bare: {:.3} ms (target <= 1 ms)",
+        ms(overhead)
+    );
     if let Some(b) = &bwrap {
-        println!("runbox / bwrap time per run: {:.2} (target <= 0.5)", ms(median(&runbox)) / ms(median(b)));
+        println!(
+            "runbox / bwrap time per run: {:.2} (target <= 0.5)",
+            ms(median(&runbox)) / ms(median(b))
+        );
     }
 
     let seq = throughput(&sandbox, &config, 1, n)?;
@@ -56,8 +80,16 @@ fn build_hello(dir: &Path) -> anyhow::Result<PathBuf> {
     let source = dir.join("hello.c");
     let binary = dir.join("hello");
     std::fs::write(&source, HELLO_C)?;
-    let status = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&binary).arg(&source).status().context("gcc")?;
-    ensure!(status.success(), "gcc -static failed (install gcc and libc6-dev)");
+    let status = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .context("gcc")?;
+    ensure!(
+        status.success(),
+        "gcc -static failed (install gcc and libc6-dev)"
+    );
     Ok(binary)
 }
 
@@ -77,7 +109,10 @@ fn measure(n: usize, mut run: impl FnMut() -> anyhow::Result<()>) -> anyhow::Res
 
 fn run_bare(hello: &Path) -> anyhow::Result<()> {
     let out = Command::new(hello).stdin(Stdio::null()).output()?;
-    ensure!(out.status.success() && out.stdout == b"hello\n", "bare run failed");
+    ensure!(
+        out.status.success() && out.stdout == b"hello\n",
+        "bare run failed"
+    );
     Ok(())
 }
 
@@ -91,22 +126,42 @@ fn run_box(sandbox: &Sandbox, config: &BoxConfig) -> anyhow::Result<()> {
 
 fn run_bwrap(hello: &Path) -> anyhow::Result<()> {
     let out = Command::new("bwrap")
-        .args(["--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev"])
+        .args([
+            "--unshare-all",
+            "--die-with-parent",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+        ])
         .arg("--ro-bind")
         .arg(hello)
         .arg("/hello")
         .arg("/hello")
         .stdin(Stdio::null())
         .output()?;
-    ensure!(out.status.success() && out.stdout == b"hello\n", "bwrap run failed: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success() && out.stdout == b"hello\n",
+        "bwrap run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
-fn throughput(sandbox: &Sandbox, config: &BoxConfig, threads: usize, n: usize) -> anyhow::Result<f64> {
+fn throughput(
+    sandbox: &Sandbox,
+    config: &BoxConfig,
+    threads: usize,
+    n: usize,
+) -> anyhow::Result<f64> {
     let start = Instant::now();
     std::thread::scope(|s| -> anyhow::Result<()> {
-        let handles: Vec<_> =
-            (0..threads).map(|_| s.spawn(|| (0..n / threads).try_for_each(|_| run_box(sandbox, config)))).collect();
+        let handles: Vec<_> = (0..threads)
+            .map(|_| s.spawn(|| (0..n / threads).try_for_each(|_| run_box(sandbox, config))))
+            .collect();
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("thread panicked"))??;
         }
@@ -124,7 +179,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn print_row(name: &str, times: &[Duration]) {
-    println!("{name:<28} {:>9.3} ms {:>9.3} ms", ms(median(times)), ms(times[times.len() * 9 / 10]));
+    println!(
+        "{name:<28} {:>9.3} ms {:>9.3} ms",
+        ms(median(times)),
+        ms(times[times.len() * 9 / 10])
+    );
 }
 
 fn which(program: &str) -> bool {

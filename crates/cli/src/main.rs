@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one command in a box (the low-level tool, like `isolate --run`).
-    Sandbox(commands::sandbox::SandboxArgs),
+    Sandbox(Box<commands::sandbox::SandboxArgs>),
     /// Check what this host supports and how each limit is enforced.
     Doctor(commands::doctor::DoctorArgs),
 }
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sandbox(args) => commands::sandbox::run(args),
+        Command::Sandbox(args) => commands::sandbox::run(*args),
         Command::Doctor(args) => commands::doctor::run(args),
     };
     match result {

@@ -4,7 +4,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn runbox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runbox")).args(args).output().expect("runbox must start")
+    Command::new(env!("CARGO_BIN_EXE_runbox"))
+        .args(args)
+        .output()
+        .expect("runbox must start")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -13,7 +16,13 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn sandbox_passes_output_through_and_exits_with_the_program_code() {
-    let out = runbox(&["sandbox", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let out = runbox(&[
+        "sandbox",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(text(&out.stdout), "out\n");
     assert_eq!(text(&out.stderr), "err\n");
     assert_eq!(out.status.code(), Some(3));
@@ -45,24 +54,56 @@ fn stdin_file_and_dir_binds_reach_the_program() {
     std::fs::write(dir.path().join("input.txt"), "from a file\n").unwrap();
     let spec = format!("{}:/data", dir.path().display());
     let input = dir.path().join("input.txt");
-    let out = runbox(&["sandbox", "--dir", &spec, "--stdin", input.to_str().unwrap(), "--", "/bin/sh", "-c", "cat; ls /data"]);
-    assert_eq!(text(&out.stdout), "from a file\ninput.txt\n", "{}", text(&out.stderr));
+    let out = runbox(&[
+        "sandbox",
+        "--dir",
+        &spec,
+        "--stdin",
+        input.to_str().unwrap(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat; ls /data",
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "from a file\ninput.txt\n",
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn a_writable_dir_keeps_what_the_program_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let spec = format!("{}:/box:rw", dir.path().display());
-    let out = runbox(&["sandbox", "--dir", &spec, "--", "/bin/sh", "-c", "echo kept > result.txt"]);
+    let out = runbox(&[
+        "sandbox",
+        "--dir",
+        &spec,
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo kept > result.txt",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(std::fs::read_to_string(dir.path().join("result.txt")).unwrap(), "kept\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("result.txt")).unwrap(),
+        "kept\n"
+    );
 }
 
 #[test]
 fn bad_flags_give_one_clear_line_and_exit_125() {
     let cases: [(&[&str], &str); 4] = [
-        (&["sandbox", "--dir", "/no/such/dir:/data", "--", "true"], "/no/such/dir"),
-        (&["sandbox", "--memory-limit", "lots", "--", "true"], "not a size"),
+        (
+            &["sandbox", "--dir", "/no/such/dir:/data", "--", "true"],
+            "/no/such/dir",
+        ),
+        (
+            &["sandbox", "--memory-limit", "lots", "--", "true"],
+            "not a size",
+        ),
         (&["sandbox", "--processes", "0", "--", "true"], "processes"),
         (&["sandbox", "--", "no-such-program"], "no-such-program"),
     ];
@@ -96,7 +137,10 @@ fn boxes_die_within_seconds_when_the_supervisor_is_killed() {
     supervisor.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     while box_pids.iter().any(|pid| alive(*pid)) {
-        assert!(Instant::now() < deadline, "box processes {box_pids:?} outlived their supervisor");
+        assert!(
+            Instant::now() < deadline,
+            "box processes {box_pids:?} outlived their supervisor"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -123,13 +167,24 @@ fn child_of(parent: u32) -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
         let status = std::fs::read_to_string(e.path().join("status")).ok()?;
-        let ppid: u32 = status.lines().find_map(|l| l.strip_prefix("PPid:"))?.trim().parse().ok()?;
+        let ppid: u32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse()
+            .ok()?;
         (ppid == parent).then_some(pid)
     })
 }
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(false)
 }

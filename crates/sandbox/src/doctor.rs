@@ -160,7 +160,11 @@ fn seccomp_available() -> Result<String, (String, String)> {
     let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP) };
     if mode >= 0 {
         let denied = crate::seccomp::denied_syscalls();
-        Ok(format!("seccomp-bpf; boxes refuse {} system calls ({}, ...)", denied.len(), denied[..4].join(", ")))
+        Ok(format!(
+            "seccomp-bpf; boxes refuse {} system calls ({}, ...)",
+            denied.len(),
+            denied[..4].join(", ")
+        ))
     } else {
         Err((
             "prctl(PR_GET_SECCOMP) failed".into(),

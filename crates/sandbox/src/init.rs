@@ -279,7 +279,11 @@ fn wait_for(go: RawFd, word: u8) {
 
 /// Whether the write end of the go pipe is closed, without waiting.
 fn supervisor_gone(go: RawFd) -> bool {
-    let mut poll = libc::pollfd { fd: go, events: libc::POLLIN, revents: 0 };
+    let mut poll = libc::pollfd {
+        fd: go,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: poll on one valid pollfd with a zero timeout.
     let ready = unsafe { libc::poll(&mut poll, 1, 0) };
     ready != 0 && poll.revents & libc::POLLHUP != 0
@@ -324,7 +328,11 @@ fn run_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> ! {
         // A new session: no controlling terminal, so TIOCSTI has no target either.
         prog_step!(exec_fd, Step::StartSession, sys::check(libc::setsid()));
         for (to, from) in sources.into_iter().enumerate() {
-            prog_step!(exec_fd, Step::RedirectStdio, sys::check(libc::dup2(from, to as RawFd)));
+            prog_step!(
+                exec_fd,
+                Step::RedirectStdio,
+                sys::check(libc::dup2(from, to as RawFd))
+            );
         }
     }
     let mut keep = [0, 1, 2, exec_fd];
@@ -420,7 +428,12 @@ fn spawn_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> libc::pid_t {
     // untouched while CLONE_VFORK suspends the init until the child execs or exits.
     // The child shares memory but not descriptors, and only makes system calls.
     unsafe {
-        libc::clone(program_main, plan.program_stack_top, flags, (&start as *const ProgramStart).cast_mut().cast())
+        libc::clone(
+            program_main,
+            plan.program_stack_top,
+            flags,
+            (&start as *const ProgramStart).cast_mut().cast(),
+        )
     }
 }
 

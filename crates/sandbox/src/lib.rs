@@ -150,9 +150,14 @@ impl Sandbox {
             host_layout: mounts::HostLayout::detect(&options.state_dir)?,
             cap_last: namespaces::last_capability(),
         };
-        let reaper = teardown::Reaper::start()
-            .map_err(|e| Error::Syscall { call: "spawn reaper thread", source: e })?;
-        Ok(Sandbox { shared: Arc::new(shared), reaper })
+        let reaper = teardown::Reaper::start().map_err(|e| Error::Syscall {
+            call: "spawn reaper thread",
+            source: e,
+        })?;
+        Ok(Sandbox {
+            shared: Arc::new(shared),
+            reaper,
+        })
     }
 
     /// Runs one box to its end and reports what happened. A program that fails or

@@ -52,10 +52,20 @@ pub(crate) struct HostLayout {
 impl HostLayout {
     /// Reads the host's layout and prepares the /dev template below `state_dir`.
     pub(crate) fn detect(state_dir: &Path) -> Result<HostLayout> {
-        let usr_links = USR_LINKS.iter().filter_map(|name| Some((*name, host_entry(&Path::new("/").join(name), 0).ok()??))).collect();
-        let etc = HOST_ETC.iter().filter_map(|path| Some((*path, host_entry(Path::new(path), COPY_LIMIT).ok()??))).collect();
+        let usr_links = USR_LINKS
+            .iter()
+            .filter_map(|name| Some((*name, host_entry(&Path::new("/").join(name), 0).ok()??)))
+            .collect();
+        let etc = HOST_ETC
+            .iter()
+            .filter_map(|path| Some((*path, host_entry(Path::new(path), COPY_LIMIT).ok()??)))
+            .collect();
         let dev_template = prepare_dev_template(&state_dir.join("dev"))?;
-        Ok(HostLayout { usr_links, etc, dev_template })
+        Ok(HostLayout {
+            usr_links,
+            etc,
+            dev_template,
+        })
     }
 }
 
@@ -68,23 +78,33 @@ fn prepare_dev_template(dir: &Path) -> Result<Option<PathBuf>> {
     if sys::locked_mount_flags(dir)? & libc::MS_NODEV != 0 {
         return Ok(None);
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(|e| Error::io("cannot chmod", dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io("cannot chmod", dir, e))?;
     for name in DEVICES {
         let host = Path::new("/dev").join(name);
         let meta = std::fs::metadata(&host).map_err(|e| Error::io("cannot stat", &host, e))?;
         if !meta.file_type().is_char_device() {
-            return Err(Error::InvalidConfig(format!("{} is not a character device", host.display())));
+            return Err(Error::InvalidConfig(format!(
+                "{} is not a character device",
+                host.display()
+            )));
         }
         let node = dir.join(name);
         let current = std::fs::symlink_metadata(&node).ok();
-        if current.is_some_and(|m| m.file_type().is_char_device() && m.rdev() == meta.rdev() && m.mode() == meta.mode()) {
+        if current.is_some_and(|m| {
+            m.file_type().is_char_device() && m.rdev() == meta.rdev() && m.mode() == meta.mode()
+        }) {
             continue;
         }
         let _ = std::fs::remove_file(&node);
         let path = cpath(&node)?;
         // SAFETY: mknod with a NUL-terminated path, the host node's mode and number.
         if unsafe { libc::mknod(path.as_ptr(), meta.mode(), meta.rdev()) } < 0 {
-            return Err(Error::io("cannot create device node", node, std::io::Error::last_os_error()));
+            return Err(Error::io(
+                "cannot create device node",
+                node,
+                std::io::Error::last_os_error(),
+            ));
         }
         // mknod applies the umask: set the host's permissions exactly.
         std::fs::set_permissions(&node, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
@@ -94,7 +114,8 @@ fn prepare_dev_template(dir: &Path) -> Result<Option<PathBuf>> {
         let path = dir.join(link);
         if std::fs::read_link(&path).ok().as_deref() != Some(Path::new(target)) {
             let _ = std::fs::remove_file(&path);
-            std::os::unix::fs::symlink(target, &path).map_err(|e| Error::io("cannot create link", &path, e))?;
+            std::os::unix::fs::symlink(target, &path)
+                .map_err(|e| Error::io("cannot create link", &path, e))?;
         }
     }
     let shm = dir.join("shm");
@@ -104,13 +125,19 @@ fn prepare_dev_template(dir: &Path) -> Result<Option<PathBuf>> {
 
 /// How to reproduce `path`: `None` when it does not exist or is something else.
 fn host_entry(path: &Path, copy_limit: u64) -> Result<Option<HostEntry>> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(None) };
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(None);
+    };
     Ok(if meta.file_type().is_symlink() {
-        Some(HostEntry::Link(std::fs::read_link(path).map_err(|e| Error::io("cannot read link", path, e))?))
+        Some(HostEntry::Link(
+            std::fs::read_link(path).map_err(|e| Error::io("cannot read link", path, e))?,
+        ))
     } else if meta.is_dir() {
         Some(HostEntry::BindDir)
     } else if meta.is_file() && meta.len() <= copy_limit {
-        Some(HostEntry::Copy(std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?))
+        Some(HostEntry::Copy(
+            std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?,
+        ))
     } else {
         None
     })
@@ -120,8 +147,12 @@ fn host_entry(path: &Path, copy_limit: u64) -> Result<Option<HostEntry>> {
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 
 /// Symlinks of every box's /dev.
-const DEV_LINKS: [(&str, &str); 4] =
-    [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")];
+const DEV_LINKS: [(&str, &str); 4] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
 
 /// Top-level host paths that are either symlinks into /usr (merged /usr) or
 /// directories to bind read-only.
@@ -228,11 +259,21 @@ impl MountPlan {
                     "bind the /dev template",
                 );
                 let locked = sys::locked_mount_flags(template)? & !libc::MS_RDONLY;
-                plan.remount_read_only(&r("/dev"), libc::MS_BIND | libc::MS_NOSUID | libc::MS_NOEXEC | locked, "make /dev read-only")?;
+                plan.remount_read_only(
+                    &r("/dev"),
+                    libc::MS_BIND | libc::MS_NOSUID | libc::MS_NOEXEC | locked,
+                    "make /dev read-only",
+                )?;
             }
             None => plan.dev_per_device(&r("/dev"))?,
         }
-        plan.tmpfs(&r("/dev/shm"), 0o1777, limits.shm_bytes, "", "mount /dev/shm")?;
+        plan.tmpfs(
+            &r("/dev/shm"),
+            0o1777,
+            limits.shm_bytes,
+            "",
+            "mount /dev/shm",
+        )?;
 
         plan.mkdir(&r("/tmp"))?;
         plan.tmpfs(&r("/tmp"), 0o1777, limits.tmp_bytes, "", "mount /tmp")?;
@@ -281,10 +322,22 @@ impl MountPlan {
     fn reproduce(&mut self, host: &Path, target: &Path, entry: &HostEntry) -> Result<()> {
         match entry {
             HostEntry::Link(to) => {
-                self.push(Step::Symlink { target: cpath(to)?, link: cpath(target)? }, format!("link {}", host.display()));
+                self.push(
+                    Step::Symlink {
+                        target: cpath(to)?,
+                        link: cpath(target)?,
+                    },
+                    format!("link {}", host.display()),
+                );
             }
             HostEntry::Copy(content) => {
-                self.push(Step::WriteFile { path: cpath(target)?, content: content.clone() }, format!("copy {}", host.display()));
+                self.push(
+                    Step::WriteFile {
+                        path: cpath(target)?,
+                        content: content.clone(),
+                    },
+                    format!("copy {}", host.display()),
+                );
             }
             HostEntry::BindDir => {
                 self.mkdir(target)?;
@@ -393,7 +446,12 @@ impl MountPlan {
         self.tmpfs(dev, 0o755, 64 << 10, "", "mount the /dev tmpfs")?;
         for name in DEVICES {
             let target = dev.join(name);
-            self.push(Step::Touch { path: cpath(&target)? }, format!("create /dev/{name}"));
+            self.push(
+                Step::Touch {
+                    path: cpath(&target)?,
+                },
+                format!("create /dev/{name}"),
+            );
             // Device nodes keep their host mount's flags: nodev would make them useless.
             self.push(
                 Step::Mount {
@@ -407,10 +465,20 @@ impl MountPlan {
             );
         }
         for (link, target) in DEV_LINKS {
-            self.push(Step::Symlink { target: c(target)?, link: cpath(&dev.join(link))? }, format!("link /dev/{link}"));
+            self.push(
+                Step::Symlink {
+                    target: c(target)?,
+                    link: cpath(&dev.join(link))?,
+                },
+                format!("link /dev/{link}"),
+            );
         }
         self.mkdir(&dev.join("shm"))?;
-        self.remount_read_only(dev, libc::MS_NOSUID | libc::MS_NOEXEC, "make /dev read-only")
+        self.remount_read_only(
+            dev,
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            "make /dev read-only",
+        )
     }
 
     fn remount_read_only(&mut self, target: &Path, flags: c_ulong, what: &str) -> Result<()> {

@@ -7,7 +7,6 @@ use std::sync::{Condvar, Mutex, PoisonError};
 
 use crate::error::{Error, Result};
 
-
 /// One slot: the resources a running box holds exclusively.
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -18,6 +17,9 @@ pub(crate) struct Slot {
     /// An empty network namespace, made once for this slot and joined by every box
     /// that uses it: creating one per run costs the kernel more than the whole run.
     pub netns: Option<OwnedFd>,
+    /// The stack the box's program runs on between clone and exec; kept so each
+    /// run does not map and fault in a new one.
+    pub program_stack: Vec<u8>,
 }
 
 /// A fixed set of slots handed out to concurrent boxes.
@@ -36,6 +38,7 @@ impl Slots {
                 host_root: uid_base + 2 * index,
                 host_user: uid_base + 2 * index + 1,
                 netns: None,
+                program_stack: Vec::new(),
             })
             .collect();
         Slots {

@@ -18,7 +18,7 @@ use crate::namespaces;
 use crate::outcome::{LimitHit, Outcome, Status, signal_name};
 use crate::sys;
 use crate::teardown::{Child, Lease, Reaper, Remains};
-use crate::watch::{self, Capture, Watched};
+use crate::watch::{self, Watched};
 
 /// Namespaces every box gets; the network namespace is joined, not created.
 const NAMESPACES: u64 = (libc::CLONE_NEWUSER
@@ -53,11 +53,19 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
     config.validate()?;
     let limits = &config.limits;
     let mut lease = Lease::take(shared);
-    let slot = lease.slot.as_mut().ok_or_else(|| Error::InvalidConfig("box slot missing".into()))?;
+    let slot = lease
+        .slot
+        .as_mut()
+        .ok_or_else(|| Error::InvalidConfig("box slot missing".into()))?;
     if slot.netns.is_none() {
         slot.netns = Some(namespaces::new_empty_netns()?);
     }
     let host_user = slot.host_user;
+    // The program's pre-exec stack is the slot's, reused run after run.
+    let mut slot_stack = std::mem::take(&mut slot.program_stack);
+    if slot_stack.len() != PROGRAM_STACK {
+        slot_stack = vec![0u8; PROGRAM_STACK];
+    }
     if let Some(manager) = &shared.cgroups {
         // tmpfs pages are charged to the box's memory cgroup: add the disk budgets so
         // a full /tmp gives ENOSPC, never an OOM kill.
@@ -89,7 +97,6 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
     };
     let mut init_keep = [fds.go, fds.report, fds.stdin, fds.stdout, fds.stderr];
     init_keep.sort_unstable();
-    let mut program_stack = vec![0u8; PROGRAM_STACK];
     let mut plan = ChildPlan {
         mounts: &mounts,
         seccomp: &shared.seccomp,
@@ -97,22 +104,44 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
         init_keep,
         candidates: program_candidates(config)?,
         argv: cstrings(config.command.iter().map(String::as_bytes))?,
-        envp: cstrings(config.env.iter().map(|(k, v)| format!("{k}={v}").into_bytes()))?,
+        envp: cstrings(
+            config
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}").into_bytes()),
+        )?,
         argv_ptrs: Vec::new(),
         envp_ptrs: Vec::new(),
         cwd: CString::new(config.cwd.as_os_str().as_bytes())
             .map_err(|_| Error::InvalidConfig("NUL in cwd".into()))?,
         rlimits: rlimits(limits),
         cap_last: shared.cap_last,
-        program_stack_top: stack_top(&mut program_stack),
+        program_stack_top: stack_top(&mut slot_stack),
     };
     plan.finish_pointers();
 
-    let slot = lease.slot.as_ref().ok_or_else(|| Error::InvalidConfig("box slot missing".into()))?;
-    let netns = slot.netns.as_ref().ok_or_else(|| Error::InvalidConfig("slot without network namespace".into()))?;
-    let cgroup_fd = lease.cgroup.as_ref().and_then(|c| c.clone_into_fd()).map(|fd| fd.as_raw_fd());
+    let slot = lease
+        .slot
+        .as_ref()
+        .ok_or_else(|| Error::InvalidConfig("box slot missing".into()))?;
+    let netns = slot
+        .netns
+        .as_ref()
+        .ok_or_else(|| Error::InvalidConfig("slot without network namespace".into()))?;
+    let cgroup_fd = lease
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.clone_into_fd())
+        .map(|fd| fd.as_raw_fd());
     let child = clone_box(&plan, netns, &shared.host_netns, cgroup_fd)?;
     drop((go_r, report_w, stdin, stdout_w, stderr_w));
+    if let Some(slot) = lease.slot.as_mut() {
+        slot.program_stack = slot_stack;
+    }
+    let slot = lease
+        .slot
+        .as_ref()
+        .ok_or_else(|| Error::InvalidConfig("box slot missing".into()))?;
 
     namespaces::write_id_maps(child.pid, slot, BOX_UID)?;
     say(&go_w, init::GO_MAPPED)?;
@@ -126,24 +155,35 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
         &child,
         lease.cgroup.as_ref(),
         &report_r,
-        Capture::new(stdout_r, limits.output_bytes)?,
-        Capture::new(stderr_r, limits.output_bytes)?,
+        stdout_r,
+        stderr_r,
         start,
-        limits.cpu_time,
-        limits.wall_time,
+        limits,
     )?;
-    let mut remains = Remains { child, lease, go: go_w };
+    let mut remains = Remains {
+        child,
+        lease,
+        go: go_w,
+    };
     let usage = match &remains.lease.cgroup {
         Some(cg) => Some(cg.usage()?),
         None => None,
     };
     let measured = match usage {
-        Some(u) => Measured { cpu_time: u.cpu_time, memory_kb: u.memory_peak_bytes / 1024, oom_killed: u.oom_killed },
+        Some(u) => Measured {
+            cpu_time: u.cpu_time,
+            memory_kb: u.memory_peak_bytes / 1024,
+            oom_killed: u.oom_killed,
+        },
         None => {
             // Without a cgroup the init's rusage is the only whole-box account.
             remains.child.kill();
             let rusage = remains.child.reap();
-            Measured { cpu_time: rusage_cpu(&rusage), memory_kb: rusage.ru_maxrss as u64, oom_killed: false }
+            Measured {
+                cpu_time: rusage_cpu(&rusage),
+                memory_kb: rusage.ru_maxrss as u64,
+                oom_killed: false,
+            }
         }
     };
     if config.binds.iter().any(|b| b.writable) {
@@ -157,8 +197,10 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
 
 /// Writes one word to the box's init on the go pipe.
 fn say(go: &OwnedFd, word: u8) -> Result<()> {
-    sys::write_all(go.as_raw_fd(), &[word])
-        .map_err(|e| Error::Syscall { call: "write(go pipe)", source: io::Error::from_raw_os_error(e) })
+    sys::write_all(go.as_raw_fd(), &[word]).map_err(|e| Error::Syscall {
+        call: "write(go pipe)",
+        source: io::Error::from_raw_os_error(e),
+    })
 }
 
 /// The box's account, taken when the program ended.
@@ -169,20 +211,33 @@ struct Measured {
 }
 
 /// Turns what was watched and measured into the outcome (or the setup error).
-fn outcome(config: &BoxConfig, mounts: &MountPlan, watched: Watched, measured: Measured) -> Result<Outcome> {
+fn outcome(
+    config: &BoxConfig,
+    mounts: &MountPlan,
+    watched: Watched,
+    measured: Measured,
+) -> Result<Outcome> {
     let limits = &config.limits;
     let report = match watched.report {
         Some(Report::SetupFailed { step, errno }) => {
             let what = init::Step::describe(step).unwrap_or_else(|| mounts.describe(step));
-            return Err(Error::Setup { step: what.to_string(), source: io::Error::from_raw_os_error(errno) });
+            return Err(Error::Setup {
+                step: what.to_string(),
+                source: io::Error::from_raw_os_error(errno),
+            });
         }
         Some(Report::ExecFailed { errno }) => {
-            return Err(Error::Exec { command: config.command[0].clone(), source: io::Error::from_raw_os_error(errno) });
+            return Err(Error::Exec {
+                command: config.command[0].clone(),
+                source: io::Error::from_raw_os_error(errno),
+            });
         }
         other => other,
     };
     let (exit_code, signal) = match report {
-        Some(Report::Exited { wait_status }) if libc::WIFEXITED(wait_status) => (Some(libc::WEXITSTATUS(wait_status)), None),
+        Some(Report::Exited { wait_status }) if libc::WIFEXITED(wait_status) => {
+            (Some(libc::WEXITSTATUS(wait_status)), None)
+        }
         Some(Report::Exited { wait_status }) if libc::WIFSIGNALED(wait_status) => {
             (None, Some(signal_name(libc::WTERMSIG(wait_status))))
         }
@@ -361,4 +416,3 @@ fn rusage_cpu(usage: &libc::rusage) -> Duration {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec * 1000) as u32);
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
-

@@ -21,7 +21,11 @@ pub(crate) struct Child {
 impl Child {
     /// Wraps a freshly cloned init.
     pub(crate) fn new(pid: libc::pid_t, pidfd: OwnedFd) -> Child {
-        Child { pid, pidfd, reaped: false }
+        Child {
+            pid,
+            pidfd,
+            reaped: false,
+        }
     }
 
     /// The pidfd, readable once the init has exited.
@@ -32,7 +36,15 @@ impl Child {
     /// SIGKILL to the box's init: the kernel then kills everything in its PID namespace.
     pub(crate) fn kill(&self) {
         // SAFETY: pidfd_send_signal on a pidfd we own; it cannot hit a reused pid.
-        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0, 0) };
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                0,
+                0,
+            )
+        };
     }
 
     /// Waits for the init to end, and with it every process of the box (the kernel
@@ -74,7 +86,11 @@ impl Lease {
     /// Takes a free slot (waiting for one if all are busy).
     pub(crate) fn take(shared: &Arc<Shared>) -> Lease {
         let slot = shared.slots.take();
-        Lease { shared: Arc::clone(shared), slot: Some(slot), cgroup: None }
+        Lease {
+            shared: Arc::clone(shared),
+            slot: Some(slot),
+            cgroup: None,
+        }
     }
 }
 
@@ -100,7 +116,11 @@ pub(crate) struct Remains {
 
 impl Remains {
     fn bury(self) {
-        let Remains { mut child, lease, go } = self;
+        let Remains {
+            mut child,
+            lease,
+            go,
+        } = self;
         child.kill();
         child.reap();
         drop(go);
@@ -122,7 +142,10 @@ impl Reaper {
         let thread = std::thread::Builder::new()
             .name("runbox-reaper".into())
             .spawn(move || pending.into_iter().for_each(Remains::bury))?;
-        Ok(Reaper { queue: Some(queue), thread: Some(thread) })
+        Ok(Reaper {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
     }
 
     /// Buries `remains` in the background (or here, if the reaper is gone).

@@ -4,6 +4,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::BoxCgroup;
+use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::init::{REPORT_LEN, Report};
 use crate::outcome::LimitHit;
@@ -20,10 +21,15 @@ pub(crate) struct Capture {
 
 impl Capture {
     /// Captures the read end `fd`, keeping at most `cap` bytes.
-    pub(crate) fn new(fd: OwnedFd, cap: u64) -> Result<Capture> {
+    fn new(fd: OwnedFd, cap: u64) -> Result<Capture> {
         sys::set_nonblocking(&fd)?;
         let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-        Ok(Capture { fd: Some(fd), data: Vec::new(), cap, truncated: false })
+        Ok(Capture {
+            fd: Some(fd),
+            data: Vec::new(),
+            cap,
+            truncated: false,
+        })
     }
 
     /// Reads what is available now; closes the stream at end of file.
@@ -79,12 +85,14 @@ pub(crate) fn watch(
     child: &Child,
     cgroup: Option<&BoxCgroup>,
     report_fd: &OwnedFd,
-    mut stdout: Capture,
-    mut stderr: Capture,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
     start: Instant,
-    cpu_limit: Duration,
-    wall_limit: Duration,
+    limits: &Limits,
 ) -> Result<Watched> {
+    let (cpu_limit, wall_limit) = (limits.cpu_time, limits.wall_time);
+    let mut stdout = Capture::new(stdout, limits.output_bytes)?;
+    let mut stderr = Capture::new(stderr, limits.output_bytes)?;
     let deadline = start + wall_limit;
     let mut report = ReportReader::default();
     let mut killed_for = None;
@@ -141,7 +149,13 @@ pub(crate) fn watch(
     if killed_for.is_none() && (stdout.truncated || stderr.truncated) {
         killed_for = Some(LimitHit::Output);
     }
-    Ok(Watched { stdout, stderr, report: report.report, killed_for, wall_time: end - start })
+    Ok(Watched {
+        stdout,
+        stderr,
+        report: report.report,
+        killed_for,
+        wall_time: end - start,
+    })
 }
 
 /// How long poll may sleep: until the wall deadline, or sooner when CPU time could
@@ -163,7 +177,11 @@ fn poll_timeout(
 }
 
 fn poll_fd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
 }
 
 /// Assembles the init's fixed-size report from the pipe.

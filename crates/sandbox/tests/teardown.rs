@@ -26,7 +26,11 @@ fn a_daemonised_double_forked_process_dies_with_the_box() {
     // kernel a moment, then nothing may be left.
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     while !box_processes().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "box processes survived: {:?}", box_processes());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "box processes survived: {:?}",
+            box_processes()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -20,7 +20,12 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&diagnosis)?);
     } else {
-        let width = diagnosis.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let width = diagnosis
+            .checks
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(0);
         println!("{:width$}  {:4}  DETAIL", "CHECK", "OK");
         for check in &diagnosis.checks {
             let mark = match (check.ok, check.required) {
@@ -34,7 +39,12 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             }
         }
         println!();
-        let width = diagnosis.enforcement.iter().map(|e| e.limit.len()).max().unwrap_or(0);
+        let width = diagnosis
+            .enforcement
+            .iter()
+            .map(|e| e.limit.len())
+            .max()
+            .unwrap_or(0);
         println!("{:width$}  ENFORCED BY", "LIMIT");
         for e in &diagnosis.enforcement {
             println!("{:width$}  {}", e.limit, e.mechanism);
@@ -46,5 +56,9 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             println!("boxes are NOT safe on this host: fix the checks marked NO");
         }
     }
-    Ok(if diagnosis.is_safe() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if diagnosis.is_safe() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -83,12 +83,16 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         box_bytes: args.box_size,
         ..Limits::default()
     };
-    let mut config = BoxConfig::new(args.command).with_limits(limits).with_cwd(args.cwd);
+    let mut config = BoxConfig::new(args.command)
+        .with_limits(limits)
+        .with_cwd(args.cwd);
     for dir in &args.dirs {
         config = config.with_bind(BindMount::parse(dir)?);
     }
     for pair in &args.env {
-        let (key, value) = pair.split_once('=').with_context(|| format!("--env {pair}: expected NAME=VALUE"))?;
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--env {pair}: expected NAME=VALUE"))?;
         config = config.with_env(key, value);
     }
     if let Some(cpus) = args.cpus {
@@ -99,7 +103,10 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     }
     config.validate()?;
 
-    let sandbox = Sandbox::new(SandboxOptions { max_boxes: 1, ..SandboxOptions::default() })?;
+    let sandbox = Sandbox::new(SandboxOptions {
+        max_boxes: 1,
+        ..SandboxOptions::default()
+    })?;
     let outcome = sandbox.run(&config)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
@@ -107,7 +114,9 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     }
     std::io::stdout().write_all(&outcome.stdout)?;
     std::io::stderr().write_all(&outcome.stderr)?;
-    if outcome.status != runbox_sandbox::Status::Ok && outcome.status != runbox_sandbox::Status::RuntimeError {
+    if outcome.status != runbox_sandbox::Status::Ok
+        && outcome.status != runbox_sandbox::Status::RuntimeError
+    {
         eprintln!("runbox: {}", outcome.status);
     }
     let code = outcome.shell_exit_code().clamp(0, 255) as u8;
@@ -118,7 +127,9 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
 fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut data = Vec::new();
-        std::io::stdin().read_to_end(&mut data).context("cannot read stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .context("cannot read stdin")?;
         Ok(data)
     } else {
         std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
