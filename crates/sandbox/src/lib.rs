@@ -29,6 +29,7 @@ pub mod doctor;
 mod error;
 pub mod files;
 mod init;
+mod launcher;
 mod mounts;
 mod namespaces;
 pub mod outcome;
@@ -38,7 +39,6 @@ mod sys;
 mod teardown;
 mod watch;
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -99,10 +99,22 @@ pub(crate) struct Shared {
     cgroups: Option<CgroupManager>,
     seccomp: SeccompPolicy,
     slots: Slots,
-    host_netns: OwnedFd,
     root_dir: PathBuf,
     host_layout: mounts::HostLayout,
     cap_last: u32,
+}
+
+impl Drop for Shared {
+    /// Stops the slots' launcher threads, then hands their cgroups back so the
+    /// manager can remove them.
+    fn drop(&mut self) {
+        for mut slot in self.slots.drain() {
+            slot.launcher = None;
+            if let (Some(cg), Some(manager)) = (slot.cgroup.take(), &self.cgroups) {
+                manager.release(cg);
+            }
+        }
+    }
 }
 
 impl Sandbox {
@@ -138,14 +150,10 @@ impl Sandbox {
                 "no writable cgroup hierarchy with memory, pids and cpu accounting below this process's cgroup; run `runbox doctor`".into(),
             ));
         }
-        let host_netns = std::fs::File::open("/proc/self/ns/net")
-            .map_err(|e| Error::io("cannot open", "/proc/self/ns/net", e))?
-            .into();
         let shared = Shared {
             cgroups,
             seccomp: SeccompPolicy::new()?,
             slots: Slots::new(options.max_boxes, options.uid_base),
-            host_netns,
             root_dir,
             host_layout: mounts::HostLayout::detect(&options.state_dir)?,
             cap_last: namespaces::last_capability(),

@@ -8,7 +8,6 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use crate::error::{Error, Result};
 
 /// One slot: the resources a running box holds exclusively.
-#[derive(Debug)]
 pub(crate) struct Slot {
     /// Host uid (and gid) that uid 0 of the box maps to.
     pub host_root: u32,
@@ -20,10 +19,14 @@ pub(crate) struct Slot {
     /// The stack the box's program runs on between clone and exec; kept so each
     /// run does not map and fault in a new one.
     pub program_stack: Vec<u8>,
+    /// The thread that clones this slot's boxes (see `launcher`). Declared before
+    /// `cgroup`: it must leave the cgroup before the cgroup can go.
+    pub launcher: Option<crate::launcher::Launcher>,
+    /// On cgroup v1, the slot's own cgroup, kept across runs with the launcher in it.
+    pub cgroup: Option<crate::cgroup::BoxCgroup>,
 }
 
 /// A fixed set of slots handed out to concurrent boxes.
-#[derive(Debug)]
 pub(crate) struct Slots {
     free: Mutex<Vec<Slot>>,
     returned: Condvar,
@@ -39,6 +42,8 @@ impl Slots {
                 host_user: uid_base + 2 * index + 1,
                 netns: None,
                 program_stack: Vec::new(),
+                launcher: None,
+                cgroup: None,
             })
             .collect();
         Slots {
@@ -59,6 +64,11 @@ impl Slots {
                 .wait(free)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// Takes every slot out, for the sandbox's shutdown.
+    pub(crate) fn drain(&self) -> Vec<Slot> {
+        std::mem::take(&mut *self.free.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Gives a slot back.

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Shared;
-use crate::cgroup::CgroupLimits;
+use crate::cgroup::{BoxCgroup, CgroupLimits, CgroupUsage, CgroupVersion};
 use crate::config::{BoxConfig, DEFAULT_ENV, Limits};
 use crate::error::{Error, Result};
 use crate::init::{self, ChildFds, ChildPlan, Report};
+use crate::launcher::Launcher;
 use crate::mounts::{BOX_UID, MountPlan};
-use crate::namespaces;
+use crate::namespaces::{self, Slot};
 use crate::outcome::{LimitHit, Outcome, Status, signal_name};
 use crate::sys;
 use crate::teardown::{Child, Lease, Reaper, Remains};
@@ -53,29 +54,17 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
     config.validate()?;
     let limits = &config.limits;
     let mut lease = Lease::take(shared);
-    let slot = lease
-        .slot
-        .as_mut()
-        .ok_or_else(|| Error::InvalidConfig("box slot missing".into()))?;
-    if slot.netns.is_none() {
-        slot.netns = Some(namespaces::new_empty_netns()?);
-    }
+    let wanted = cgroup_limits(shared, config);
+    let slot = lease.slot.as_mut().ok_or_else(missing_slot)?;
+    ready_slot(shared, slot, wanted.as_ref())?;
     let host_user = slot.host_user;
     // The program's pre-exec stack is the slot's, reused run after run.
     let mut slot_stack = std::mem::take(&mut slot.program_stack);
     if slot_stack.len() != PROGRAM_STACK {
         slot_stack = vec![0u8; PROGRAM_STACK];
     }
-    if let Some(manager) = &shared.cgroups {
-        // tmpfs pages are charged to the box's memory cgroup: add the disk budgets so
-        // a full /tmp gives ENOSPC, never an OOM kill.
-        let disk = limits.tmp_bytes + limits.box_bytes + limits.shm_bytes;
-        let wanted = CgroupLimits {
-            memory_bytes: limits.memory_bytes.saturating_add(disk),
-            pids: limits.processes + 1,
-            cpus: config.cpus.clone(),
-        };
-        lease.cgroup = Some(manager.acquire(&wanted)?);
+    if let (Some(manager), Some(wanted), None) = (&shared.cgroups, &wanted, &slot.cgroup) {
+        lease.cgroup = Some(manager.acquire(wanted)?);
     }
     for bind in config.binds.iter().filter(|b| b.writable) {
         std::os::unix::fs::lchown(&bind.host, Some(host_user), Some(host_user))
@@ -120,54 +109,50 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
     };
     plan.finish_pointers();
 
-    let slot = lease
-        .slot
-        .as_ref()
-        .ok_or_else(|| Error::InvalidConfig("box slot missing".into()))?;
-    let netns = slot
-        .netns
-        .as_ref()
-        .ok_or_else(|| Error::InvalidConfig("slot without network namespace".into()))?;
     let cgroup_fd = lease
         .cgroup
         .as_ref()
         .and_then(|c| c.clone_into_fd())
         .map(|fd| fd.as_raw_fd());
-    let child = clone_box(&plan, netns, &shared.host_netns, cgroup_fd)?;
+    let slot = lease.slot.as_ref().ok_or_else(missing_slot)?;
+    let launcher = slot.launcher.as_ref().ok_or_else(missing_slot)?;
+    let shared_plan = SharedPlan(&plan);
+    let child = launcher.run(move || clone_box(shared_plan.get(), cgroup_fd))??;
     drop((go_r, report_w, stdin, stdout_w, stderr_w));
-    if let Some(slot) = lease.slot.as_mut() {
-        slot.program_stack = slot_stack;
-    }
-    let slot = lease
-        .slot
-        .as_ref()
-        .ok_or_else(|| Error::InvalidConfig("box slot missing".into()))?;
 
     namespaces::write_id_maps(child.pid, slot, BOX_UID)?;
     say(&go_w, init::GO_MAPPED)?;
-    if let (Some(cg), None) = (&lease.cgroup, cgroup_fd) {
-        cg.add_process(child.pid)?;
+    let cgroup = slot.cgroup.as_ref().or(lease.cgroup.as_ref());
+    match (cgroup, cgroup_fd) {
+        (Some(cg), None) if launcher.placed => cg.complete_placement(child.pid)?,
+        (Some(cg), None) => cg.add_process(child.pid)?,
+        _ => {}
     }
+    // What the box used before the program may start (its clone and set-up) is
+    // not the program's.
+    let meter = cgroup
+        .map(|cg| cg.cpu_time().map(|base| Meter { cgroup: cg, base }))
+        .transpose()?;
     let start = Instant::now();
     say(&go_w, init::GO_PLACED)?;
 
     let watched = watch::watch(
         &child,
-        lease.cgroup.as_ref(),
+        meter.as_ref(),
         &report_r,
         stdout_r,
         stderr_r,
         start,
         limits,
     )?;
+    let usage = meter.as_ref().map(Meter::usage).transpose()?;
+    if let Some(slot) = lease.slot.as_mut() {
+        slot.program_stack = slot_stack;
+    }
     let mut remains = Remains {
         child,
         lease,
         go: go_w,
-    };
-    let usage = match &remains.lease.cgroup {
-        Some(cg) => Some(cg.usage()?),
-        None => None,
     };
     let measured = match usage {
         Some(u) => Measured {
@@ -288,14 +273,10 @@ fn stack_top(stack: &mut [u8]) -> *mut libc::c_void {
     (end & !15) as *mut libc::c_void
 }
 
-/// Clones the box's init into fresh namespaces (joining `netns`) and, on v2, straight
-/// into its cgroup. The calling thread visits `netns` only for the clone.
-fn clone_box(
-    plan: &ChildPlan<'_>,
-    netns: &OwnedFd,
-    host_netns: &OwnedFd,
-    cgroup_fd: Option<RawFd>,
-) -> Result<Child> {
+/// Clones the box's init into fresh namespaces and, on v2, straight into its
+/// cgroup. Runs on the slot's launcher thread, which sits in the slot's network
+/// namespace (and on v1 in its cgroup), so the box is born in them.
+fn clone_box(plan: &ChildPlan<'_>, cgroup_fd: Option<RawFd>) -> Result<Child> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: NAMESPACES | libc::CLONE_PIDFD as u64,
@@ -307,7 +288,6 @@ fn clone_box(
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
     }
-    namespaces::enter_netns(netns)?;
     // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of this
     // address space and continues on a copy of this stack. The child runs only
     // `box_init`, which makes system calls on the prepared plan and never returns.
@@ -321,18 +301,104 @@ fn clone_box(
     if pid == 0 {
         init::box_init(plan);
     }
-    let clone_errno = sys::errno();
-    let back = namespaces::enter_netns(host_netns);
     if pid < 0 {
-        return Err(Error::Syscall {
-            call: "clone3",
-            source: io::Error::from_raw_os_error(clone_errno),
-        });
+        return Err(Error::last_os("clone3"));
     }
     // SAFETY: clone3 with CLONE_PIDFD stored a fresh descriptor that nothing else owns.
-    let child = Child::new(pid as libc::pid_t, unsafe { OwnedFd::from_raw_fd(pidfd) });
-    back?;
-    Ok(child)
+    Ok(Child::new(pid as libc::pid_t, unsafe {
+        OwnedFd::from_raw_fd(pidfd)
+    }))
+}
+
+/// A plan handed to the launcher thread for the duration of one clone.
+struct SharedPlan<'p, 'a>(&'p ChildPlan<'a>);
+
+impl<'p, 'a> SharedPlan<'p, 'a> {
+    /// The plan. A method, so that closures capture the whole `SharedPlan`.
+    fn get(&self) -> &'p ChildPlan<'a> {
+        self.0
+    }
+}
+
+// SAFETY: the plan is only read, by one thread at a time (the caller waits while
+// the launcher clones); its raw pointers point into data the plan or the slot owns,
+// alive until the clone has returned.
+unsafe impl Send for SharedPlan<'_, '_> {}
+
+/// Reads a box cgroup's counters relative to the start of the program.
+pub(crate) struct Meter<'a> {
+    cgroup: &'a BoxCgroup,
+    base: Duration,
+}
+
+impl Meter<'_> {
+    /// CPU time of the box since the program's start.
+    pub(crate) fn cpu_time(&self) -> Result<Duration> {
+        Ok(self.cgroup.cpu_time()?.saturating_sub(self.base))
+    }
+
+    /// The run's measurements, CPU time counted from the program's start.
+    fn usage(&self) -> Result<CgroupUsage> {
+        let mut usage = self.cgroup.usage()?;
+        usage.cpu_time = usage.cpu_time.saturating_sub(self.base);
+        Ok(usage)
+    }
+}
+
+/// The cgroup limits of a box, when cgroups are in use.
+fn cgroup_limits(shared: &Shared, config: &BoxConfig) -> Option<CgroupLimits> {
+    let manager = shared.cgroups.as_ref()?;
+    let limits = &config.limits;
+    // tmpfs pages are charged to the box's memory cgroup: add the disk budgets so
+    // a full /tmp gives ENOSPC, never an OOM kill.
+    let disk = limits.tmp_bytes + limits.box_bytes + limits.shm_bytes;
+    // The box's init, and on v1 the slot's launcher thread, count as tasks too.
+    let helpers = if manager.version() == CgroupVersion::V1 {
+        2
+    } else {
+        1
+    };
+    Some(CgroupLimits {
+        memory_bytes: limits.memory_bytes.saturating_add(disk),
+        pids: limits.processes + helpers,
+        cpus: config.cpus.clone(),
+    })
+}
+
+/// Makes `slot` ready for a box: its network namespace, its launcher thread and,
+/// on cgroup v1, its own cgroup (kept across runs, with the launcher inside).
+fn ready_slot(shared: &Shared, slot: &mut Slot, wanted: Option<&CgroupLimits>) -> Result<()> {
+    if slot.netns.is_none() {
+        slot.netns = Some(namespaces::new_empty_netns()?);
+    }
+    if let (Some(manager), Some(wanted)) = (&shared.cgroups, wanted)
+        && manager.version() == CgroupVersion::V1
+    {
+        match slot.cgroup.as_mut().map(|cg| cg.reset(wanted)) {
+            Some(Ok(())) => {}
+            Some(Err(e @ Error::InvalidConfig(_))) => return Err(e),
+            failed => {
+                if let Some(Err(e)) = failed {
+                    tracing::debug!("replacing the slot's cgroup: {e}");
+                }
+                // A new cgroup needs a new launcher placed in it.
+                slot.launcher = None;
+                if let Some(old) = slot.cgroup.take() {
+                    manager.release(old);
+                }
+                slot.cgroup = Some(manager.acquire(wanted)?);
+            }
+        }
+    }
+    if slot.launcher.is_none() {
+        let netns = slot.netns.as_ref().ok_or_else(missing_slot)?;
+        slot.launcher = Some(Launcher::start(netns, slot.cgroup.as_ref())?);
+    }
+    Ok(())
+}
+
+fn missing_slot() -> Error {
+    Error::InvalidConfig("box slot is incomplete".into())
 }
 
 /// The paths to try for the program: as given when it has a slash, else each

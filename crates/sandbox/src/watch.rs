@@ -3,11 +3,11 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::cgroup::BoxCgroup;
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::init::{REPORT_LEN, Report};
 use crate::outcome::LimitHit;
+use crate::run::Meter;
 use crate::sys;
 use crate::teardown::Child;
 
@@ -83,7 +83,7 @@ pub(crate) struct Watched {
 /// killed at a limit. The box may still be tearing down when this returns.
 pub(crate) fn watch(
     child: &Child,
-    cgroup: Option<&BoxCgroup>,
+    cgroup: Option<&Meter<'_>>,
     report_fd: &OwnedFd,
     stdout: OwnedFd,
     stderr: OwnedFd,
@@ -161,7 +161,7 @@ pub(crate) fn watch(
 /// How long poll may sleep: until the wall deadline, or sooner when CPU time could
 /// run out with every CPU of the box burning.
 fn poll_timeout(
-    cgroup: Option<&BoxCgroup>,
+    cgroup: Option<&Meter<'_>>,
     now: Instant,
     deadline: Instant,
     cpu_limit: Duration,

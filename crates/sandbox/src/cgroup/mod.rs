@@ -386,6 +386,31 @@ impl BoxCgroup {
         }
     }
 
+    /// On v1, places thread `tid` of this process in the box (see
+    /// [`v1::BoxDirs::place_thread`]); on v2, where a thread cannot leave its
+    /// process's cgroup, does nothing and returns false.
+    pub fn place_thread(&self, tid: i32) -> Result<bool> {
+        match &self.imp {
+            BoxImpl::V1(b) => b.place_thread(tid).map(|()| true),
+            BoxImpl::V2(_) => Ok(false),
+        }
+    }
+
+    /// After a launcher thread placed in the box cloned `pid`: joins the
+    /// hierarchies the thread does not sit in (a cpuset-only one, when pinned).
+    pub fn complete_placement(&self, pid: i32) -> Result<()> {
+        match &self.imp {
+            BoxImpl::V1(b) => b.add_process_to_cpuset(pid),
+            BoxImpl::V2(_) => Ok(()),
+        }
+    }
+
+    /// Sets `limits` and re-baselines the counters, for a cgroup kept across runs.
+    pub fn reset(&mut self, limits: &CgroupLimits) -> Result<()> {
+        check_limits(limits)?;
+        self.prepare(limits)
+    }
+
     /// Whether no process is left in the box.
     pub fn is_empty(&self) -> Result<bool> {
         match &self.imp {

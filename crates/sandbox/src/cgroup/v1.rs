@@ -481,6 +481,27 @@ impl BoxDirs {
         Ok(())
     }
 
+    /// Places thread `tid` of this process in the box in every hierarchy but a
+    /// cpuset-only one, so that processes it clones are born inside: cgroup v1 lets
+    /// the threads of one process sit in different cgroups (the `tasks` file).
+    pub(super) fn place_thread(&self, tid: i32) -> Result<()> {
+        for dir in self.dirs.iter().filter(|d| !d.cpuset_only) {
+            let tasks = dir.path.join("tasks");
+            std::fs::write(&tasks, tid.to_string())
+                .map_err(|e| Error::io("cannot move thread into cgroup", tasks, e))?;
+        }
+        Ok(())
+    }
+
+    /// For a pinned run, moves `pid` into a cpuset-only hierarchy's box, the one
+    /// a launcher thread does not sit in.
+    pub(super) fn add_process_to_cpuset(&self, pid: i32) -> Result<()> {
+        for dir in self.dirs.iter().filter(|d| self.pinned && d.cpuset_only) {
+            write_pid(&dir.procs, pid, &dir.path)?;
+        }
+        Ok(())
+    }
+
     /// CPU time used since acquire.
     pub(super) fn cpu_time(&self) -> Result<Duration> {
         Ok(Duration::from_nanos(
