@@ -89,3 +89,41 @@ fn runbox_cgroups() -> Vec<PathBuf> {
     found.sort();
     found
 }
+
+#[test]
+fn a_reused_slot_starts_each_run_with_fresh_counters() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // One slot: every run reuses the same cgroup and launcher.
+    let sandbox = Sandbox::new(SandboxOptions {
+        max_boxes: 1,
+        uid_base: 1_850_000,
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    let limits = runbox_sandbox::Limits {
+        memory_bytes: 32 << 20,
+        ..Default::default()
+    };
+    let bomb = BoxConfig::new([
+        "/bin/sh",
+        "-c",
+        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo $x",
+    ])
+    .with_limits(limits.clone());
+    let o = sandbox.run(&bomb).unwrap();
+    assert_eq!(o.status, Status::MemoryLimitExceeded, "{o:?}");
+
+    let o = sandbox
+        .run(&BoxConfig::new(["/bin/true"]).with_limits(limits))
+        .unwrap();
+    assert_eq!(
+        o.status,
+        Status::Ok,
+        "the OOM of the last run must not count: {o:?}"
+    );
+    assert!(
+        o.memory_kb < 8 << 10,
+        "the peak of the last run must not count: {o:?}"
+    );
+    assert!(o.cpu_time < Duration::from_millis(50), "{o:?}");
+}
