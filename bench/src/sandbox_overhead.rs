@@ -65,7 +65,7 @@ fn main() -> anyhow::Result<()> {
 
     let idle = after_idle(&sandbox, &config, 20)?;
     println!(
-        "runbox box after 200 ms idle: median {:.3} ms, max {:.3} ms (cgroup v1 placement waits for an RCU grace period after idle)",
+        "runbox box after 200 ms idle: median {:.3} ms, max {:.3} ms",
         ms(median(&idle)),
         ms(idle[idle.len() - 1])
     );
