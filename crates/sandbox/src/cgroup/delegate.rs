@@ -478,6 +478,16 @@ mod tests {
         enable(fs, &group, &group_available).map_err(|e| format!("{e:?}"))
     }
 
+    /// Asserts that nothing was written to any `cgroup.procs`.
+    fn assert_no_process_moved(fs: &FakeCgroupFs) {
+        assert!(
+            fs.writes
+                .borrow()
+                .iter()
+                .all(|(p, _)| !p.ends_with("cgroup.procs"))
+        );
+    }
+
     #[test]
     fn alone_in_our_cgroup_we_move_into_the_supervisor_leaf_and_delegate() {
         let fs = FakeCgroupFs::new(ALL);
@@ -537,12 +547,7 @@ mod tests {
         assert_eq!(fs.pids(&own), vec![77, ME, 78]);
         assert!(!own.join(SUPERVISOR).exists());
         assert!(fs.controllers(&own, "cgroup.subtree_control").is_empty());
-        assert!(
-            fs.writes
-                .borrow()
-                .iter()
-                .all(|(p, _)| !p.ends_with("cgroup.procs"))
-        );
+        assert_no_process_moved(&fs);
     }
 
     #[test]
@@ -564,12 +569,7 @@ mod tests {
         fs.writes.borrow_mut().clear();
         delegate(&fs, &own).unwrap();
         assert!(!own.join(SUPERVISOR).exists());
-        assert!(
-            fs.writes
-                .borrow()
-                .iter()
-                .all(|(p, _)| !p.ends_with("cgroup.procs"))
-        );
+        assert_no_process_moved(&fs);
     }
 
     #[test]
