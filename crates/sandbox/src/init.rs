@@ -133,19 +133,18 @@ pub(crate) struct ChildPlan<'a> {
 impl<'a> ChildPlan<'a> {
     /// Fills the NULL-terminated pointer arrays execve wants.
     pub(crate) fn finish_pointers(&mut self) {
-        self.argv_ptrs = self
-            .argv
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain([std::ptr::null()])
-            .collect();
-        self.envp_ptrs = self
-            .envp
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain([std::ptr::null()])
-            .collect();
+        self.argv_ptrs = null_terminated(&self.argv);
+        self.envp_ptrs = null_terminated(&self.envp);
     }
+}
+
+/// Pointers to `strings`, then a null pointer, as execve takes them.
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain([std::ptr::null()])
+        .collect()
 }
 
 fn report(fd: RawFd, r: Report) {
@@ -158,12 +157,19 @@ fn fail(fd: RawFd, step: u32, errno: i32) -> ! {
     sys::exit(1)
 }
 
-/// Tries a call and reports `step` with errno on failure.
+/// Tries a call; on failure, `$fail(fd, step, errno)` reports it and exits.
+macro_rules! or_fail {
+    ($fail:ident, $fd:expr, $step:expr, $call:expr) => {
+        if let Err(errno) = $call {
+            $fail($fd, $step as u32, errno);
+        }
+    };
+}
+
+/// Tries a call of the init; reports `step` to the supervisor on failure.
 macro_rules! step {
     ($fd:expr, $step:expr, $call:expr) => {
-        if let Err(errno) = $call {
-            fail($fd, $step as u32, errno);
-        }
+        or_fail!(fail, $fd, $step, $call)
     };
 }
 
@@ -303,11 +309,10 @@ fn program_fail(fd: RawFd, step: u32, errno: i32) -> ! {
     sys::exit(127)
 }
 
+/// Tries a call of the program's process; reports `step` on the exec pipe on failure.
 macro_rules! prog_step {
     ($fd:expr, $step:expr, $call:expr) => {
-        if let Err(errno) = $call {
-            program_fail($fd, $step as u32, errno);
-        }
+        or_fail!(program_fail, $fd, $step, $call)
     };
 }
 

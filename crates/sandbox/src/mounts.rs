@@ -47,6 +47,9 @@ pub(crate) struct HostLayout {
     /// A host directory holding the box's /dev (device nodes, links, shm), when the
     /// state directory's file system allows device nodes.
     dev_template: Option<PathBuf>,
+    /// The locked mount flags of /usr and of the /dev template, read once.
+    usr_flags: c_ulong,
+    dev_flags: c_ulong,
 }
 
 impl HostLayout {
@@ -61,10 +64,17 @@ impl HostLayout {
             .filter_map(|path| Some((*path, host_entry(Path::new(path), COPY_LIMIT).ok()??)))
             .collect();
         let dev_template = prepare_dev_template(&state_dir.join("dev"))?;
+        let usr_flags = sys::locked_mount_flags(Path::new("/usr"))?;
+        let dev_flags = match &dev_template {
+            Some(template) => sys::locked_mount_flags(template)? & !libc::MS_RDONLY,
+            None => 0,
+        };
         Ok(HostLayout {
             usr_links,
             etc,
             dev_template,
+            usr_flags,
+            dev_flags,
         })
     }
 }
@@ -211,7 +221,7 @@ impl MountPlan {
         plan.tmpfs(root, 0o755, 1 << 20, "", "mount the root tmpfs")?;
 
         plan.mkdir(&r("/usr"))?;
-        plan.bind(Path::new("/usr"), &r("/usr"), false)?;
+        plan.bind_locked(Path::new("/usr"), &r("/usr"), false, host.usr_flags)?;
         for (name, entry) in &host.usr_links {
             plan.reproduce(Path::new("/").join(name).as_path(), &r(name), entry)?;
         }
@@ -258,7 +268,7 @@ impl MountPlan {
                     },
                     "bind the /dev template",
                 );
-                let locked = sys::locked_mount_flags(template)? & !libc::MS_RDONLY;
+                let locked = host.dev_flags;
                 plan.remount_read_only(
                     &r("/dev"),
                     libc::MS_BIND | libc::MS_NOSUID | libc::MS_NOEXEC | locked,
@@ -415,6 +425,18 @@ impl MountPlan {
     /// A recursive bind, then a remount that makes it nosuid, nodev and (unless
     /// `writable`) read-only, keeping the flags the kernel locks in a user namespace.
     fn bind(&mut self, host: &Path, target: &Path, writable: bool) -> Result<()> {
+        let locked = sys::locked_mount_flags(host)?;
+        self.bind_locked(host, target, writable, locked)
+    }
+
+    /// [`MountPlan::bind`] with the host mount's `locked` flags already known.
+    fn bind_locked(
+        &mut self,
+        host: &Path,
+        target: &Path,
+        writable: bool,
+        locked: c_ulong,
+    ) -> Result<()> {
         self.push(
             Step::Mount {
                 source: Some(cpath(host)?),
@@ -425,7 +447,6 @@ impl MountPlan {
             },
             format!("bind {} to {}", host.display(), target.display()),
         );
-        let locked = sys::locked_mount_flags(host)?;
         let ro = if writable { 0 } else { libc::MS_RDONLY };
         self.push(
             Step::Mount {

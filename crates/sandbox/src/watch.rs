@@ -96,19 +96,23 @@ pub(crate) fn watch(
     let deadline = start + wall_limit;
     let mut report = ReportReader::default();
     let mut killed_for = None;
+    // Asked once: std reads the cgroup's CPU quota files to answer.
+    let cpus = sys::online_cpus().max(1);
     let end = loop {
         let now = Instant::now();
+        let cpu_left = match cgroup {
+            Some(cg) => Some(cpu_limit.saturating_sub(cg.cpu_time()?)),
+            None => None,
+        };
         if now >= deadline {
             killed_for = Some(LimitHit::WallTime);
-        } else if let Some(cg) = cgroup
-            && cg.cpu_time()? >= cpu_limit
-        {
+        } else if cpu_left == Some(Duration::ZERO) {
             killed_for = Some(LimitHit::CpuTime);
         }
         if killed_for.is_some() {
             break now;
         }
-        let timeout = poll_timeout(cgroup, now, deadline, cpu_limit)?;
+        let timeout = poll_timeout(now, deadline, cpu_left, cpus);
         let mut polls = [
             poll_fd(child.pidfd()),
             poll_fd(report_fd.as_raw_fd()),
@@ -158,22 +162,20 @@ pub(crate) fn watch(
     })
 }
 
-/// How long poll may sleep: until the wall deadline, or sooner when CPU time could
-/// run out with every CPU of the box burning.
+/// How long poll may sleep: until the wall deadline, or sooner when the CPU time
+/// left could run out with all `cpus` of the box burning.
 fn poll_timeout(
-    cgroup: Option<&Meter<'_>>,
     now: Instant,
     deadline: Instant,
-    cpu_limit: Duration,
-) -> Result<libc::c_int> {
+    cpu_left: Option<Duration>,
+    cpus: u32,
+) -> libc::c_int {
     let mut wait = deadline.saturating_duration_since(now);
-    if let Some(cg) = cgroup {
-        let left = cpu_limit.saturating_sub(cg.cpu_time()?);
-        let cpus = sys::online_cpus().max(1);
+    if let Some(left) = cpu_left {
         wait = wait.min((left / cpus).clamp(Duration::from_millis(1), Duration::from_millis(100)));
     }
     // Round up: waking a little late is fine, spinning on a 0 ms timeout is not.
-    Ok((wait.as_micros().div_ceil(1000)).clamp(1, 1000) as libc::c_int)
+    (wait.as_micros().div_ceil(1000)).clamp(1, 1000) as libc::c_int
 }
 
 fn poll_fd(fd: RawFd) -> libc::pollfd {
