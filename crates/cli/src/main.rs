@@ -1,7 +1,6 @@
 //! The `runbox` command: a thin layer that parses flags, calls the libraries and prints.
 
 mod commands;
-mod units;
 
 use std::process::ExitCode;
 
@@ -17,6 +16,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Compile and run source files in boxes; output passes through.
+    Run(Box<commands::run::RunArgs>),
+    /// List the catalog's languages with their installed versions.
+    Languages(commands::languages::LanguagesArgs),
     /// Run one command in a box (the low-level tool, like `isolate --run`).
     Sandbox(Box<commands::sandbox::SandboxArgs>),
     /// Check what this host supports and how each limit is enforced.
@@ -30,14 +33,32 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => commands::run::run(*args),
+        Command::Languages(args) => commands::languages::run(args),
         Command::Sandbox(args) => commands::sandbox::run(*args),
         Command::Doctor(args) => commands::doctor::run(args),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("runbox: {error:#}");
+            eprintln!("runbox: {}", message(&error));
             ExitCode::from(commands::EXIT_RUNBOX_ERROR)
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause that the message before
+/// it already quotes (library errors include their source in their text).
+fn message(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }

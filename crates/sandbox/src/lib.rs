@@ -37,6 +37,7 @@ mod run;
 mod seccomp;
 mod sys;
 mod teardown;
+mod volume;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use config::{BindMount, BoxConfig, Limits};
 pub use error::{Error, Result};
 pub use outcome::{LimitHit, Outcome, Status};
+pub use volume::Volume;
 
 use cgroup::CgroupManager;
 use namespaces::Slots;
@@ -102,6 +104,7 @@ pub(crate) struct Shared {
     root_dir: PathBuf,
     host_layout: mounts::HostLayout,
     cap_last: u32,
+    volumes_dir: PathBuf,
 }
 
 impl Drop for Shared {
@@ -157,6 +160,7 @@ impl Sandbox {
             root_dir,
             host_layout: mounts::HostLayout::detect(&options.state_dir)?,
             cap_last: namespaces::last_capability(),
+            volumes_dir: volume::prepare_dir(&options.state_dir)?,
         };
         let reaper = teardown::Reaper::start().map_err(|e| Error::Syscall {
             call: "spawn reaper thread",
@@ -172,6 +176,13 @@ impl Sandbox {
     /// hits a limit is an `Ok(Outcome)`; `Err` means the box could not be run.
     pub fn run(&self, config: &BoxConfig) -> Result<Outcome> {
         run::run(&self.shared, &self.reaper, config)
+    }
+
+    /// A fresh, empty tmpfs directory of at most `size_bytes` on the host, to bind
+    /// into boxes (writable for one, read-only for the next). It is unmounted and
+    /// removed when dropped.
+    pub fn volume(&self, size_bytes: u64) -> Result<Volume> {
+        Volume::create(&self.shared.volumes_dir, size_bytes)
     }
 
     /// Which cgroup version boxes use, if any.

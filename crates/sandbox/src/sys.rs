@@ -183,3 +183,11 @@ pub(crate) fn set_ids(id: u32) -> Result<(), i32> {
         check(libc::syscall(libc::SYS_setresuid, id, id, id) as libc::c_int)
     }
 }
+
+/// Whether a process `pid` exists (a zombie counts) in our pid namespace.
+/// `kill(pid, 0)` rather than `/proc/<pid>`, which `hidepid` may hide.
+pub(crate) fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill(2) with signal 0 sends nothing and has no memory arguments.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}

@@ -1,8 +1,52 @@
 //! One module per subcommand.
 
 pub mod doctor;
+pub mod languages;
+pub mod run;
 pub mod sandbox;
 
 /// Exit code when runbox itself fails (bad flags, host problem), as distinct from the
 /// program's own exit code.
 pub const EXIT_RUNBOX_ERROR: u8 = 125;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use runbox_engine::{Catalog, Engine, EngineConfig};
+use runbox_sandbox::{Sandbox, SandboxOptions};
+
+/// Where the catalog comes from: the embedded files plus an operator's directory.
+#[derive(Args, Clone, Debug)]
+pub struct CatalogArgs {
+    /// A directory of language files (`*.toml`) that add to or replace the built-in ones.
+    #[arg(long, value_name = "DIR", env = "RUNBOX_LANGUAGES_DIR")]
+    pub languages_dir: Option<PathBuf>,
+}
+
+impl CatalogArgs {
+    /// The catalog these flags describe.
+    pub fn catalog(&self) -> anyhow::Result<Catalog> {
+        Ok(Catalog::load(self.languages_dir.as_deref())?)
+    }
+}
+
+/// An engine with its own sandbox of `max_boxes` slots.
+pub fn engine(catalog: Catalog, max_boxes: u32) -> anyhow::Result<Engine> {
+    let sandbox = Sandbox::new(SandboxOptions {
+        max_boxes,
+        ..SandboxOptions::default()
+    })
+    .context("cannot prepare the sandbox")?;
+    Ok(Engine::new(
+        Arc::new(sandbox),
+        catalog,
+        EngineConfig::default(),
+    ))
+}
+
+/// A path shown to users: relative paths as given.
+pub fn shown(path: &Path) -> String {
+    path.display().to_string()
+}

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use runbox_sandbox::{BindMount, BoxConfig, Limits, Sandbox, SandboxOptions};
 
-use crate::units::{parse_duration, parse_size};
+use runbox_engine::units::{parse_duration, parse_size};
 
 /// Flags of `runbox sandbox`.
 #[derive(Args)]
@@ -124,7 +124,7 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads a whole input file, `-` meaning stdin.
-fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+pub fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut data = Vec::new();
         std::io::stdin()

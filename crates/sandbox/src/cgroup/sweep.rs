@@ -18,12 +18,12 @@
 //! pid namespace too, or one would take the other's groups for stale.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use super::parse;
 use super::{Membership, child_cgroups, kill_listed, remove_cgroup};
 use crate::error::Result;
+pub(super) use crate::sys::process_alive;
 
 /// A directory where group directories are created: one per hierarchy.
 #[derive(Debug, Clone, Copy)]
@@ -63,14 +63,6 @@ fn pid_number(text: &str) -> Option<i32> {
 pub(super) fn stale_owner(name: &str, own_pid: i32, alive: impl Fn(i32) -> bool) -> Option<i32> {
     let pid = owner_pid(name)?;
     (pid != own_pid && !alive(pid)).then_some(pid)
-}
-
-/// Whether a process `pid` exists (a zombie counts) in our pid namespace.
-/// `kill(pid, 0)` rather than `/proc/<pid>`, which `hidepid` may hide.
-pub(super) fn process_alive(pid: i32) -> bool {
-    // SAFETY: kill(2) with signal 0 sends nothing and has no memory arguments.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Empties and removes, in every place, the group directories of supervisors

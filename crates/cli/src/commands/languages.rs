@@ -1,0 +1,86 @@
+//! `runbox languages`: the catalog, with what this host has installed.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use runbox_engine::Installation;
+use serde::Serialize;
+
+use super::CatalogArgs;
+
+/// Flags of `runbox languages`.
+#[derive(Args)]
+pub struct LanguagesArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+}
+
+/// One language as `--json` prints it.
+#[derive(Serialize)]
+struct Entry<'a> {
+    id: &'a str,
+    name: &'a str,
+    aliases: &'a [String],
+    extensions: &'a [String],
+    compiled: bool,
+    installed: bool,
+    version: Option<&'a str>,
+    #[serde(flatten)]
+    installation: &'a Installation,
+    packages: &'a [String],
+    install: String,
+}
+
+/// Lists every language; versions are detected in boxes, in parallel.
+pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
+    let catalog = args.catalog.catalog()?;
+    let engine = super::engine(catalog, 8)?;
+    let languages = engine.installations();
+    if args.json {
+        let entries: Vec<Entry<'_>> = languages
+            .iter()
+            .map(|(l, i)| Entry {
+                id: &l.id,
+                name: &l.name,
+                aliases: &l.aliases,
+                extensions: &l.extensions,
+                compiled: l.is_compiled(),
+                installed: i.is_installed(),
+                version: i.version(),
+                installation: i,
+                packages: &l.packages,
+                install: l.install_command(),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = languages.iter().map(|(l, _)| l.id.len()).max().unwrap_or(2);
+    let name_width = languages
+        .iter()
+        .map(|(l, _)| l.name.len())
+        .max()
+        .unwrap_or(4);
+    println!("{:width$}  {:name_width$}  VERSION", "ID", "NAME");
+    for (language, installation) in &languages {
+        let state = match installation {
+            Installation::Installed { version } => {
+                version.clone().unwrap_or_else(|| "installed".into())
+            }
+            Installation::Missing { .. } => {
+                format!("not installed: {}", language.install_command())
+            }
+            Installation::Broken { reason } => format!("broken: {reason}"),
+        };
+        println!(
+            "{:width$}  {:name_width$}  {state}",
+            language.id, language.name
+        );
+    }
+    let installed = languages.iter().filter(|(_, i)| i.is_installed()).count();
+    println!("{installed} of {} installed", languages.len());
+    Ok(ExitCode::SUCCESS)
+}
