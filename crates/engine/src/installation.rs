@@ -54,7 +54,12 @@ const BOX_PATH: &[&str] = &["/usr/local/bin", "/usr/bin", "/bin"];
 
 /// The first program or bind path of `language` that the box would not find.
 pub(crate) fn first_missing(language: &Language) -> Option<String> {
-    for program in language.programs() {
+    // A relative path (`./main`) is an artifact of the compile stage, not a tool.
+    let tools = language
+        .programs()
+        .into_iter()
+        .filter(|p| p.starts_with('/') || !p.contains('/'));
+    for program in tools {
         if find_program(program).is_none() {
             return Some(program.to_string());
         }

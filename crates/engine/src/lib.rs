@@ -43,6 +43,7 @@ pub use error::{Error, Result};
 pub use installation::Installation;
 pub use job::{Job, JobBounds, SourceFile};
 pub use limits::LimitOverrides;
+pub use pipeline::Commands;
 pub use result::{ResultStatus, RunResult, Stage};
 
 use runbox_sandbox::{Limits, Sandbox};
@@ -180,6 +181,20 @@ impl Engine {
             .ok()
             .and_then(|i| i.version().map(str::to_string));
         Ok(result)
+    }
+
+    /// The files and commands `job` would run, without running them.
+    pub fn commands(&self, job: &Job) -> Result<Commands> {
+        job.check(&self.config.bounds)?;
+        let language = self.catalog.get(&job.language)?;
+        let limits = pipeline::StageLimits::resolve(
+            language,
+            job,
+            &self.config.compile_limits,
+            &self.config.run_limits,
+        )?;
+        let layout = pipeline::Layout::new(language, job)?;
+        Ok(layout.commands(language, &limits, &job.args))
     }
 
     /// Refuses a job that asks for a version this host does not have.

@@ -144,6 +144,47 @@ impl Layout {
     }
 }
 
+/// What a job would run, without boxes: for tools that compare against bare runs.
+#[derive(Debug, Clone)]
+pub struct Commands {
+    /// The files as laid out in the work directory: `(path, contents)`.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The compile command, for compiled languages.
+    pub compile: Option<Vec<String>>,
+    /// The run command, the user's arguments included.
+    pub run: Vec<String>,
+    /// The environment of both stages (`HOME` and `TMPDIR` are `/tmp`).
+    pub env: Vec<(String, String)>,
+}
+
+impl Layout {
+    /// The commands of `language` for this layout.
+    pub(crate) fn commands(
+        &self,
+        language: &Language,
+        limits: &StageLimits,
+        args: &[String],
+    ) -> Commands {
+        let values = self.values(limits.run.memory_bytes, &[]);
+        let mut env: Vec<(String, String)> = BASE_ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (key, value) in &language.env {
+            env.retain(|(k, _)| k != key);
+            env.push((key.clone(), value.clone()));
+        }
+        Commands {
+            files: self.files.clone(),
+            compile: language.compile.as_ref().map(|c| c.expand(&values)),
+            run: language
+                .run
+                .expand(&self.values(limits.run.memory_bytes, args)),
+            env,
+        }
+    }
+}
+
 /// Creates `target` and its parents below `root`, each with mode 0777.
 fn create_dirs(root: &Path, target: &Path) -> Result<()> {
     let mut current = root.to_path_buf();

@@ -103,10 +103,7 @@ impl Catalog {
             .and_then(|e| e.to_str())
             .map(str::to_lowercase);
         if let Some(ext) = extension
-            && let Some(found) = self
-                .languages
-                .iter()
-                .find(|l| l.extensions.contains(&ext))
+            && let Some(found) = self.languages.iter().find(|l| l.extensions.contains(&ext))
         {
             return Some(found);
         }
