@@ -22,13 +22,13 @@ fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("langs")).unwrap();
     std::fs::write(
-        dir.path().join("langs/shell.toml"),
+        dir.path().join("langs/tshell.toml"),
         r#"
-id = "shell"
-name = "Shell"
-extensions = ["shell"]
+id = "tshell"
+name = "Test Shell"
+extensions = ["tsh"]
 packages = ["dash"]
-source_file = "main.shell"
+source_file = "main.tsh"
 run = ["/bin/sh", "{entry}"]
 version = ["/bin/sh", "-c", "echo 0.5"]
 "#,
@@ -63,14 +63,14 @@ fn langs(dir: &tempfile::TempDir) -> String {
 
 #[test]
 fn run_passes_output_through_and_exits_with_the_program_code() {
-    let dir = workspace(&[("x.shell", "echo out \"$@\"; cat; echo err >&2; exit 3")]);
+    let dir = workspace(&[("x.tsh", "echo out \"$@\"; cat; echo err >&2; exit 3")]);
     let stdin = dir.path().join("in.txt");
     std::fs::write(&stdin, "typed\n").unwrap();
     let out = runbox(&[
         "run",
         "--languages-dir",
         &langs(&dir),
-        &path(&dir, "x.shell"),
+        &path(&dir, "x.tsh"),
         "--stdin",
         &stdin.display().to_string(),
         "--args",
@@ -80,7 +80,7 @@ fn run_passes_output_through_and_exits_with_the_program_code() {
     assert_eq!(text(&out.stdout), "out a --b c\ntyped\n");
     let stderr = text(&out.stderr);
     assert!(
-        stderr.starts_with("err\nrunbox: shell 0.5 · runtime_error · exit 3 · cpu "),
+        stderr.starts_with("err\nrunbox: tshell 0.5 · runtime_error · exit 3 · cpu "),
         "{stderr}"
     );
     assert_eq!(out.status.code(), Some(3));
@@ -88,17 +88,17 @@ fn run_passes_output_through_and_exits_with_the_program_code() {
 
 #[test]
 fn run_json_prints_the_result_contract() {
-    let dir = workspace(&[("x.shell", "echo hi")]);
+    let dir = workspace(&[("x.tsh", "echo hi")]);
     let out = runbox(&[
         "run",
         "--json",
         "--languages-dir",
         &langs(&dir),
-        &path(&dir, "x.shell"),
+        &path(&dir, "x.tsh"),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["language"], "shell");
+    assert_eq!(json["language"], "tshell");
     assert_eq!(json["version"], "0.5");
     assert_eq!(json["status"], "ok");
     assert!(json["compile"].is_null());
@@ -111,14 +111,14 @@ fn run_json_prints_the_result_contract() {
 
 #[test]
 fn a_time_limit_exits_124_and_says_so() {
-    let dir = workspace(&[("x.shell", "while :; do :; done")]);
+    let dir = workspace(&[("x.tsh", "while :; do :; done")]);
     let out = runbox(&[
         "run",
         "--languages-dir",
         &langs(&dir),
         "--time-limit",
         "300ms",
-        &path(&dir, "x.shell"),
+        &path(&dir, "x.tsh"),
     ]);
     assert_eq!(out.status.code(), Some(124));
     assert!(
@@ -145,7 +145,10 @@ fn a_compile_error_exits_120_with_the_compilers_messages() {
     let out = runbox(&["run", &path(&dir, "bad.c")]);
     assert_eq!(out.status.code(), Some(120));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("'undeclared' undeclared"), "{stderr}");
+    assert!(
+        stderr.contains("undeclared (first use in this function)"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("runbox: c ") && stderr.contains("· compile error ·"),
         "{stderr}"
@@ -224,7 +227,7 @@ fn languages_lists_every_entry_with_its_state() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let list = json.as_array().unwrap();
     let entry = |id: &str| list.iter().find(|e| e["id"] == id).unwrap().clone();
-    assert_eq!(entry("shell")["version"], "0.5");
+    assert_eq!(entry("tshell")["version"], "0.5");
     assert_eq!(entry("gone")["installed"], false);
     assert_eq!(entry("gone")["install"], "apt-get install -y gone-lang");
     let c = entry("c");
