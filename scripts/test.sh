@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Installs the test dependencies and runs every check: formatting, clippy, all
-# tests (as root: boxes need namespaces and cgroups), then a leak check.
+# Installs the test dependencies (the core languages among them) and runs every
+# check: formatting, clippy, all tests (as root: boxes need namespaces and
+# cgroups), then a leak check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The conformance suite fails when a core language is missing; others are tested
+# when installed (scripts/install-languages.sh --all installs them all).
+bash scripts/install-languages.sh --core
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -26,4 +30,9 @@ if grep -q ' /run/runbox/root ' /proc/self/mountinfo; then
   echo "a box root is still mounted on the host" >&2
   exit 1
 fi
-echo "leak check: no cgroup, mount or box process left behind"
+if grep -q ' /run/runbox/volumes/' /proc/self/mountinfo; then
+  echo "a work volume is still mounted on the host:" >&2
+  grep ' /run/runbox/volumes/' /proc/self/mountinfo >&2
+  exit 1
+fi
+echo "leak check: no cgroup, mount, work volume or box process left behind"

@@ -102,10 +102,13 @@ impl Catalog {
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_lowercase);
-        if let Some(ext) = extension
-            && let Some(found) = self.languages.iter().find(|l| l.extensions.contains(&ext))
-        {
-            return Some(found);
+        if let Some(ext) = extension {
+            // Where two languages claim an extension, its default owner wins.
+            let default_owner = self.languages.iter().find(|l| l.extensions[0] == ext);
+            let any_owner = || self.languages.iter().find(|l| l.extensions.contains(&ext));
+            if let Some(found) = default_owner.or_else(any_owner) {
+                return Some(found);
+            }
         }
         let interpreter = shebang_interpreter(source)?;
         self.languages
@@ -250,6 +253,17 @@ mod tests {
             "python"
         );
         assert!(catalog.detect("script", b"echo").is_none());
+    }
+
+    #[test]
+    fn a_shared_extension_goes_to_the_language_whose_default_it_is() {
+        let mut perl = tiny("perl", &[], "pl");
+        perl.extensions = vec!["pl".into(), "pm".into()];
+        let mut prolog = tiny("aprolog", &[], "pro");
+        prolog.extensions = vec!["pro".into(), "pl".into()];
+        let catalog = Catalog::from_languages(vec![prolog, perl]).unwrap();
+        assert_eq!(catalog.detect("x.pl", b"").unwrap().id, "perl");
+        assert_eq!(catalog.detect("x.pro", b"").unwrap().id, "aprolog");
     }
 
     #[test]
