@@ -12,6 +12,7 @@ bash scripts/install-languages.sh --core
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+cat target/tmp/conformance-summary.txt
 
 # Nothing of any box may be left behind on the host. Test binaries keep one shared
 # sandbox in a static that is never dropped; starting runbox sweeps the cgroups of

@@ -189,8 +189,8 @@ fn every_installed_language_passes_its_conformance_programs() {
     let mut skipped = skipped.into_inner().unwrap();
     tested.sort();
     skipped.sort();
-    eprintln!(
-        "conformance: {} languages tested ({} programs), {} skipped (not installed)\n  tested: {}\n  skipped: {}",
+    let summary = format!(
+        "conformance: {} languages tested ({} programs), {} skipped (not installed)\n  tested: {}\n  skipped: {}\n",
         tested.len(),
         programs.load(Ordering::Relaxed),
         skipped.len(),
@@ -201,6 +201,10 @@ fn every_installed_language_passes_its_conformance_programs() {
             skipped.join(", ")
         }
     );
+    eprint!("{summary}");
+    // cargo test hides a passing test's output: scripts/test.sh prints this file.
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-summary.txt");
+    std::fs::write(&file, &summary).unwrap();
     let failures = failures.into_inner().unwrap();
     assert!(
         failures.is_empty(),

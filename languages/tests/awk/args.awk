@@ -1,0 +1,4 @@
+BEGIN {
+    for (i = 1; i < ARGC; i++)
+        print ARGV[i]
+}

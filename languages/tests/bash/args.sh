@@ -1,0 +1,4 @@
+#!/bin/bash
+for arg in "$@"; do
+  printf '%s\n' "$arg"
+done

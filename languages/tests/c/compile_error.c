@@ -1,0 +1,7 @@
+#include <stdio.h>
+
+int main(void)
+{
+    printf("%d\n", answer);   /* 'answer' is never declared */
+    return 0;
+}

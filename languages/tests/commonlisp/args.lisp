@@ -1,0 +1,2 @@
+(dolist (arg (rest sb-ext:*posix-argv*))
+  (write-line arg))

@@ -1,0 +1,3 @@
+ARGV.each do |arg|
+  puts arg
+end

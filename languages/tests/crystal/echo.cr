@@ -1,0 +1,3 @@
+STDIN.each_line(chomp: false) do |line|
+  print line
+end

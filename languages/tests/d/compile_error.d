@@ -1,0 +1,7 @@
+import std.stdio;
+
+void main()
+{
+    int n = "not a number";
+    writeln(n);
+}

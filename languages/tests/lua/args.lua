@@ -1,0 +1,3 @@
+for _, arg in ipairs(arg) do
+  print(arg)
+end

@@ -1,0 +1,3 @@
+for line in io.lines(nil, "L") do
+  io.write(line)
+end

@@ -1,0 +1,4 @@
+import std/os
+
+for arg in commandLineParams():
+  echo arg

@@ -1,0 +1,3 @@
+let () =
+  let n : int = "three" in
+  print_int n

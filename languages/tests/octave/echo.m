@@ -1,0 +1,7 @@
+while true
+  line = fgets(stdin);
+  if (! ischar(line))
+    break;
+  end
+  fputs(stdout, line);
+end

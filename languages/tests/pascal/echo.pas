@@ -1,0 +1,10 @@
+program Echo;
+var
+  Line: string;
+begin
+  while not Eof(Input) do
+  begin
+    ReadLn(Line);
+    WriteLn(Line);
+  end;
+end.

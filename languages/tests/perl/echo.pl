@@ -1,0 +1,6 @@
+use strict;
+use warnings;
+
+while (my $line = <STDIN>) {
+    print $line;
+}

@@ -1,0 +1,4 @@
+<?php
+foreach (array_slice($argv, 1) as $arg) {
+    echo $arg, "\n";
+}

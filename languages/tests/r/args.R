@@ -1,0 +1,4 @@
+args <- commandArgs(trailingOnly = TRUE)
+for (arg in args) {
+  cat(arg, "\n", sep = "")
+}

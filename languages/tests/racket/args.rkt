@@ -1,0 +1,4 @@
+#lang racket/base
+
+(for ([arg (in-vector (current-command-line-arguments))])
+  (displayln arg))

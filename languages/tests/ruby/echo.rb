@@ -1,0 +1,3 @@
+$stdin.each_line do |line|
+  print line
+end

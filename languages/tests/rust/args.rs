@@ -1,0 +1,7 @@
+use std::env;
+
+fn main() {
+    for arg in env::args().skip(1) {
+        println!("{}", arg);
+    }
+}

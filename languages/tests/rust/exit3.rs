@@ -1,0 +1,5 @@
+use std::process;
+
+fn main() {
+    process::exit(3);
+}

@@ -1,0 +1,4 @@
+(for-each (lambda (arg)
+            (display arg)
+            (newline))
+          (cdr (command-line)))

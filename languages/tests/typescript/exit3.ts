@@ -1,0 +1,5 @@
+function main(): number {
+  return 3;
+}
+
+process.exit(main());
