@@ -1,0 +1,5 @@
+public class Exit3 {
+    public static void main(String[] args) {
+        System.exit(3);
+    }
+}
