@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         let commands = engine.commands(&job)?;
         let bare = measure(n, || run_bare(&commands))
             .with_context(|| format!("{}: bare run", language.id))?;
-        let boxed = measure(n, || run_runbox(&runbox, &hello))
+        let boxed = measure(n, || run_runbox(&runbox, &language.id, &hello))
             .with_context(|| format!("{}: runbox run", language.id))?;
         let (bare, boxed) = (median(&bare), median(&boxed));
         println!(
@@ -166,10 +166,9 @@ fn run_bare(commands: &runbox_engine::Commands) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_runbox(runbox: &Path, hello: &Path) -> anyhow::Result<()> {
+fn run_runbox(runbox: &Path, language: &str, hello: &Path) -> anyhow::Result<()> {
     let out = Command::new(runbox)
-        .arg("run")
-        .arg("-q")
+        .args(["run", "-q", "--language", language])
         .arg(hello)
         .stdin(Stdio::null())
         .output()?;

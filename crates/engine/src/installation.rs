@@ -112,11 +112,7 @@ pub(crate) fn detect(sandbox: &Sandbox, language: &Language) -> Installation {
     };
     let text = [outcome.stdout.as_slice(), outcome.stderr.as_slice()].concat();
     let text = String::from_utf8_lossy(&text);
-    let version = language
-        .version_pattern
-        .captures(&text)
-        .and_then(|c| c.get(1))
-        .map(|m| m.as_str().to_string());
+    let version = language.version_in(&text).map(str::to_string);
     match (version, outcome.status) {
         (Some(version), _) => Installation::Installed {
             version: Some(version),

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use regex::Regex;
 use serde::Deserialize;
 
+use super::pattern::Pattern;
 use super::template::Template;
 use crate::limits::{LimitOverrides, LimitTable};
 
@@ -43,7 +43,7 @@ pub struct Language {
     pub(crate) compile: Option<Template>,
     pub(crate) run: Template,
     pub(crate) version: Template,
-    pub(crate) version_pattern: Regex,
+    pub(crate) version_pattern: Pattern,
     /// Where the entry came from: an embedded file name or a host path.
     pub origin: String,
 }
@@ -51,14 +51,14 @@ pub struct Language {
 /// Renames the entry file after what its source declares.
 #[derive(Debug, Clone)]
 pub(crate) struct Rename {
-    pub pattern: Regex,
+    pub pattern: Pattern,
     pub name: String,
 }
 
 /// Finds the `{main}` name in the entry file.
 #[derive(Debug, Clone)]
 pub(crate) struct MainRule {
-    pub pattern: Option<Regex>,
+    pub pattern: Option<Pattern>,
     pub default: String,
 }
 
@@ -95,6 +95,11 @@ impl Language {
         self.run.to_string()
     }
 
+    /// The version in the output of the version command.
+    pub(crate) fn version_in<'t>(&self, output: &'t str) -> Option<&'t str> {
+        self.version_pattern.first_capture(output)
+    }
+
     /// Whether `name` is this language's id or one of its aliases.
     pub fn is_named(&self, name: &str) -> bool {
         self.id == name || self.aliases.iter().any(|a| a == name)
@@ -105,7 +110,7 @@ impl Language {
         let Some(rename) = &self.entry_name else {
             return name.to_string();
         };
-        let Some(caps) = rename.pattern.captures(source) else {
+        let Some(caps) = rename.pattern.regex().and_then(|r| r.captures(source)) else {
             return name.to_string();
         };
         let first = caps.get(1).map_or("", |m| m.as_str());
@@ -124,9 +129,8 @@ impl Language {
         };
         rule.pattern
             .as_ref()
-            .and_then(|p| p.captures(source))
-            .and_then(|c| c.get(1))
-            .map(|m| m.as_str().to_string())
+            .and_then(|p| p.first_capture(source))
+            .map(str::to_string)
             .unwrap_or_else(|| rule.default.replace("{stem}", stem))
     }
 }
@@ -211,9 +215,7 @@ impl Language {
         if file.source_file.is_empty() || file.source_file.contains('/') {
             return Err("source_file must be a plain file name".into());
         }
-        let regex = |what: &str, p: &str| {
-            Regex::new(p).map_err(|e| format!("{what} pattern is not a valid regex: {e}"))
-        };
+        let regex = |what: &str, p: &str| Pattern::new(p, what, 1);
         let entry_name = file
             .entry_name
             .map(|r| {
@@ -221,7 +223,8 @@ impl Language {
                     return Err("entry_name.name must be a plain file name".to_string());
                 }
                 Ok(Rename {
-                    pattern: regex("entry_name", &r.pattern)?,
+                    // No group is fine: `{1}` is then empty (`name = "Main.kt"`).
+                    pattern: Pattern::new(&r.pattern, "entry_name", 0)?,
                     name: r.name,
                 })
             })
@@ -243,9 +246,6 @@ impl Language {
                 .as_deref()
                 .unwrap_or(DEFAULT_VERSION_PATTERN),
         )?;
-        if version_pattern.captures_len() < 2 {
-            return Err("version_pattern needs a capture group".into());
-        }
         if let Some(bad) = file.binds.iter().find(|p| !p.is_absolute()) {
             return Err(format!("bind {} must be an absolute path", bad.display()));
         }

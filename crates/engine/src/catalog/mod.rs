@@ -2,6 +2,7 @@
 //! plus an operator's directory that adds or replaces entries.
 
 mod language;
+mod pattern;
 mod template;
 
 use std::collections::HashMap;
