@@ -1,0 +1,2 @@
+(doseq [arg *command-line-args*]
+  (println arg))

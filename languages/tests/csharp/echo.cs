@@ -1,0 +1,13 @@
+using System;
+
+class Program
+{
+    static void Main()
+    {
+        using (var input = Console.OpenStandardInput())
+        using (var output = Console.OpenStandardOutput())
+        {
+            input.CopyTo(output);
+        }
+    }
+}

@@ -1,0 +1,2 @@
+IO.stream(:stdio, :line)
+|> Enum.each(&IO.write/1)

@@ -1,0 +1,4 @@
+def greet(String name) {
+    println "Hello, ${name}!"
+
+greet("World"
