@@ -54,12 +54,7 @@ const BOX_PATH: &[&str] = &["/usr/local/bin", "/usr/bin", "/bin"];
 
 /// The first program or bind path of `language` that the box would not find.
 pub(crate) fn first_missing(language: &Language) -> Option<String> {
-    // A relative path (`./main`) is an artifact of the compile stage, not a tool.
-    let tools = language
-        .programs()
-        .into_iter()
-        .filter(|p| p.starts_with('/') || !p.contains('/'));
-    for program in tools {
+    for program in tools(language) {
         if find_program(program).is_none() {
             return Some(program.to_string());
         }
@@ -71,8 +66,17 @@ pub(crate) fn first_missing(language: &Language) -> Option<String> {
         .map(|path| path.display().to_string())
 }
 
+/// The programs `language` starts that must be installed: a relative path
+/// (`./main`) is an artifact of the compile stage, not a tool.
+pub(crate) fn tools(language: &Language) -> impl Iterator<Item = &str> {
+    language
+        .programs()
+        .into_iter()
+        .filter(|p| p.starts_with('/') || !p.contains('/'))
+}
+
 /// The host path of `program` as the box's PATH would find it.
-fn find_program(program: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         let path = Path::new(program);
         return is_executable(path).then(|| path.to_path_buf());

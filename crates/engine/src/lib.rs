@@ -34,6 +34,7 @@ pub mod limits;
 mod pipeline;
 pub mod result;
 pub mod units;
+mod version_cache;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -57,6 +58,9 @@ pub struct EngineConfig {
     pub run_limits: Limits,
     /// How many files and bytes a job may bring.
     pub bounds: JobBounds,
+    /// A directory where detected versions are remembered across processes, so
+    /// that a command does not start a JVM just to learn its version.
+    pub version_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +69,7 @@ impl Default for EngineConfig {
             compile_limits: limits::default_compile_limits(),
             run_limits: limits::default_run_limits(),
             bounds: JobBounds::default(),
+            version_cache: None,
         }
     }
 }
@@ -109,8 +114,22 @@ impl Engine {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             map.entry(language.id.clone()).or_default().clone()
         };
-        cell.get_or_init(|| installation::detect(&self.sandbox, language))
-            .clone()
+        cell.get_or_init(|| {
+            let cache = self
+                .config
+                .version_cache
+                .as_ref()
+                .map(version_cache::VersionCache::new);
+            if let Some(found) = cache.as_ref().and_then(|c| c.get(language)) {
+                return found;
+            }
+            let detected = installation::detect(&self.sandbox, language);
+            if let Some(cache) = &cache {
+                cache.put(language, &detected);
+            }
+            detected
+        })
+        .clone()
     }
 
     /// Every catalog language with its installation, detected in parallel.

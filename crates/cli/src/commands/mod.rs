@@ -34,16 +34,16 @@ impl CatalogArgs {
 
 /// An engine with its own sandbox of `max_boxes` slots.
 pub fn engine(catalog: Catalog, max_boxes: u32) -> anyhow::Result<Engine> {
-    let sandbox = Sandbox::new(SandboxOptions {
+    let options = SandboxOptions {
         max_boxes,
         ..SandboxOptions::default()
-    })
-    .context("cannot prepare the sandbox")?;
-    Ok(Engine::new(
-        Arc::new(sandbox),
-        catalog,
-        EngineConfig::default(),
-    ))
+    };
+    let config = EngineConfig {
+        version_cache: Some(options.state_dir.join("versions")),
+        ..EngineConfig::default()
+    };
+    let sandbox = Sandbox::new(options).context("cannot prepare the sandbox")?;
+    Ok(Engine::new(Arc::new(sandbox), catalog, config))
 }
 
 /// A path shown to users: relative paths as given.

@@ -90,6 +90,11 @@ impl Language {
         self.compile.as_ref().map(ToString::to_string)
     }
 
+    /// The version command, as written in the catalog.
+    pub fn version_command(&self) -> String {
+        self.version.to_string()
+    }
+
     /// The run command, as written in the catalog.
     pub fn run_command(&self) -> String {
         self.run.to_string()
