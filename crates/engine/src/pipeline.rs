@@ -165,7 +165,7 @@ impl Layout {
         limits: &StageLimits,
         args: &[String],
     ) -> Commands {
-        let values = self.values(limits.run.memory_bytes, &[]);
+        let values = self.values(limits.compile.memory_bytes, &[]);
         let mut env: Vec<(String, String)> = BASE_ENV
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -292,7 +292,7 @@ pub(crate) fn execute(
         run: None,
     };
     if let Some(compile) = &language.compile {
-        let argv = compile.expand(&layout.values(limits.run.memory_bytes, &[]));
+        let argv = compile.expand(&layout.values(limits.compile.memory_bytes, &[]));
         let config = box_config(language, argv, limits.compile.clone())
             .with_bind(BindMount::writable(volume.path(), WORK_DIR));
         let outcome = stage(sandbox, "compile", &config)?;
