@@ -83,7 +83,7 @@ pub enum Error {
     /// The sandbox could not run a stage.
     #[error("the {stage} stage could not run: {source}")]
     Sandbox {
-        /// `compile`, `run` or `version`.
+        /// `setup` (the work volume), `compile` or `run`.
         stage: &'static str,
         /// The sandbox's error.
         #[source]
@@ -101,17 +101,6 @@ impl Error {
             field: field.into(),
             message: message.into(),
         }
-    }
-
-    /// Whether the caller's request is at fault (a 4xx), rather than the host.
-    pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
-            Error::UnknownLanguage { .. }
-                | Error::NotInstalled { .. }
-                | Error::VersionUnavailable { .. }
-                | Error::InvalidJob { .. }
-        )
     }
 }
 

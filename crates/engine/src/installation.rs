@@ -92,14 +92,17 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Checks `language` and runs its version command in a box.
-pub(crate) fn detect(sandbox: &Sandbox, language: &Language) -> Installation {
+/// Checks `language` and runs its version command in a box, with the language's
+/// compile limits over `compile_defaults`.
+pub(crate) fn detect(
+    sandbox: &Sandbox,
+    language: &Language,
+    compile_defaults: &runbox_sandbox::Limits,
+) -> Installation {
     if let Some(missing) = first_missing(language) {
         return Installation::Missing { missing };
     }
-    let limits = language
-        .compile_limits
-        .apply(&crate::limits::default_compile_limits());
+    let limits = language.compile_limits.apply(compile_defaults);
     let argv = language.version.expand(&Values {
         memory_mb: limits.memory_bytes >> 20,
         heap_mb: crate::pipeline::heap_mb(limits.memory_bytes),

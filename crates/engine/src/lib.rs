@@ -107,29 +107,33 @@ impl Engine {
     /// Whether and which version of `language` is installed; detected on first use
     /// (its version command runs in a box), then remembered.
     pub fn installation(&self, language: &Language) -> Installation {
-        let cell = {
-            let mut map = self
-                .installations
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            map.entry(language.id.clone()).or_default().clone()
-        };
-        cell.get_or_init(|| {
-            let cache = self
-                .config
-                .version_cache
-                .as_ref()
-                .map(version_cache::VersionCache::new);
-            if let Some(found) = cache.as_ref().and_then(|c| c.get(language)) {
-                return found;
-            }
-            let detected = installation::detect(&self.sandbox, language);
-            if let Some(cache) = &cache {
-                cache.put(language, &detected);
-            }
-            detected
-        })
-        .clone()
+        self.installation_cell(language)
+            .get_or_init(|| {
+                let cache = self
+                    .config
+                    .version_cache
+                    .as_ref()
+                    .map(version_cache::VersionCache::new);
+                if let Some(found) = cache.as_ref().and_then(|c| c.get(language)) {
+                    return found;
+                }
+                let detected =
+                    installation::detect(&self.sandbox, language, &self.config.compile_limits);
+                if let Some(cache) = &cache {
+                    cache.put(language, &detected);
+                }
+                detected
+            })
+            .clone()
+    }
+
+    /// Where the installation of `language` is (or will be) remembered.
+    fn installation_cell(&self, language: &Language) -> Arc<OnceLock<Installation>> {
+        let mut map = self
+            .installations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.entry(language.id.clone()).or_default().clone()
     }
 
     /// Every catalog language with its installation, detected in parallel.
@@ -189,16 +193,17 @@ impl Engine {
         if let Some(wanted) = &job.version {
             self.check_version(&language, wanted)?;
         }
-        // The version is usually known already; if not, find it while the job runs.
-        let (result, installation) = std::thread::scope(|scope| {
-            let detect = scope.spawn(|| self.installation(&language));
-            let result = pipeline::execute(&self.sandbox, &language, job, &layout, &limits);
-            (result, detect.join())
-        });
-        let mut result = result?;
-        result.version = installation
-            .ok()
-            .and_then(|i| i.version().map(str::to_string));
+        let known = self.installation_cell(&language).get().is_some();
+        let mut result = if known {
+            pipeline::execute(&self.sandbox, &language, job, &layout, &limits)?
+        } else {
+            // The first job of a language finds its version in a box beside it.
+            std::thread::scope(|scope| {
+                scope.spawn(|| self.installation(&language));
+                pipeline::execute(&self.sandbox, &language, job, &layout, &limits)
+            })?
+        };
+        result.version = self.installation(&language).version().map(str::to_string);
         Ok(result)
     }
 

@@ -25,25 +25,21 @@ const BASE_ENV: &[(&str, &str)] = &[
     ("LANG", "C.UTF-8"),
 ];
 
-/// The run stage binds the work volume, so its own /box tmpfs is never used; a
-/// page keeps it from inflating the box's memory budget.
-const UNUSED_BOX_BYTES: u64 = 4096;
-
 /// The job's files as the language will see them.
-pub(crate) struct Layout {
+pub(crate) struct Layout<'a> {
     /// `(path in the work dir, contents)`, the entry first.
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<(String, &'a [u8])>,
     entry: String,
     stem: String,
     sources: Vec<String>,
     main: String,
 }
 
-impl Layout {
+impl<'a> Layout<'a> {
     /// Names the files: the unnamed source gets the language's file name, and the
     /// entry file is renamed when the language says so (Java's public class).
-    pub(crate) fn new(language: &Language, job: &Job) -> Result<Layout> {
-        let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(job.files.len());
+    pub(crate) fn new(language: &Language, job: &'a Job) -> Result<Layout<'a>> {
+        let mut files: Vec<(String, &'a [u8])> = Vec::with_capacity(job.files.len());
         for (i, file) in job.files.iter().enumerate() {
             let given = file
                 .name
@@ -65,7 +61,7 @@ impl Layout {
                     ),
                 ));
             }
-            files.push((name, file.content.clone()));
+            files.push((name, &file.content));
         }
         let entry = files[0].0.clone();
         let base = entry.rsplit('/').next().unwrap_or(&entry);
@@ -95,7 +91,7 @@ impl Layout {
         } else {
             std::iter::once(entry.clone()).chain(sources).collect()
         };
-        let main = language.main_name(&stem, &String::from_utf8_lossy(&files[0].1));
+        let main = language.main_name(&stem, &String::from_utf8_lossy(files[0].1));
         Ok(Layout {
             files,
             entry,
@@ -106,7 +102,7 @@ impl Layout {
     }
 
     /// The placeholder values of a stage.
-    fn values<'a>(&'a self, memory_bytes: u64, args: &'a [String]) -> Values<'a> {
+    fn values<'v>(&'v self, memory_bytes: u64, args: &'v [String]) -> Values<'v> {
         Values {
             entry: &self.entry,
             stem: &self.stem,
@@ -157,7 +153,7 @@ pub struct Commands {
     pub env: Vec<(String, String)>,
 }
 
-impl Layout {
+impl Layout<'_> {
     /// The commands of `language` for this layout.
     pub(crate) fn commands(
         &self,
@@ -175,7 +171,11 @@ impl Layout {
             env.push((key.clone(), value.clone()));
         }
         Commands {
-            files: self.files.clone(),
+            files: self
+                .files
+                .iter()
+                .map(|(name, content)| (name.clone(), content.to_vec()))
+                .collect(),
             compile: language.compile.as_ref().map(|c| c.expand(&values)),
             run: language
                 .run
@@ -256,8 +256,7 @@ impl StageLimits {
         let compile = job
             .compile_limits
             .apply(&language.compile_limits.apply(compile_defaults));
-        let mut run = job.limits.apply(&language.run_limits.apply(run_defaults));
-        run.box_bytes = UNUSED_BOX_BYTES;
+        let run = job.limits.apply(&language.run_limits.apply(run_defaults));
         compile
             .validate()
             .map_err(|e| Error::invalid("compile_limits", e.to_string()))?;
@@ -272,14 +271,14 @@ pub(crate) fn execute(
     sandbox: &Sandbox,
     language: &Language,
     job: &Job,
-    layout: &Layout,
+    layout: &Layout<'_>,
     limits: &StageLimits,
 ) -> Result<RunResult> {
     let volume: Volume =
         sandbox
             .volume(limits.compile.box_bytes)
             .map_err(|source| Error::Sandbox {
-                stage: "compile",
+                stage: "setup",
                 source,
             })?;
     layout.write(volume.path())?;

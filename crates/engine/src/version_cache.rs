@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::catalog::Language;
 use crate::installation::{Installation, find_program, tools};
@@ -68,17 +68,13 @@ fn key(language: &Language) -> Option<String> {
         let meta = fs::metadata(&path).ok()?;
         key.push_str(&format!(
             " | {} {} {}.{}",
-            display(&path),
+            path.display(),
             meta.size(),
             meta.mtime(),
             meta.mtime_nsec()
         ));
     }
     Some(key.replace('\n', " "))
-}
-
-fn display(path: &Path) -> String {
-    path.display().to_string()
 }
 
 #[cfg(test)]

@@ -34,7 +34,8 @@ pub struct Limits {
     pub stack_bytes: Option<u64>,
     /// Size of the tmpfs mounted at /tmp.
     pub tmp_bytes: u64,
-    /// Size of the tmpfs mounted at /box (ignored when a host directory is bound there).
+    /// Size of the tmpfs mounted at /box. With a host directory bound there instead,
+    /// it is the budget for what the box writes to it (none when bound read-only).
     pub box_bytes: u64,
     /// Size of the tmpfs mounted at /dev/shm.
     pub shm_bytes: u64,

@@ -351,7 +351,14 @@ fn cgroup_limits(shared: &Shared, config: &BoxConfig) -> Option<CgroupLimits> {
     let limits = &config.limits;
     // tmpfs pages are charged to the box's memory cgroup: add the disk budgets so
     // a full /tmp gives ENOSPC, never an OOM kill.
-    let disk = limits.tmp_bytes + limits.box_bytes + limits.shm_bytes;
+    // A /box bound read-only takes no writes, so it needs no budget; a writable one
+    // (a volume the box fills) does, as does the box's own tmpfs.
+    let box_read_only = config
+        .binds
+        .iter()
+        .any(|b| b.inside == std::path::Path::new("/box") && !b.writable);
+    let box_budget = if box_read_only { 0 } else { limits.box_bytes };
+    let disk = limits.tmp_bytes + box_budget + limits.shm_bytes;
     // The box's init, and on v1 the slot's launcher thread, count as tasks too.
     let helpers = if manager.version() == CgroupVersion::V1 {
         2

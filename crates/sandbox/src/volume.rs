@@ -28,7 +28,6 @@ use crate::sys;
 #[derive(Debug)]
 pub struct Volume {
     path: PathBuf,
-    size_bytes: u64,
 }
 
 impl Volume {
@@ -55,17 +54,12 @@ impl Volume {
             let _ = fs::remove_dir(&path);
             return Err(err);
         }
-        Ok(Volume { path, size_bytes })
+        Ok(Volume { path })
     }
 
     /// The volume's directory on the host.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The most bytes its files may hold.
-    pub fn size_bytes(&self) -> u64 {
-        self.size_bytes
     }
 }
 
@@ -196,6 +190,30 @@ mod tests {
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
         drop(volume);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn another_host_user_can_neither_list_volumes_nor_write_into_one() {
+        use std::os::unix::process::CommandExt;
+        let state = tempfile::tempdir().unwrap();
+        fs::set_permissions(state.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = prepare_dir(state.path()).unwrap();
+        let a = Volume::create(&dir, 1 << 20).unwrap();
+        let b = Volume::create(&dir, 1 << 20).unwrap();
+        assert_ne!(a.path(), b.path());
+        let as_nobody = |script: &str| {
+            std::process::Command::new("/bin/sh")
+                .args(["-c", script])
+                .uid(65534)
+                .gid(65534)
+                .output()
+                .unwrap()
+        };
+        let list = as_nobody(&format!("ls {}", dir.display()));
+        assert!(!list.status.success(), "nobody listed the volumes");
+        let write = as_nobody(&format!("echo x > {}/planted", a.path().display()));
+        assert!(!write.status.success(), "nobody wrote into a volume");
+        assert!(!a.path().join("planted").exists());
     }
 
     #[test]

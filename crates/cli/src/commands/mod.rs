@@ -9,7 +9,7 @@ pub mod sandbox;
 /// program's own exit code.
 pub const EXIT_RUNBOX_ERROR: u8 = 125;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -44,9 +44,4 @@ pub fn engine(catalog: Catalog, max_boxes: u32) -> anyhow::Result<Engine> {
     };
     let sandbox = Sandbox::new(options).context("cannot prepare the sandbox")?;
     Ok(Engine::new(Arc::new(sandbox), catalog, config))
-}
-
-/// A path shown to users: relative paths as given.
-pub fn shown(path: &Path) -> String {
-    path.display().to_string()
 }

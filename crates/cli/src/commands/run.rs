@@ -10,7 +10,7 @@ use clap::Args;
 use runbox_engine::units::{parse_duration, parse_size};
 use runbox_engine::{Job, LimitOverrides, ResultStatus, RunResult, SourceFile, Stage};
 
-use super::{CatalogArgs, shown};
+use super::CatalogArgs;
 
 /// Exit code of `runbox run` when the compile failed.
 pub const EXIT_COMPILE_ERROR: u8 = 120;
@@ -78,8 +78,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let content = std::fs::read(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => anyhow::anyhow!("{}: no such file", shown(path)),
-            _ => anyhow::anyhow!("cannot read {}: {e}", shown(path)),
+            std::io::ErrorKind::NotFound => anyhow::anyhow!("{}: no such file", path.display()),
+            _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
         })?;
         files.push(SourceFile::named(job_file_name(path)?, content));
     }
@@ -92,7 +92,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 Some(language) => language.id.clone(),
                 None => bail!(
                     "cannot tell the language of {}: give --language (`runbox languages` lists them)",
-                    shown(&args.files[0])
+                    &args.files[0].display()
                 ),
             }
         }
@@ -145,7 +145,7 @@ fn job_file_name(path: &Path) -> anyhow::Result<String> {
         path.file_name().and_then(|n| n.to_str())
     };
     name.map(str::to_string)
-        .with_context(|| format!("{}: the file name must be UTF-8", shown(path)))
+        .with_context(|| format!("{}: the file name must be UTF-8", path.display()))
 }
 
 /// Writes what the program (or the failed compiler) printed to our stdout/stderr.

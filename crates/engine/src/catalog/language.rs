@@ -85,29 +85,14 @@ impl Language {
         programs
     }
 
-    /// The compile command, as written in the catalog.
-    pub fn compile_command(&self) -> Option<String> {
-        self.compile.as_ref().map(ToString::to_string)
-    }
-
     /// The version command, as written in the catalog.
     pub fn version_command(&self) -> String {
         self.version.to_string()
     }
 
-    /// The run command, as written in the catalog.
-    pub fn run_command(&self) -> String {
-        self.run.to_string()
-    }
-
     /// The version in the output of the version command.
     pub(crate) fn version_in<'t>(&self, output: &'t str) -> Option<&'t str> {
         self.version_pattern.first_capture(output)
-    }
-
-    /// Whether `name` is this language's id or one of its aliases.
-    pub fn is_named(&self, name: &str) -> bool {
-        self.id == name || self.aliases.iter().any(|a| a == name)
     }
 
     /// The file name of the entry file named `name` whose contents are `source`.

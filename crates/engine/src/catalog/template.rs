@@ -15,18 +15,26 @@ pub(crate) enum Var {
     Args,
 }
 
+/// Every placeholder with its name: the one table parsing and printing share.
+const VARS: &[(&str, Var)] = &[
+    ("entry", Var::Entry),
+    ("stem", Var::Stem),
+    ("sources", Var::Sources),
+    ("main", Var::Main),
+    ("memory_mb", Var::MemoryMb),
+    ("heap_mb", Var::HeapMb),
+    ("args", Var::Args),
+];
+
 impl Var {
     fn parse(name: &str) -> Option<Var> {
-        Some(match name {
-            "entry" => Var::Entry,
-            "stem" => Var::Stem,
-            "sources" => Var::Sources,
-            "main" => Var::Main,
-            "memory_mb" => Var::MemoryMb,
-            "heap_mb" => Var::HeapMb,
-            "args" => Var::Args,
-            _ => return None,
-        })
+        VARS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    fn name(self) -> &'static str {
+        VARS.iter()
+            .find(|(_, v)| *v == self)
+            .map_or("?", |(n, _)| n)
     }
 
     /// Whether the placeholder stands for a list of arguments.
@@ -178,7 +186,7 @@ impl fmt::Display for Template {
                 a.0.iter()
                     .map(|p| match p {
                         Piece::Text(t) => t.clone(),
-                        Piece::Var(v) => format!("{{{}}}", format!("{v:?}").to_lowercase()),
+                        Piece::Var(v) => format!("{{{}}}", v.name()),
                     })
                     .collect()
             })
@@ -242,6 +250,12 @@ mod tests {
     #[test]
     fn list_placeholder_inside_an_argument_is_refused() {
         assert!(template(&["cc", "-I{sources}"]).is_err());
+    }
+
+    #[test]
+    fn a_template_prints_as_written() {
+        let t = template(&["java", "-Xmx{heap_mb}m", "{main}", "{sources}"]).unwrap();
+        assert_eq!(t.to_string(), "java -Xmx{heap_mb}m {main} {sources}");
     }
 
     #[test]
