@@ -24,19 +24,33 @@ enum Command {
     Sandbox(Box<commands::sandbox::SandboxArgs>),
     /// Check what this host supports and how each limit is enforced.
     Doctor(commands::doctor::DoctorArgs),
+    /// Serve the HTTP API (embedded SQLite and local workers by default).
+    Serve(Box<commands::serve::ServeArgs>),
+    /// Create, list and revoke API keys.
+    Keys(Box<commands::keys::KeysArgs>),
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => commands::run::run(*args),
-        Command::Languages(args) => commands::languages::run(args),
-        Command::Sandbox(args) => commands::sandbox::run(*args),
-        Command::Doctor(args) => commands::doctor::run(args),
+        Command::Serve(args) => args.config().and_then(|config| {
+            init_logging(
+                "info",
+                config.log_format == runbox_server::config::LogFormat::Json,
+            );
+            commands::serve::run(*args, config)
+        }),
+        command => {
+            init_logging("error", false);
+            match command {
+                Command::Run(args) => commands::run::run(*args),
+                Command::Languages(args) => commands::languages::run(args),
+                Command::Sandbox(args) => commands::sandbox::run(*args),
+                Command::Doctor(args) => commands::doctor::run(args),
+                Command::Keys(args) => commands::keys::run(*args),
+                Command::Serve(_) => unreachable!("handled above"),
+            }
+        }
     };
     match result {
         Ok(code) => code,
@@ -44,6 +58,20 @@ fn main() -> ExitCode {
             eprintln!("runbox: {}", message(&error));
             ExitCode::from(commands::EXIT_RUNBOX_ERROR)
         }
+    }
+}
+
+/// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise.
+fn init_logging(default_level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }
 

@@ -104,6 +104,11 @@ impl Engine {
         &self.config
     }
 
+    /// The sandbox the engine runs its boxes in.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
     /// Whether and which version of `language` is installed; detected on first use
     /// (its version command runs in a box), then remembered.
     pub fn installation(&self, language: &Language) -> Installation {

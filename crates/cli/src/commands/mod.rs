@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
 pub mod doctor;
+pub mod keys;
 pub mod languages;
 pub mod run;
 pub mod sandbox;
+pub mod serve;
 
 /// Exit code when runbox itself fails (bad flags, host problem), as distinct from the
 /// program's own exit code.

@@ -1,0 +1,121 @@
+//! `runbox serve` (the HTTP service) and the settings every store command shares.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use runbox_server::ServerConfig;
+use runbox_server::config::LogFormat;
+
+/// Where the configuration and the store are: flags shared by `serve`, `worker` and `keys`.
+#[derive(Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// The configuration file (default: ./runbox.toml, then /etc/runbox/runbox.toml, when present).
+    #[arg(long, value_name = "FILE", env = "RUNBOX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the embedded database lives (default /var/lib/runbox).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The database: sqlite://PATH (default: <data-dir>/runbox.db) or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+}
+
+impl StoreArgs {
+    /// The file's settings, then the environment's, then these flags.
+    pub fn load(&self) -> anyhow::Result<ServerConfig> {
+        let file = match &self.config {
+            Some(path) => Some(path.clone()),
+            None => ["runbox.toml", "/etc/runbox/runbox.toml"]
+                .iter()
+                .map(Path::new)
+                .find(|p| p.is_file())
+                .map(Path::to_path_buf),
+        };
+        let mut config = ServerConfig::load(file.as_deref(), std::env::vars())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(url) = &self.database {
+            config.database = Some(url.clone());
+        }
+        Ok(config)
+    }
+}
+
+/// Flags of `runbox serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on (default 127.0.0.1:2358).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Local workers (default: one per CPU); 0 for a node that only takes requests.
+    #[arg(long, value_name = "N")]
+    workers: Option<u32>,
+    /// Log lines as text or json.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+    /// A directory of language files that add to or replace the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    languages_dir: Option<PathBuf>,
+    /// Print the effective configuration (file, environment and flags merged) and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+impl ServeArgs {
+    /// The effective configuration.
+    pub fn config(&self) -> anyhow::Result<ServerConfig> {
+        let mut config = self.store.load()?;
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(workers) = self.workers {
+            config.workers = Some(workers);
+        }
+        if let Some(format) = &self.log_format {
+            config.log_format = if format == "json" {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            };
+        }
+        if let Some(dir) = &self.languages_dir {
+            config.languages_dir = Some(dir.clone());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+pub fn run(args: ServeArgs, config: ServerConfig) -> anyhow::Result<ExitCode> {
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(runbox_server::serve(config, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM; stop runbox with SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,397 @@
+//! The native API's JSON documents: the request and result contracts of DESIGN.md.
+//!
+//! These are the wire types (with their OpenAPI schemas); `convert.rs` maps them to
+//! and from the engine's types.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// How a text field's bytes are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// UTF-8 text (invalid bytes in outputs are replaced by U+FFFD).
+    #[default]
+    Utf8,
+    /// Base64 (standard alphabet, with padding): any bytes survive.
+    Base64,
+}
+
+/// Bytes given as a string (UTF-8) or as `{"content", "encoding"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Data {
+    /// UTF-8 text.
+    Text(String),
+    /// Text or base64, as `encoding` says.
+    Encoded(EncodedData),
+}
+
+/// Bytes with their encoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncodedData {
+    /// The bytes, encoded.
+    pub content: String,
+    /// How `content` is encoded.
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+/// One source file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileInput {
+    /// Its path in the work directory; the first file may leave it out to get the
+    /// language's default name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its content.
+    pub content: String,
+    /// How `content` is encoded.
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+/// Limits of one stage; each one left out takes the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsInput {
+    /// CPU time of the whole box, in milliseconds.
+    pub cpu_time_ms: Option<u64>,
+    /// Wall-clock time, in milliseconds.
+    pub wall_time_ms: Option<u64>,
+    /// Memory of the whole box, in KiB.
+    pub memory_kb: Option<u64>,
+    /// Processes and threads at once.
+    pub processes: Option<u64>,
+    /// Output kept of stdout and of stderr, each, in KiB.
+    pub output_kb: Option<u64>,
+}
+
+/// One test case of a judged job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestInput {
+    /// Its name (default: `test-N`, from 1).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the program reads.
+    #[serde(default)]
+    pub stdin: Option<Data>,
+    /// The program's arguments for this test.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// What the program should print; without it any output is accepted.
+    #[serde(default)]
+    pub expected_output: Option<Data>,
+    /// Limits of this test's run, over the job's.
+    #[serde(default)]
+    pub limits: Option<LimitsInput>,
+}
+
+/// How outputs are compared with expected outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckerInput {
+    /// `exact`, `lines` (default), `tokens`, `float`, `case_insensitive` or `custom`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For `float`: the largest absolute or relative difference accepted.
+    #[serde(default)]
+    pub epsilon: Option<f64>,
+    /// For `custom`: the checker's language.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// For `custom`: the checker's source.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// A compile-and-run request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteRequest {
+    /// A catalog id or alias (`GET /api/v1/languages`).
+    pub language: String,
+    /// A version prefix the host must have (`3`, `3.11`).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Shorthand for one file with the language's default name.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The files; the first is the entry.
+    #[serde(default)]
+    pub files: Option<Vec<FileInput>>,
+    /// What the program reads on stdin.
+    #[serde(default)]
+    pub stdin: Option<Data>,
+    /// The program's arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Limits of the run stage.
+    #[serde(default)]
+    pub limits: Option<LimitsInput>,
+    /// Limits of the compile stage.
+    #[serde(default)]
+    pub compile_limits: Option<LimitsInput>,
+    /// Test cases: compile once, run once per test, give each a verdict.
+    #[serde(default)]
+    pub tests: Option<Vec<TestInput>>,
+    /// How outputs are compared (with `tests`).
+    #[serde(default)]
+    pub checker: Option<CheckerInput>,
+    /// Stop at the first test that is not accepted.
+    #[serde(default)]
+    pub stop_on_first_failure: bool,
+    /// Run tests one by one (steadier timings) instead of in parallel.
+    #[serde(default)]
+    pub sequential: bool,
+    /// How stdout and stderr are written in the result.
+    #[serde(default)]
+    pub output_encoding: Encoding,
+    /// Where the result is POSTed when done (asynchronous submissions only).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+/// A stage (compile or run, or one test's run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StageBody {
+    /// `ok`, `runtime_error`, `time_limit_exceeded`, `memory_limit_exceeded`,
+    /// `output_limit_exceeded` or `internal_error`.
+    pub status: String,
+    /// The exit code, when the program exited.
+    pub exit_code: Option<i32>,
+    /// The signal (`SIGSEGV`), when it was killed by one.
+    pub signal: Option<String>,
+    /// stdout, as `encoding` says.
+    pub stdout: String,
+    /// stderr, as `encoding` says.
+    pub stderr: String,
+    /// How `stdout` and `stderr` are written.
+    pub encoding: Encoding,
+    /// Whether stdout was cut at the output limit.
+    pub stdout_truncated: bool,
+    /// Whether stderr was cut at the output limit.
+    pub stderr_truncated: bool,
+    /// CPU time of the whole box (cgroup accounting), in milliseconds.
+    pub cpu_time_ms: f64,
+    /// Wall-clock time, in milliseconds.
+    pub wall_time_ms: f64,
+    /// Peak memory of the whole box, in KiB.
+    pub memory_kb: u64,
+    /// The limit that ended it: `cpu_time`, `wall_time`, `memory`, `output`, `file_size`.
+    pub limit_hit: Option<String>,
+    /// For a compile stage: true when the artifacts came from the compile cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
+}
+
+/// One test's verdict and run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TestBody {
+    /// The test's name.
+    pub name: String,
+    /// `accepted`, `wrong_answer`, or the status of the run that ended it.
+    pub verdict: String,
+    /// What a custom checker printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The run.
+    #[serde(flatten)]
+    pub stage: StageBody,
+}
+
+/// The result of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResultBody {
+    /// The submission's id.
+    pub id: String,
+    /// The catalog id of the language.
+    pub language: String,
+    /// The installed version that ran it.
+    pub version: Option<String>,
+    /// `ok`, `accepted`, `wrong_answer`, `compile_error`, or a stage status.
+    pub status: String,
+    /// The compile stage, for compiled languages.
+    pub compile: Option<StageBody>,
+    /// The run stage (null with tests, or after a failed compile).
+    pub run: Option<StageBody>,
+    /// The tests, in order, when the job had tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<Vec<TestBody>>,
+    /// How many tests were accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed: Option<u32>,
+    /// How many were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<u32>,
+    /// The names of the tests that were not accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_tests: Option<Vec<String>>,
+    /// Why a job has no real result (`internal_error` after its workers failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The answer to an asynchronous submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SubmissionCreated {
+    /// The id to poll with `GET /api/v1/submissions/{id}`.
+    pub id: String,
+    /// `queued`.
+    pub state: String,
+}
+
+/// A stored submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SubmissionBody {
+    /// Its id.
+    pub id: String,
+    /// `queued`, `running` or `done`.
+    pub state: String,
+    /// The catalog id of its language.
+    pub language: String,
+    /// The result's top status once done.
+    pub status: Option<String>,
+    /// When it arrived (RFC 3339, UTC).
+    pub created_at: String,
+    /// When a worker started it.
+    pub started_at: Option<String>,
+    /// When it was done.
+    pub finished_at: Option<String>,
+    /// The result once done.
+    pub result: Option<ResultBody>,
+    /// The request as stored (without source and stdin when the operator keeps none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<serde_json::Value>,
+    /// The webhook's delivery, when it has a callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookBody>,
+}
+
+/// A webhook delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookBody {
+    /// Where it went.
+    pub url: String,
+    /// Tries made.
+    pub attempts: u32,
+    /// Whether a 2xx answer came back.
+    pub delivered: bool,
+    /// The last HTTP status.
+    pub status_code: Option<u16>,
+    /// The last error.
+    pub error: Option<String>,
+}
+
+/// One page of the caller's submissions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SubmissionPage {
+    /// The page, newest first (without results; fetch one to see it).
+    pub submissions: Vec<SubmissionBody>,
+    /// This page's number, from 1.
+    pub page: u32,
+    /// Items per page.
+    pub per_page: u32,
+    /// Submissions on every page.
+    pub total: u64,
+}
+
+/// A batch of submissions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The submissions, each as for `POST /api/v1/submissions`.
+    pub submissions: Vec<ExecuteRequest>,
+}
+
+/// The ids of a batch, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BatchCreated {
+    /// One entry per submission, in request order.
+    pub submissions: Vec<SubmissionCreated>,
+}
+
+/// A catalog language.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LanguageBody {
+    /// Its id.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// The installed version, when installed.
+    pub version: Option<String>,
+    /// Whether it can be used here.
+    pub installed: bool,
+    /// Other names accepted in `language`.
+    pub aliases: Vec<String>,
+    /// File extensions, the default first.
+    pub extensions: Vec<String>,
+    /// Whether it has a compile stage.
+    pub compiled: bool,
+    /// The name a `source` gets.
+    pub source_file: String,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HealthBody {
+    /// `ok`.
+    pub status: String,
+    /// The runbox version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+}
+
+/// `GET /ready`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReadyBody {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// Whether a box ran.
+    pub sandbox: bool,
+    /// Whether the database answered.
+    pub database: bool,
+    /// What is wrong, when not ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// A worker of the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkerBody {
+    /// Its id.
+    pub id: String,
+    /// Its host.
+    pub host: String,
+    /// Jobs it runs at once.
+    pub concurrency: u32,
+    /// Jobs it runs now.
+    pub running: u32,
+    /// Its last heartbeat (RFC 3339).
+    pub last_heartbeat: String,
+    /// Its runbox version.
+    pub version: String,
+}
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code: `invalid_request`, `unknown_language`, `unauthorized`, ...
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+    /// The request field at fault, when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}

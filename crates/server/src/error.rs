@@ -1,0 +1,167 @@
+//! `ApiError`: the one place where errors become status codes and JSON bodies.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::types::{ErrorBody, ErrorDetail};
+
+/// An error answer: a status, a stable code, a message, maybe the field at fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable machine-readable code.
+    pub code: &'static str,
+    /// What happened and what to do.
+    pub message: String,
+    /// The request field at fault.
+    pub field: Option<String>,
+    /// For 429 and 503: when to try again.
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400: the request is malformed; `field` names the culprit.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        }
+    }
+
+    /// 400 without a field (e.g. a body that is not JSON).
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 413: too large; `field` names what.
+    pub fn too_large(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+        }
+    }
+
+    /// 401: no key, or a key that is not valid.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403: a valid key without the scope.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 429: over a rate limit or concurrency cap.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Duration) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
+    }
+
+    /// 503: the queue is full or the service is shutting down.
+    pub fn unavailable(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after: Duration,
+    ) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
+    }
+
+    /// 500: runbox's own failure. The message is logged; the client gets a short one.
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %message, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!("runbox failed to handle the request: {message}"),
+        )
+    }
+}
+
+impl From<runbox_engine::Error> for ApiError {
+    fn from(error: runbox_engine::Error) -> Self {
+        use runbox_engine::Error as E;
+        match &error {
+            E::UnknownLanguage { .. } => ApiError {
+                field: Some("language".into()),
+                ..ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_language",
+                    error.to_string(),
+                )
+            },
+            E::NotInstalled { .. } => ApiError {
+                field: Some("language".into()),
+                ..ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "language_not_installed",
+                    error.to_string(),
+                )
+            },
+            E::VersionUnavailable { .. } => ApiError {
+                field: Some("version".into()),
+                ..ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "version_unavailable",
+                    error.to_string(),
+                )
+            },
+            E::InvalidJob { field, message } => ApiError::invalid(field.clone(), message.clone()),
+            _ => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<runbox_store::Error> for ApiError {
+    fn from(error: runbox_store::Error) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response.extensions_mut().insert(RejectedCode(self.code));
+        response
+    }
+}
+
+/// Marks a response as an error, for the request log and the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct RejectedCode(pub &'static str);

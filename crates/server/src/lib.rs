@@ -1,0 +1,388 @@
+//! runbox-server: the HTTP service of runbox.
+//!
+//! It serves the native API of DESIGN.md under `/api/v1` (synchronous executes,
+//! queued submissions with history and webhooks, batches, languages, health,
+//! readiness, Prometheus metrics, an OpenAPI document), authenticates API keys,
+//! enforces rate limits, concurrency caps and a bounded queue, and runs jobs on an
+//! in-process worker pool over the engine. Persistence goes through
+//! `runbox-store` (SQLite by default, PostgreSQL for a fleet).
+//!
+//! Handlers stay thin: extractors authenticate and parse (`state.rs`), handlers
+//! call the runner (`jobs.rs`) or the store, and [`ApiError`] is the one place that
+//! turns errors into status codes and JSON bodies.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = runbox_server::ServerConfig::default();
+//! runbox_server::serve(config, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod admission;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod jobs;
+pub mod logging;
+pub mod state;
+pub mod time;
+pub mod webhook;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use runbox_engine::{Catalog, Engine, EngineConfig, JobBounds};
+use runbox_sandbox::{BoxConfig, Sandbox, SandboxOptions, Status};
+use runbox_store::{Store, WorkerInfo, now_ms};
+use tokio::sync::watch;
+
+pub use config::ServerConfig;
+pub use error::ApiError;
+
+use admission::Admission;
+use jobs::Runner;
+use state::{AppState, SharedState};
+
+/// Runs a trivial box: the readiness check of the sandbox.
+pub fn sandbox_check(engine: &Engine) -> Result<(), String> {
+    let outcome = engine
+        .sandbox()
+        .run(&BoxConfig::new(["/usr/bin/true"]))
+        .map_err(|e| e.to_string())?;
+    if outcome.status == Status::Ok {
+        Ok(())
+    } else {
+        Err(format!("a test box ended with {}", outcome.status))
+    }
+}
+
+/// The worker count in force: the configured one, or one per CPU.
+pub fn worker_count(config: &ServerConfig) -> u32 {
+    config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32))
+}
+
+/// An engine for `config`, with a sandbox sized for its workers.
+pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<Engine>> {
+    let catalog = Catalog::load(config.languages_dir.as_deref())?;
+    let options = SandboxOptions {
+        // Room for every worker's box plus version detection beside it.
+        max_boxes: workers.max(1) * 2 + 2,
+        ..SandboxOptions::default()
+    };
+    let defaults = EngineConfig::default();
+    let engine_config = EngineConfig {
+        compile_limits: api::convert::configured_defaults(
+            &defaults.compile_limits,
+            &config.compile_limits,
+        ),
+        run_limits: api::convert::configured_defaults(&defaults.run_limits, &config.run_limits),
+        bounds: JobBounds {
+            max_files: config.requests.max_files,
+            max_total_bytes: config.requests.max_source_bytes,
+            max_stdin_bytes: config.requests.max_stdin_bytes,
+            max_args: config.requests.max_args,
+        },
+        version_cache: Some(options.state_dir.join("versions")),
+    };
+    let sandbox =
+        Sandbox::new(options).context("cannot prepare the sandbox (`runbox doctor` says why)")?;
+    Ok(Arc::new(Engine::new(
+        Arc::new(sandbox),
+        catalog,
+        engine_config,
+    )))
+}
+
+/// The Prometheus recorder (installed once per process).
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("duration_seconds".into()),
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ],
+        )
+        .context("cannot configure the metrics buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// This node's id: host name, process id and a random part.
+fn node_id() -> String {
+    format!(
+        "{}-{}-{}",
+        host_name(),
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    )
+}
+
+/// The host's name (from the kernel; `localhost` when unknown).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Opens the store a configuration names, creating the data directory for SQLite.
+pub async fn open_store(config: &ServerConfig) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    runbox_store::open(&url).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            runbox_store::redact_url(&url)
+        )
+    })
+}
+
+/// Serves the API on `config.listen` until `shutdown` completes, then shuts down
+/// gracefully: stops accepting, lets running jobs finish within the grace period,
+/// and stops the workers.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let store = open_store(&config).await?;
+    let workers = worker_count(&config);
+    let engine = build_engine(&config, workers)?;
+    let node = Node::start(config.clone(), store.clone(), engine.clone(), workers).await?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let loopback = local.ip().is_loopback();
+    let state: SharedState = Arc::new(AppState {
+        config: config.clone(),
+        engine: engine.clone(),
+        store: store.clone(),
+        runner: node.runner.clone(),
+        admission: node.runner.admission.clone(),
+        metrics: metrics_handle()?,
+        started: Instant::now(),
+        loopback,
+        shutting_down: node.shutdown_rx.clone(),
+    });
+    let keys = store.active_key_count().await?;
+    if keys == 0 && loopback {
+        tracing::warn!(listen = %local, "no API key exists and the listener is loopback: anonymous use is allowed (create a key with `runbox keys create --name NAME` to require keys)");
+    } else if keys == 0 {
+        tracing::warn!(listen = %local, "no API key exists: every request will be refused until one is created with `runbox keys create --name NAME`");
+    }
+    tracing::info!(listen = %local, database = %runbox_store::redact_url(&config.database_url()), workers, "runbox is serving");
+    // The line scripts and tests wait for.
+    println!("runbox listening on http://{local}");
+
+    let app = router(state, &config);
+    let shutdown_tx = node.shutdown_tx.clone();
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; waiting for running jobs");
+        let _ = shutdown_tx.send(true);
+    });
+    let mut stopping = node.shutdown_rx.clone();
+    let drain = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("the HTTP server failed")?,
+        _ = drain => tracing::warn!("requests still open after the grace period: closing them"),
+    }
+    node.stop(grace).await;
+    Ok(())
+}
+
+/// The whole HTTP surface: routes, fallbacks and layers.
+pub fn router(state: SharedState, config: &ServerConfig) -> axum::Router {
+    api::routes()
+        .fallback(|| async { ApiError::not_found("no such route: see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed",
+                message: "this route does not take that method: see /api/v1/openapi.json".into(),
+                field: None,
+                retry_after: None,
+            }
+        })
+        .layer(DefaultBodyLimit::max(config.requests.max_body_bytes))
+        .layer(axum::middleware::from_fn(logging::log_request))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::internal("a handler panicked"))
+        }))
+        .with_state(state)
+}
+
+/// The background side of a node: its workers, lease recovery, heartbeats and
+/// retention.
+pub struct Node {
+    /// Runs and queues jobs.
+    pub runner: Arc<Runner>,
+    shutdown_tx: watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    store: Arc<dyn Store>,
+}
+
+impl Node {
+    /// Starts `workers` local workers (none with 0) and the background tasks.
+    pub async fn start(
+        config: Arc<ServerConfig>,
+        store: Arc<dyn Store>,
+        engine: Arc<Engine>,
+        workers: u32,
+    ) -> anyhow::Result<Node> {
+        let shared_limits = store.kind() == "postgres";
+        let admission = Arc::new(Admission::new(
+            store.clone(),
+            config.rate.clone(),
+            shared_limits,
+        ));
+        let id = node_id();
+        let runner = Arc::new(Runner::new(
+            engine,
+            store.clone(),
+            config.clone(),
+            admission,
+            id.clone(),
+            workers,
+        ));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        if workers > 0 {
+            tasks.push(tokio::spawn(runner.clone().work(shutdown_rx.clone())));
+        }
+        tasks.push(tokio::spawn(runner.clone().recover(shutdown_rx.clone())));
+        tasks.push(tokio::spawn(heartbeat(
+            store.clone(),
+            runner.clone(),
+            id,
+            workers,
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(retention(
+            store.clone(),
+            config.clone(),
+            shutdown_rx.clone(),
+        )));
+        Ok(Node {
+            runner,
+            shutdown_tx,
+            shutdown_rx,
+            tasks,
+            store,
+        })
+    }
+
+    /// A receiver that turns true when the node stops.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.shutdown_rx.clone()
+    }
+
+    /// Stops claiming, waits at most `grace` for running jobs, stops the tasks.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.shutdown_tx.send(true);
+        if !self.runner.drain(grace).await {
+            tracing::warn!(
+                running = self.runner.running(),
+                "jobs still running after the grace period: their boxes die with the process and queued ones are claimed again after their lease"
+            );
+        }
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+        let _ = self.store.remove_worker(&self.runner.node_id).await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Says every few seconds that this node is alive, with how busy it is.
+async fn heartbeat(
+    store: Arc<dyn Store>,
+    runner: Arc<Runner>,
+    id: String,
+    workers: u32,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let started_ms = now_ms();
+    let host = host_name();
+    loop {
+        let info = WorkerInfo {
+            id: id.clone(),
+            host: host.clone(),
+            concurrency: workers,
+            running: runner.running(),
+            started_ms,
+            last_heartbeat_ms: now_ms(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        if let Err(error) = store.heartbeat(&info).await {
+            tracing::warn!(%error, "cannot record a heartbeat");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// Deletes finished submissions past the retention period, hourly.
+async fn retention(
+    store: Arc<dyn Store>,
+    config: Arc<ServerConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let days = config.history.retention_days;
+    if days == 0 {
+        return;
+    }
+    loop {
+        let cutoff = now_ms() - i64::from(days) * 86_400_000;
+        match store.delete_finished_before(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                days,
+                "deleted submissions past the retention period"
+            ),
+            Err(error) => tracing::warn!(%error, "cannot delete old submissions"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}

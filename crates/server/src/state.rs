@@ -1,0 +1,221 @@
+//! `AppState` (shared by every handler) and the extractors that authenticate,
+//! rate-limit and parse requests before a handler sees them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use metrics_exporter_prometheus::PrometheusHandle;
+use runbox_engine::Engine;
+use runbox_store::{AuditEvent, Store, now_ms};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::admission::Admission;
+use crate::auth::{Caller, key_hash, presented_key};
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::jobs::Runner;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The settings.
+    pub config: Arc<ServerConfig>,
+    /// The engine (catalog, installations).
+    pub engine: Arc<Engine>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Runs and queues jobs.
+    pub runner: Arc<Runner>,
+    /// Rate limits and concurrency caps.
+    pub admission: Arc<Admission>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// When the service started.
+    pub started: Instant,
+    /// Whether the listener is on a loopback address (anonymous use needs it).
+    pub loopback: bool,
+    /// Becomes true when a graceful shutdown begins.
+    pub shutting_down: watch::Receiver<bool>,
+}
+
+/// The state as axum holds it.
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// Writes an audit event without delaying the request.
+    pub fn audit(
+        &self,
+        kind: &str,
+        caller_key: Option<&str>,
+        addr: &str,
+        detail: serde_json::Value,
+    ) {
+        let store = self.store.clone();
+        let event = AuditEvent {
+            at_ms: now_ms(),
+            kind: kind.to_string(),
+            key_id: caller_key.map(str::to_string),
+            client_addr: Some(addr.to_string()),
+            detail,
+        };
+        tokio::spawn(async move {
+            if let Err(error) = store.audit(&event).await {
+                tracing::warn!(%error, "cannot write an audit event");
+            }
+        });
+    }
+
+    /// Who is calling: a valid key, or anonymous when that is allowed. Counts the
+    /// request against the caller's rate limit.
+    async fn authenticate(&self, parts: &Parts) -> Result<Caller, ApiError> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+        let caller = match presented_key(&parts.headers) {
+            Err(error) => Err(error),
+            Ok(Some(key)) => match self.store.key_by_hash(&key_hash(&key)).await? {
+                Some(record) if record.revoked_ms.is_none() => Ok(Caller::Key {
+                    key: Box::new(record),
+                    addr: addr.clone(),
+                }),
+                Some(_) => Err(ApiError::unauthorized("this API key has been revoked")),
+                None => Err(ApiError::unauthorized("this API key is not valid")),
+            },
+            Ok(None) => {
+                if self.loopback && self.store.active_key_count().await? == 0 {
+                    Ok(Caller::Anonymous { addr: addr.clone() })
+                } else {
+                    Err(ApiError::unauthorized(
+                        "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' (create one with `runbox keys create --name NAME`)",
+                    ))
+                }
+            }
+        };
+        let caller = caller.inspect_err(|error| {
+            metrics::counter!("runbox_rejected_requests_total", "reason" => "unauthorized")
+                .increment(1);
+            self.audit(
+                "request_rejected",
+                None,
+                &addr,
+                serde_json::json!({"reason": error.code, "message": error.message, "path": parts.uri.path()}),
+            );
+        })?;
+        if let Err(error) = self.admission.check_rate(&caller).await {
+            metrics::counter!("runbox_rejected_requests_total", "reason" => "rate_limited")
+                .increment(1);
+            self.audit(
+                "request_rejected",
+                caller.key_id(),
+                &addr,
+                serde_json::json!({"reason": error.code, "path": parts.uri.path()}),
+            );
+            return Err(error);
+        }
+        Ok(caller)
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    SharedState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = SharedState::from_ref(state);
+        let caller = state.authenticate(parts).await?;
+        if let Some(slot) = parts.extensions.get::<crate::logging::CallerSlot>() {
+            slot.set(&caller);
+        }
+        Ok(caller)
+    }
+}
+
+/// A JSON body, with errors as [`ApiError`]s that name the field at fault.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !content_type.starts_with("application/json") {
+            return Err(ApiError::bad_request(
+                "unsupported_media_type",
+                "send the body as JSON with 'Content-Type: application/json'",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status().as_u16() == 413 {
+                    ApiError::too_large(
+                        "body",
+                        "the request body is larger than this server accepts",
+                    )
+                } else {
+                    ApiError::bad_request(
+                        "invalid_body",
+                        format!("cannot read the body: {rejection}"),
+                    )
+                }
+            })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON document; the error says where it went wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() || path == "." {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("the body is not valid JSON: {inner}"),
+            )
+        } else {
+            ApiError::invalid(path.clone(), format!("{path}: {inner}"))
+        }
+    })?;
+    deserializer.end().map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    Ok(value)
+}
+
+/// Query parameters, with errors as [`ApiError`]s.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+    }
+}
