@@ -129,7 +129,13 @@ impl Runner {
             key_id: caller.key_id().map(str::to_string),
             client_addr: Some(caller.addr().to_string()),
             language,
-            request: serde_json::to_value(&request).unwrap_or_default(),
+            // A synchronous job runs from memory: without stored sources it is
+            // stored scrubbed from the start, so the source never reaches the disk.
+            request: if self.config.history.store_source {
+                serde_json::to_value(&request).unwrap_or_default()
+            } else {
+                scrubbed_request(&request)
+            },
             state: JobState::Running,
             worker_id: Some(self.node_id.clone()),
             callback_url: None,
