@@ -1,6 +1,7 @@
 //! runbox-store: everything runbox keeps, behind one [`Store`] trait.
 //!
-//! Two implementations share one schema (migrations in `migrations/`, applied at
+//! Two implementations share one schema (migrations in `migrations/sqlite` and
+//! `migrations/postgres`, one directory per dialect, embedded and applied at
 //! start-up): [`SqliteStore`], the embedded default of a single node, and
 //! [`PostgresStore`], shared by API and worker nodes of a fleet. The store keeps
 //! submissions with their results, API keys (hashed), an audit log, the job queue
@@ -17,7 +18,9 @@
 //! ```
 
 mod error;
+mod limits;
 mod postgres;
+mod rows;
 mod sqlite;
 mod types;
 
@@ -33,7 +36,9 @@ pub use types::*;
 /// creating the database file if needed and applying the migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
+        // Interim, until the PostgreSQL store implements the trait.
+        let _unimplemented = PostgresStore::connect(url).await?;
+        Err(Error::UnsupportedUrl(redact_url(url)))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else {
@@ -162,11 +167,22 @@ pub trait Store: Send + Sync + 'static {
     /// Takes one token from the bucket `bucket` (refilled at `per_second`, at most
     /// `burst` tokens). `Ok(None)` when taken; `Ok(Some(wait))` when empty, with how
     /// long until a token is available.
-    async fn take_token(&self, bucket: &str, per_second: f64, burst: u32) -> Result<Option<Duration>>;
+    async fn take_token(
+        &self,
+        bucket: &str,
+        per_second: f64,
+        burst: u32,
+    ) -> Result<Option<Duration>>;
 
     /// Takes one of `max` concurrency slots of `bucket` for `holder` until `ttl`
     /// passes or [`Store::release_slot`]; false when all are taken.
-    async fn acquire_slot(&self, bucket: &str, holder: &str, max: u32, ttl: Duration) -> Result<bool>;
+    async fn acquire_slot(
+        &self,
+        bucket: &str,
+        holder: &str,
+        max: u32,
+        ttl: Duration,
+    ) -> Result<bool>;
 
     /// Gives a slot back.
     async fn release_slot(&self, bucket: &str, holder: &str) -> Result<()>;

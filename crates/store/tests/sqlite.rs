@@ -1,0 +1,132 @@
+//! What only the SQLite store does: its URLs, its file, several stores on one file.
+
+mod support;
+
+use std::sync::Arc;
+
+use runbox_store::{Error, JobState, SqliteStore, Store};
+use support::queued;
+
+#[tokio::test]
+async fn an_in_memory_database_is_one_database_for_every_query() {
+    let store = runbox_store::open("sqlite::memory:").await.expect("open");
+    assert_eq!(store.kind(), "sqlite");
+    for n in 0..20 {
+        store
+            .insert_submission(&queued(&format!("j-{n}"), "python", n))
+            .await
+            .expect("insert");
+    }
+    // Reads and writes from many tasks at once all see the one database.
+    let mut readers = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let store = Arc::clone(&store);
+        readers.spawn(async move {
+            store
+                .submission(&format!("j-{n}"))
+                .await
+                .expect("read")
+                .is_some()
+        });
+    }
+    while let Some(found) = readers.join_next().await {
+        assert!(found.expect("a reader panicked"));
+    }
+    assert_eq!(
+        store
+            .claim("w", std::time::Duration::from_secs(30), 100)
+            .await
+            .expect("claim")
+            .len(),
+        20
+    );
+
+    let other = runbox_store::open("sqlite::memory:")
+        .await
+        .expect("open another");
+    assert_eq!(
+        other.submission("j-0").await.expect("read"),
+        None,
+        "each in-memory store is its own"
+    );
+}
+
+#[tokio::test]
+async fn a_file_database_is_created_with_its_directory_and_reopened_with_its_data() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("data").join("deeper").join("runbox.db");
+    let url = format!("sqlite://{}", path.display());
+    {
+        let store = SqliteStore::connect(&url).await.expect("create");
+        store
+            .insert_submission(&queued("kept", "python", 1))
+            .await
+            .expect("insert");
+    }
+    assert!(path.exists());
+    // Opening again applies no migration twice and keeps the data.
+    let store = runbox_store::open(&url).await.expect("reopen");
+    let kept = store.submission("kept").await.expect("read").expect("kept");
+    assert_eq!(kept.state, JobState::Queued);
+
+    let journal: String = {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+        let mut conn = sqlx::ConnectOptions::connect(&options)
+            .await
+            .expect("connect");
+        sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut conn)
+            .await
+            .expect("pragma")
+    };
+    assert_eq!(journal, "wal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_file_never_claim_the_same_job() {
+    // Two stores on one file stand for two processes: they share no writer
+    // connection, only SQLite's file lock.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("runbox.db").display());
+    let first: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("open"));
+    let second: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("open"));
+    let jobs: Vec<_> = (0..200)
+        .map(|n| queued(&format!("j-{n:03}"), "python", n))
+        .collect();
+    first.insert_submissions(&jobs).await.expect("insert");
+
+    let mut claimers = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let store = Arc::clone(if n % 2 == 0 { &first } else { &second });
+        claimers.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let jobs = store
+                    .claim(&format!("w-{n}"), std::time::Duration::from_secs(30), 3)
+                    .await
+                    .expect("claim");
+                if jobs.is_empty() {
+                    return mine;
+                }
+                mine.extend(jobs.into_iter().map(|j| j.id));
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(mine) = claimers.join_next().await {
+        all.extend(mine.expect("a claimer panicked"));
+    }
+    all.sort();
+    let claimed = all.len();
+    all.dedup();
+    assert_eq!((claimed, all.len()), (200, 200));
+}
+
+#[tokio::test]
+async fn a_url_of_no_supported_database_is_refused_with_the_password_hidden() {
+    match runbox_store::open("mysql://root:hunter2@db/runbox").await {
+        Err(Error::UnsupportedUrl(url)) => assert_eq!(url, "mysql://root:***@db/runbox"),
+        Err(other) => panic!("expected UnsupportedUrl, got {other}"),
+        Ok(_) => panic!("a MySQL URL was accepted"),
+    }
+}
