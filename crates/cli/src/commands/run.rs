@@ -136,6 +136,9 @@ fn summary(result: &RunResult) -> String {
     if stage.stdout_truncated || stage.stderr_truncated {
         line.push_str(" · output truncated");
     }
+    if result.compile.as_ref().is_some_and(|c| c.cached) {
+        line.push_str(" · compile cached");
+    }
     line
 }
 
