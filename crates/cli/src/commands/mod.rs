@@ -86,7 +86,8 @@ pub fn engine(
     let config = EngineConfig {
         version_cache: Some(options.state_dir.join("versions")),
         compile_cache: cache.and_then(|c| c.config(&options.state_dir)),
-        test_workers: max_boxes.max(1) as usize,
+        // One slot is for the version check beside the compile.
+        test_workers: max_boxes.saturating_sub(1).max(1) as usize,
         ..EngineConfig::default()
     };
     let sandbox = Sandbox::new(options).context("cannot prepare the sandbox")?;
