@@ -6,6 +6,12 @@
 //! new box (tight run limits) that sees the work volume read-only. Languages are
 //! data: the [`Catalog`] is read from `languages/*.toml`, built into the binary.
 //!
+//! A job with [`TestCase`]s is judged: compiled once, run once per test in a fresh
+//! box (in parallel over [`EngineConfig::test_workers`], or one by one), each run
+//! compared by its [`Checker`]; the result lists a verdict per test. With
+//! [`EngineConfig::compile_cache`], successful compiles are kept on disk and
+//! reused by identical jobs (`compile_cache`).
+//!
 //! It knows nothing of HTTP or the command line.
 //!
 //! ```no_run
