@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Compile and run source files in boxes; output passes through.
     Run(Box<commands::run::RunArgs>),
+    /// Compile a solution once and run it on a directory of tests, with verdicts.
+    Judge(Box<commands::judge::JudgeArgs>),
     /// List the catalog's languages with their installed versions.
     Languages(commands::languages::LanguagesArgs),
     /// Run one command in a box (the low-level tool, like `isolate --run`).
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
             init_logging("error", false);
             match command {
                 Command::Run(args) => commands::run::run(*args),
+                Command::Judge(args) => commands::judge::run(*args),
                 Command::Languages(args) => commands::languages::run(args),
                 Command::Sandbox(args) => commands::sandbox::run(*args),
                 Command::Doctor(args) => commands::doctor::run(args),

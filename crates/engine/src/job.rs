@@ -2,6 +2,7 @@
 
 use std::path::{Component, Path};
 
+use crate::checker::Checker;
 use crate::error::{Error, Result};
 use crate::limits::LimitOverrides;
 
@@ -50,6 +51,59 @@ pub struct Job {
     pub limits: LimitOverrides,
     /// Limits of the compile stage the user set.
     pub compile_limits: LimitOverrides,
+    /// Test cases: with any, the program is compiled once and run once per test,
+    /// each in a fresh box, and each run is judged by `checker`.
+    pub tests: Vec<TestCase>,
+    /// How test output is compared with the expected output.
+    pub checker: Checker,
+    /// How the tests are run.
+    pub judge: JudgeOptions,
+    /// Files that come with the exercise rather than from the user: headers, a test
+    /// driver, a test module; compiled or loaded with the user's files.
+    pub harness: Harness,
+}
+
+/// One test case of a job.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TestCase {
+    /// Its name, unique in the job (`01`, `test_add`).
+    pub name: String,
+    /// What the program reads on stdin.
+    pub stdin: Vec<u8>,
+    /// The program's arguments for this test; when empty, the job's `args`.
+    pub args: Vec<String>,
+    /// The expected stdout; `None` judges by the run alone (exit 0 is accepted),
+    /// as a test driver does.
+    pub expected_output: Option<Vec<u8>>,
+    /// Limits of this test's run that replace the job's.
+    pub limits: LimitOverrides,
+}
+
+/// How the tests of a job are run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JudgeOptions {
+    /// Stop at the first test that fails (in test order): later tests are not listed.
+    pub stop_on_first_failure: bool,
+    /// Run the tests one by one instead of in parallel, for steadier timings.
+    pub sequential: bool,
+    /// Pin each test's box to one CPU (cpuset), so that timings are repeatable; the
+    /// tests then run at most one per CPU.
+    pub pin_cpu: bool,
+}
+
+/// Test harness files of a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Harness {
+    /// The files, each with a name; they go into the work directory beside the
+    /// user's files (and are compiled with them when they are sources).
+    pub files: Vec<SourceFile>,
+    /// The file that is the entry (the program run, e.g. a Python test module),
+    /// instead of the user's first file; a harness or a user file name.
+    pub entry: Option<String>,
+    /// Rename the `main` of the user's sources (to `student_main`) so that the
+    /// harness's `main` is the program's; for languages whose catalog entry says how
+    /// (`rename_main`: C and C++).
+    pub rename_main: bool,
 }
 
 /// How many files and bytes a job may bring.
@@ -63,6 +117,10 @@ pub struct JobBounds {
     pub max_stdin_bytes: usize,
     /// Arguments per job.
     pub max_args: usize,
+    /// Test cases per job.
+    pub max_tests: usize,
+    /// Bytes of all tests' stdin and expected output together.
+    pub max_test_bytes: usize,
 }
 
 impl Default for JobBounds {
@@ -72,6 +130,8 @@ impl Default for JobBounds {
             max_total_bytes: 8 << 20,
             max_stdin_bytes: 8 << 20,
             max_args: 256,
+            max_tests: 1000,
+            max_test_bytes: 256 << 20,
         }
     }
 }
@@ -95,7 +155,23 @@ impl Job {
                 ),
             ));
         }
-        let total: usize = self.files.iter().map(|f| f.content.len()).sum();
+        let harness = &self.harness.files;
+        if self.files.len() + harness.len() > bounds.max_files {
+            return Err(Error::invalid(
+                "harness.files",
+                format!(
+                    "{} files with the harness is too many: at most {} per job",
+                    self.files.len() + harness.len(),
+                    bounds.max_files
+                ),
+            ));
+        }
+        let total: usize = self
+            .files
+            .iter()
+            .chain(harness)
+            .map(|f| f.content.len())
+            .sum();
         if total > bounds.max_total_bytes {
             return Err(Error::invalid(
                 "files",
@@ -121,12 +197,7 @@ impl Job {
                 format!("at most {} arguments are allowed", bounds.max_args),
             ));
         }
-        if let Some(i) = self.args.iter().position(|a| a.contains('\0')) {
-            return Err(Error::invalid(
-                format!("args[{i}]"),
-                "an argument cannot contain a NUL byte",
-            ));
-        }
+        check_args(&self.args, "args")?;
         let mut seen = std::collections::HashSet::new();
         for (i, file) in self.files.iter().enumerate() {
             let field = format!("files[{i}].name");
@@ -149,7 +220,112 @@ impl Job {
                 }
             }
         }
+        for (i, file) in harness.iter().enumerate() {
+            let field = format!("harness.files[{i}].name");
+            let Some(name) = &file.name else {
+                return Err(Error::invalid(field, "a harness file needs a name"));
+            };
+            check_file_name(name).map_err(|m| Error::invalid(&field, m))?;
+            if !seen.insert(name.as_str()) {
+                return Err(Error::invalid(
+                    field,
+                    format!("the file name '{name}' is given twice"),
+                ));
+            }
+        }
+        self.check_tests(bounds)?;
+        self.check_checker()
+    }
+
+    fn check_tests(&self, bounds: &JobBounds) -> Result<()> {
+        if self.tests.len() > bounds.max_tests {
+            return Err(Error::invalid(
+                "tests",
+                format!(
+                    "{} tests is too many: at most {} per job",
+                    self.tests.len(),
+                    bounds.max_tests
+                ),
+            ));
+        }
+        let bytes: usize = self
+            .tests
+            .iter()
+            .map(|t| t.stdin.len() + t.expected_output.as_ref().map_or(0, Vec::len))
+            .sum();
+        if bytes > bounds.max_test_bytes {
+            return Err(Error::invalid(
+                "tests",
+                format!(
+                    "the tests hold {bytes} bytes of input and expected output, more than the {} allowed",
+                    bounds.max_test_bytes
+                ),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, test) in self.tests.iter().enumerate() {
+            if test.name.is_empty() || test.name.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    format!("tests[{i}].name"),
+                    "a test needs a name without control characters",
+                ));
+            }
+            if !names.insert(test.name.as_str()) {
+                return Err(Error::invalid(
+                    format!("tests[{i}].name"),
+                    format!("the test name '{}' is given twice", test.name),
+                ));
+            }
+            if test.stdin.len() > bounds.max_stdin_bytes {
+                return Err(Error::invalid(
+                    format!("tests[{i}].stdin"),
+                    format!(
+                        "stdin has {} bytes, more than the {} allowed",
+                        test.stdin.len(),
+                        bounds.max_stdin_bytes
+                    ),
+                ));
+            }
+            if test.args.len() > bounds.max_args {
+                return Err(Error::invalid(
+                    format!("tests[{i}].args"),
+                    format!("at most {} arguments are allowed", bounds.max_args),
+                ));
+            }
+            check_args(&test.args, &format!("tests[{i}].args"))?;
+        }
         Ok(())
+    }
+
+    fn check_checker(&self) -> Result<()> {
+        match &self.checker {
+            Checker::Float { epsilon } if !(epsilon.is_finite() && *epsilon >= 0.0) => {
+                Err(Error::invalid(
+                    "checker.epsilon",
+                    format!("epsilon must be a number >= 0, not {epsilon}"),
+                ))
+            }
+            Checker::Custom(custom) if custom.language.is_empty() => Err(Error::invalid(
+                "checker.language",
+                "a custom checker needs a language",
+            )),
+            Checker::Custom(custom) if custom.files.is_empty() => Err(Error::invalid(
+                "checker.source",
+                "a custom checker needs its source",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Arguments must not contain NUL bytes.
+fn check_args(args: &[String], field: &str) -> Result<()> {
+    match args.iter().position(|a| a.contains('\0')) {
+        Some(i) => Err(Error::invalid(
+            format!("{field}[{i}]"),
+            "an argument cannot contain a NUL byte",
+        )),
+        None => Ok(()),
     }
 }
 
@@ -277,6 +453,60 @@ mod tests {
         assert_eq!(
             field_of(j.check(&JobBounds::default()).unwrap_err()),
             "files[1].name"
+        );
+    }
+
+    #[test]
+    fn duplicate_and_empty_test_names_are_refused_with_their_index() {
+        let mut j = job(vec![SourceFile::named("a.c", "x")]);
+        j.tests = vec![
+            TestCase {
+                name: "t1".into(),
+                ..TestCase::default()
+            },
+            TestCase {
+                name: "t1".into(),
+                ..TestCase::default()
+            },
+        ];
+        assert_eq!(
+            field_of(j.check(&JobBounds::default()).unwrap_err()),
+            "tests[1].name"
+        );
+        j.tests[1].name = String::new();
+        assert_eq!(
+            field_of(j.check(&JobBounds::default()).unwrap_err()),
+            "tests[1].name"
+        );
+    }
+
+    #[test]
+    fn a_harness_file_needs_a_name_that_no_user_file_has() {
+        let mut j = job(vec![SourceFile::named("a.c", "x")]);
+        j.harness.files = vec![SourceFile::unnamed("y")];
+        assert_eq!(
+            field_of(j.check(&JobBounds::default()).unwrap_err()),
+            "harness.files[0].name"
+        );
+        j.harness.files = vec![SourceFile::named("a.c", "y")];
+        assert_eq!(
+            field_of(j.check(&JobBounds::default()).unwrap_err()),
+            "harness.files[0].name"
+        );
+    }
+
+    #[test]
+    fn a_float_checker_needs_a_finite_epsilon() {
+        let mut j = job(vec![SourceFile::named("a.c", "x")]);
+        j.checker = Checker::Float { epsilon: f64::NAN };
+        assert_eq!(
+            field_of(j.check(&JobBounds::default()).unwrap_err()),
+            "checker.epsilon"
+        );
+        j.checker = Checker::Float { epsilon: -1.0 };
+        assert_eq!(
+            field_of(j.check(&JobBounds::default()).unwrap_err()),
+            "checker.epsilon"
         );
     }
 

@@ -6,6 +6,12 @@
 //! new box (tight run limits) that sees the work volume read-only. Languages are
 //! data: the [`Catalog`] is read from `languages/*.toml`, built into the binary.
 //!
+//! A job with [`TestCase`]s is judged: compiled once, run once per test in a fresh
+//! box (in parallel over [`EngineConfig::test_workers`], or one by one), each run
+//! compared by its [`Checker`]; the result lists a verdict per test. With
+//! [`EngineConfig::compile_cache`], successful compiles are kept on disk and
+//! reused by identical jobs (`compile_cache`).
+//!
 //! It knows nothing of HTTP or the command line.
 //!
 //! ```no_run
@@ -27,9 +33,12 @@
 //! ```
 
 pub mod catalog;
+pub mod checker;
+pub mod compile_cache;
 mod error;
 mod installation;
 pub mod job;
+mod judge;
 pub mod limits;
 mod pipeline;
 pub mod result;
@@ -40,12 +49,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use catalog::{Catalog, Language};
+pub use checker::{CheckOutcome, Checker, CustomChecker};
+pub use compile_cache::CompileCacheConfig;
 pub use error::{Error, Result};
 pub use installation::Installation;
-pub use job::{Job, JobBounds, SourceFile};
+pub use job::{Harness, Job, JobBounds, JudgeOptions, SourceFile, TestCase};
 pub use limits::LimitOverrides;
 pub use pipeline::Commands;
-pub use result::{ResultStatus, RunResult, Stage};
+pub use result::{CompileStage, ResultStatus, RunResult, Stage, TestResult, Timing};
 
 use runbox_sandbox::{Limits, Sandbox};
 
@@ -61,6 +72,13 @@ pub struct EngineConfig {
     /// A directory where detected versions are remembered across processes, so
     /// that a command does not start a JVM just to learn its version.
     pub version_cache: Option<std::path::PathBuf>,
+    /// The compile cache, when there is one: compiled artifacts kept on disk and
+    /// reused by jobs with the same language, command and files.
+    pub compile_cache: Option<CompileCacheConfig>,
+    /// How many tests of one job run at once (default: the number of CPUs).
+    pub test_workers: usize,
+    /// Limits of a custom checker's run stage.
+    pub checker_limits: Limits,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +88,9 @@ impl Default for EngineConfig {
             run_limits: limits::default_run_limits(),
             bounds: JobBounds::default(),
             version_cache: None,
+            compile_cache: None,
+            test_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            checker_limits: limits::default_checker_limits(),
         }
     }
 }
@@ -81,16 +102,30 @@ pub struct Engine {
     config: EngineConfig,
     /// Each language's installation, detected once on first use.
     installations: Mutex<HashMap<String, Arc<OnceLock<Installation>>>>,
+    /// The compile cache, when configured and usable.
+    compile_cache: Option<compile_cache::CompileCache>,
 }
 
 impl Engine {
-    /// An engine for `catalog`, running its boxes in `sandbox`.
+    /// An engine for `catalog`, running its boxes in `sandbox`. A compile cache
+    /// directory that cannot be created is reported and the engine runs without it.
     pub fn new(sandbox: Arc<Sandbox>, catalog: Catalog, config: EngineConfig) -> Engine {
+        let compile_cache = config.compile_cache.as_ref().and_then(|c| {
+            compile_cache::CompileCache::open(c)
+                .map_err(|err| {
+                    tracing::warn!(
+                        "no compile cache: cannot prepare {}: {err}",
+                        c.dir.display()
+                    )
+                })
+                .ok()
+        });
         Engine {
             sandbox,
             catalog,
             config,
             installations: Mutex::new(HashMap::new()),
+            compile_cache,
         }
     }
 
@@ -167,14 +202,222 @@ impl Engine {
             .collect()
     }
 
-    /// Compiles (when the language compiles) and runs one job.
+    /// Compiles (when the language compiles) and runs one job: once, or once per
+    /// test case with a verdict for each.
     ///
-    /// `Ok` whatever the program did (a compile error, a crash, a limit); `Err` when
-    /// the job is malformed, the language unknown or not installed, or a box could
+    /// `Ok` whatever the program did (a compile error, a crash, a limit, a wrong
+    /// answer); `Err` when the job is malformed, the language (or the checker's)
+    /// unknown or not installed, a custom checker does not compile, or a box could
     /// not be run.
     pub fn run(&self, job: &Job) -> Result<RunResult> {
+        self.run_with_progress(job, &|_| {})
+    }
+
+    /// [`Engine::run`], calling `progress` with each test's result as it is judged
+    /// (from the test workers' threads, in completion order).
+    pub fn run_with_progress(
+        &self,
+        job: &Job,
+        progress: &(dyn Fn(&TestResult) + Sync),
+    ) -> Result<RunResult> {
         job.check(&self.config.bounds)?;
-        let language = self.catalog.get(&job.language)?.clone();
+        let language = self.usable_language(&job.language, !job.args.is_empty(), "args")?;
+        let limits = pipeline::StageLimits::resolve(
+            &language,
+            job,
+            &self.config.compile_limits,
+            &self.config.run_limits,
+        )?;
+        for (i, test) in job.tests.iter().enumerate() {
+            test.limits
+                .apply(&limits.run)
+                .validate()
+                .map_err(|e| Error::invalid(format!("tests[{i}].limits"), e.to_string()))?;
+            if !language.accepts_args && !test.args.is_empty() {
+                return Err(Error::invalid(
+                    format!("tests[{i}].args"),
+                    format!("{} programs cannot be given arguments", language.name),
+                ));
+            }
+        }
+        let layout = pipeline::Layout::new(&language, job)?;
+        if let Some(wanted) = &job.version {
+            self.check_version(&language, wanted)?;
+        }
+        let cached = self.cache_use(&language);
+        let known = self.installation_cell(&language).get().is_some();
+        let build = if known || cached.is_some() {
+            pipeline::build(&self.sandbox, &language, &layout, &limits, cached)?
+        } else {
+            // The first job of a language finds its version in a box beside it.
+            std::thread::scope(|scope| {
+                scope.spawn(|| self.installation(&language));
+                pipeline::build(&self.sandbox, &language, &layout, &limits, None)
+            })?
+        };
+        let mut result = pipeline::empty_result(&language);
+        result.version = self.installation(&language).version().map(str::to_string);
+        let work = match build {
+            pipeline::Build::Failed(stage) => {
+                result.status = ResultStatus::CompileError;
+                result.compile = Some(stage);
+                return Ok(result);
+            }
+            pipeline::Build::Ready(work, stage) => {
+                result.compile = stage;
+                work
+            }
+        };
+        let program = judge::Program {
+            language: &language,
+            layout: &layout,
+            work: work.path(),
+            limits: &limits.run,
+        };
+        if job.tests.is_empty() {
+            let outcome = pipeline::run_program(
+                &self.sandbox,
+                &language,
+                &layout,
+                work.path(),
+                &limits.run,
+                &job.stdin,
+                &job.args,
+                &[],
+                None,
+            )?;
+            result.status = outcome.status.into();
+            result.run = Some(outcome);
+            return Ok(result);
+        }
+        self.judge(job, &program, &mut result, progress)?;
+        Ok(result)
+    }
+
+    /// Runs the tests of `job` and fills in the verdicts.
+    fn judge(
+        &self,
+        job: &Job,
+        program: &judge::Program<'_>,
+        result: &mut RunResult,
+        progress: &(dyn Fn(&TestResult) + Sync),
+    ) -> Result<()> {
+        let options = job.judge;
+        let pinned = options.pin_cpu && self.sandbox.can_pin_cpus();
+        let mut workers = if options.sequential {
+            1
+        } else {
+            self.config.test_workers.max(1)
+        };
+        let cpus = if pinned {
+            // The last CPUs first: CPU 0 usually takes more of the host's interrupts.
+            let mut cpus = judge::allowed_cpus();
+            cpus.reverse();
+            workers = workers.min(cpus.len());
+            cpus.truncate(workers);
+            cpus
+        } else {
+            Vec::new()
+        };
+        let spread = judge::Spread {
+            workers,
+            cpus,
+            progress,
+        };
+        let tests = match &job.checker {
+            Checker::Custom(custom) => {
+                let checker_job = Job {
+                    language: custom.language.clone(),
+                    files: custom.files.clone(),
+                    ..Job::default()
+                };
+                let language = self.usable_language(&custom.language, true, "checker.language")?;
+                let limits = pipeline::StageLimits::resolve(
+                    &language,
+                    &checker_job,
+                    &self.config.compile_limits,
+                    &self.config.checker_limits,
+                )?;
+                let layout =
+                    pipeline::Layout::new(&language, &checker_job).map_err(|e| match e {
+                        Error::InvalidJob { message, .. } => {
+                            Error::invalid("checker.source", message)
+                        }
+                        other => other,
+                    })?;
+                let cached = self.cache_use(&language);
+                let work =
+                    match pipeline::build(&self.sandbox, &language, &layout, &limits, cached)? {
+                        pipeline::Build::Ready(work, _) => work,
+                        pipeline::Build::Failed(stage) => {
+                            let mut messages = String::from_utf8_lossy(&stage.stderr).into_owned();
+                            messages.push_str(&String::from_utf8_lossy(&stage.stdout));
+                            return Err(Error::invalid(
+                                "checker.source",
+                                format!(
+                                    "the checker does not compile ({}): {}",
+                                    stage.status,
+                                    messages.trim()
+                                ),
+                            ));
+                        }
+                    };
+                let checker = judge::Program {
+                    language: &language,
+                    layout: &layout,
+                    work: work.path(),
+                    limits: &limits.run,
+                };
+                judge::run_tests(
+                    &self.sandbox,
+                    program,
+                    job,
+                    &judge::Judge::Program(checker),
+                    &spread,
+                )?
+            }
+            builtin => judge::run_tests(
+                &self.sandbox,
+                program,
+                job,
+                &judge::Judge::Builtin(builtin),
+                &spread,
+            )?,
+        };
+        let failed_tests: Vec<String> = tests
+            .iter()
+            .filter(|t| t.verdict != ResultStatus::Accepted)
+            .map(|t| t.name.clone())
+            .collect();
+        result.status = tests
+            .iter()
+            .map(|t| t.verdict)
+            .find(|v| *v != ResultStatus::Accepted)
+            .unwrap_or(ResultStatus::Accepted);
+        result.passed = Some(tests.len() - failed_tests.len());
+        result.failed = Some(failed_tests.len());
+        result.failed_tests = Some(failed_tests);
+        result.timing = Some(Timing {
+            cpu_time: if self.sandbox.cgroup_version().is_some() {
+                "cgroup"
+            } else {
+                "rusage"
+            },
+            pinned,
+            parallel: spread.workers.min(tests.len()).max(1),
+        });
+        result.tests = Some(tests);
+        Ok(())
+    }
+
+    /// The catalog entry of `name`, installed, that may be given arguments when `with_args`.
+    fn usable_language(
+        &self,
+        name: &str,
+        with_args: bool,
+        args_field: &str,
+    ) -> Result<Arc<Language>> {
+        let language = self.catalog.get(name)?.clone();
         if let Some(missing) = installation::first_missing(&language) {
             return Err(Error::NotInstalled {
                 name: language.name.clone(),
@@ -182,34 +425,30 @@ impl Engine {
                 install: language.install_command(),
             });
         }
-        if !language.accepts_args && !job.args.is_empty() {
+        if !language.accepts_args && with_args {
             return Err(Error::invalid(
-                "args",
+                args_field,
                 format!("{} programs cannot be given arguments", language.name),
             ));
         }
-        let limits = pipeline::StageLimits::resolve(
-            &language,
-            job,
-            &self.config.compile_limits,
-            &self.config.run_limits,
-        )?;
-        let layout = pipeline::Layout::new(&language, job)?;
-        if let Some(wanted) = &job.version {
-            self.check_version(&language, wanted)?;
+        Ok(language)
+    }
+
+    /// The compile cache and the identity of `language`, for a compiled language
+    /// when there is a cache. Learning the identity may detect the version.
+    fn cache_use(&self, language: &Language) -> Option<pipeline::CacheUse<'_>> {
+        let cache = self.compile_cache.as_ref()?;
+        if !language.is_compiled() {
+            return None;
         }
-        let known = self.installation_cell(&language).get().is_some();
-        let mut result = if known {
-            pipeline::execute(&self.sandbox, &language, job, &layout, &limits)?
-        } else {
-            // The first job of a language finds its version in a box beside it.
-            std::thread::scope(|scope| {
-                scope.spawn(|| self.installation(&language));
-                pipeline::execute(&self.sandbox, &language, job, &layout, &limits)
-            })?
-        };
-        result.version = self.installation(&language).version().map(str::to_string);
-        Ok(result)
+        let installation = self.installation(language);
+        let identity = format!(
+            "{}\n{}\n{}",
+            language.id,
+            installation.version().unwrap_or(""),
+            version_cache::key(language).unwrap_or_default()
+        );
+        Some(pipeline::CacheUse { cache, identity })
     }
 
     /// The files and commands `job` would run, without running them.

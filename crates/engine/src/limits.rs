@@ -120,6 +120,18 @@ pub fn default_compile_limits() -> Limits {
     }
 }
 
+/// The engine's defaults for a custom checker: more time and memory than a
+/// solution (it may be a JVM program reading large outputs).
+pub fn default_checker_limits() -> Limits {
+    Limits {
+        cpu_time: Duration::from_secs(5),
+        wall_time: Duration::from_secs(10),
+        memory_bytes: 512 << 20,
+        output_bytes: 64 << 10,
+        ..Limits::default()
+    }
+}
+
 /// The engine's defaults for a run stage: the sandbox's (2 s CPU, 256 MiB).
 pub fn default_run_limits() -> Limits {
     Limits::default()

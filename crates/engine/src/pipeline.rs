@@ -1,6 +1,7 @@
 //! One job, start to end: lay out its files in a work volume, compile in one box,
 //! run in another.
 
+use std::borrow::Cow;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -9,9 +10,10 @@ use std::path::Path;
 use runbox_sandbox::{BindMount, BoxConfig, Limits, Outcome, Sandbox, Status, Volume};
 
 use crate::catalog::{Language, Values};
+use crate::compile_cache::{CompileCache, Entry, Key, KeyBuilder};
 use crate::error::{Error, Result};
 use crate::job::{Job, check_file_name};
-use crate::result::{ResultStatus, RunResult};
+use crate::result::{CompileStage, ResultStatus, RunResult};
 
 /// Where the work volume appears in every box, and the working directory.
 pub(crate) const WORK_DIR: &str = "/box";
@@ -28,7 +30,7 @@ const BASE_ENV: &[(&str, &str)] = &[
 /// The job's files as the language will see them.
 pub(crate) struct Layout<'a> {
     /// `(path in the work dir, contents)`, the entry first.
-    files: Vec<(String, &'a [u8])>,
+    files: Vec<(String, Cow<'a, [u8]>)>,
     entry: String,
     stem: String,
     sources: Vec<String>,
@@ -37,31 +39,74 @@ pub(crate) struct Layout<'a> {
 
 impl<'a> Layout<'a> {
     /// Names the files: the unnamed source gets the language's file name, and the
-    /// entry file is renamed when the language says so (Java's public class).
+    /// entry file is renamed when the language says so (Java's public class). The
+    /// harness files follow the user's; the harness may name another entry.
     pub(crate) fn new(language: &Language, job: &'a Job) -> Result<Layout<'a>> {
-        let mut files: Vec<(String, &'a [u8])> = Vec::with_capacity(job.files.len());
-        for (i, file) in job.files.iter().enumerate() {
+        let harness = &job.harness;
+        let prelude = match (&language.rename_main, harness.rename_main) {
+            (_, false) => None,
+            (Some(prelude), true) => Some(prelude.as_str()),
+            (None, true) => {
+                return Err(Error::invalid(
+                    "harness.rename_main",
+                    format!("{} cannot rename the user's main", language.name),
+                ));
+            }
+        };
+        let mut files: Vec<(String, Cow<'a, [u8]>)> =
+            Vec::with_capacity(job.files.len() + harness.files.len());
+        let all = job
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("files[{i}].name"), f, i == 0, true))
+            .chain(
+                harness
+                    .files
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (format!("harness.files[{i}].name"), f, false, false)),
+            );
+        for (field, file, first, from_user) in all {
             let given = file
                 .name
                 .clone()
                 .unwrap_or_else(|| language.source_file.clone());
-            let name = if i == 0 {
+            let name = if first {
                 let text = String::from_utf8_lossy(&file.content);
                 language.entry_file_name(&given, &text)
             } else {
                 given
             };
-            check_file_name(&name).map_err(|m| Error::invalid(format!("files[{i}].name"), m))?;
+            check_file_name(&name).map_err(|m| Error::invalid(&field, m))?;
             if files.iter().any(|(n, _)| *n == name) {
                 return Err(Error::invalid(
-                    format!("files[{i}].name"),
+                    field,
                     format!(
                         "the file name '{name}' is given twice (the entry file is named '{}' after its contents)",
                         files[0].0
                     ),
                 ));
             }
-            files.push((name, &file.content));
+            let content = match prelude {
+                Some(prelude) if from_user && language.is_source(&name) => {
+                    let mut text = prelude.replace("{file}", &name).into_bytes();
+                    text.extend_from_slice(&file.content);
+                    Cow::Owned(text)
+                }
+                _ => Cow::Borrowed(file.content.as_slice()),
+            };
+            files.push((name, content));
+        }
+        if let Some(wanted) = &harness.entry {
+            let Some(at) = files.iter().position(|(n, _)| n == wanted) else {
+                return Err(Error::invalid(
+                    "harness.entry",
+                    format!("the entry '{wanted}' is none of the job's or the harness's files"),
+                ));
+            };
+            let entry = files.remove(at);
+            files.insert(0, entry);
         }
         let entry = files[0].0.clone();
         let base = entry.rsplit('/').next().unwrap_or(&entry);
@@ -72,17 +117,7 @@ impl<'a> Layout<'a> {
         let sources = files
             .iter()
             .map(|(name, _)| name)
-            .filter(|name| {
-                Path::new(name)
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| {
-                        language
-                            .extensions
-                            .iter()
-                            .any(|x| x.eq_ignore_ascii_case(e))
-                    })
-            })
+            .filter(|name| language.is_source(name))
             .cloned()
             .collect::<Vec<_>>();
         // A source with an unusual extension is still compiled when it is the entry.
@@ -91,7 +126,7 @@ impl<'a> Layout<'a> {
         } else {
             std::iter::once(entry.clone()).chain(sources).collect()
         };
-        let main = language.main_name(&stem, &String::from_utf8_lossy(files[0].1));
+        let main = language.main_name(&stem, &String::from_utf8_lossy(&files[0].1));
         Ok(Layout {
             files,
             entry,
@@ -266,52 +301,189 @@ impl StageLimits {
     }
 }
 
-/// Runs the stages of one job in `sandbox`; the version is filled in by the caller.
-pub(crate) fn execute(
+/// Where a job's program runs from: its own work volume, or a compile cache entry.
+pub(crate) enum WorkDir {
+    /// The volume the files were written into (and the compiler wrote).
+    Volume(Volume),
+    /// A compile cache hit, kept from eviction while this lives.
+    Cached(Entry),
+}
+
+impl WorkDir {
+    /// The host directory bound read-only at /box for the run boxes.
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            WorkDir::Volume(v) => v.path(),
+            WorkDir::Cached(e) => e.path(),
+        }
+    }
+}
+
+/// The outcome of the compile step of a job.
+pub(crate) enum Build {
+    /// Ready to run: the work directory and, for compiled languages, the compile stage.
+    Ready(WorkDir, Option<CompileStage>),
+    /// The compile failed.
+    Failed(CompileStage),
+}
+
+/// What the compile cache needs to know of a job: the cache, and the identity of
+/// the installed language (id, version, tools).
+pub(crate) struct CacheUse<'c> {
+    pub cache: &'c CompileCache,
+    pub identity: String,
+}
+
+/// Writes the files and compiles them (when the language compiles), or takes the
+/// artifacts of an identical earlier compile from the cache.
+pub(crate) fn build(
     sandbox: &Sandbox,
     language: &Language,
-    job: &Job,
     layout: &Layout<'_>,
     limits: &StageLimits,
-) -> Result<RunResult> {
-    let volume: Volume =
-        sandbox
-            .volume(limits.compile.box_bytes)
-            .map_err(|source| Error::Sandbox {
-                stage: "setup",
-                source,
-            })?;
+    cache: Option<CacheUse<'_>>,
+) -> Result<Build> {
+    let Some(compile) = &language.compile else {
+        let volume = new_volume(sandbox, limits)?;
+        layout.write(volume.path())?;
+        return Ok(Build::Ready(WorkDir::Volume(volume), None));
+    };
+    let argv = compile.expand(&layout.values(limits.compile.memory_bytes, &[]));
+    let Some(CacheUse { cache, identity }) = cache else {
+        return compile_in_volume(sandbox, language, layout, limits, argv);
+    };
+    let key = cache_key(&identity, language, layout, &argv);
+    let flight = cache.flight(&key);
+    // Identical jobs wait here for the first to finish, then find its entry.
+    let mut earlier_failure = flight.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(outcome) = &*earlier_failure {
+        return Ok(Build::Failed(CompileStage {
+            outcome: outcome.clone(),
+            cached: true,
+        }));
+    }
+    if let Some(entry) = cache.lookup(&key) {
+        let stage = CompileStage {
+            outcome: entry.compile().clone(),
+            cached: true,
+        };
+        return Ok(Build::Ready(WorkDir::Cached(entry), Some(stage)));
+    }
+    let build = compile_in_volume(sandbox, language, layout, limits, argv)?;
+    match &build {
+        Build::Ready(work, Some(stage)) => {
+            if let Err(err) = cache.store(&key, work.path(), &stage.outcome) {
+                tracing::warn!("compile not cached: {err}");
+            }
+        }
+        Build::Failed(stage) => *earlier_failure = Some(stage.outcome.clone()),
+        Build::Ready(_, None) => {}
+    }
+    Ok(build)
+}
+
+/// The compile cache key of a job.
+fn cache_key(identity: &str, language: &Language, layout: &Layout<'_>, argv: &[String]) -> Key {
+    let mut key = KeyBuilder::new();
+    key.part(identity.as_bytes());
+    key.part(b"argv");
+    for arg in argv {
+        key.part(arg.as_bytes());
+    }
+    key.part(b"env");
+    for (k, v) in BASE_ENV
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .chain(language.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
+        key.part(k.as_bytes()).part(v.as_bytes());
+    }
+    key.part(b"binds");
+    for bind in &language.binds {
+        key.part(bind.as_os_str().as_encoded_bytes());
+    }
+    key.part(b"files");
+    for (name, content) in &layout.files {
+        key.part(name.as_bytes()).part(content);
+    }
+    key.finish()
+}
+
+fn new_volume(sandbox: &Sandbox, limits: &StageLimits) -> Result<Volume> {
+    sandbox
+        .volume(limits.compile.box_bytes)
+        .map_err(|source| Error::Sandbox {
+            stage: "setup",
+            source,
+        })
+}
+
+/// Writes the files into a fresh volume and runs the compiler there.
+fn compile_in_volume(
+    sandbox: &Sandbox,
+    language: &Language,
+    layout: &Layout<'_>,
+    limits: &StageLimits,
+    argv: Vec<String>,
+) -> Result<Build> {
+    let volume = new_volume(sandbox, limits)?;
     layout.write(volume.path())?;
-    let mut result = RunResult {
+    let config = box_config(language, argv, limits.compile.clone())
+        .with_bind(BindMount::writable(volume.path(), WORK_DIR));
+    let outcome = stage(sandbox, "compile", &config)?;
+    let stage = CompileStage {
+        cached: false,
+        outcome,
+    };
+    if stage.status != Status::Ok {
+        return Ok(Build::Failed(stage));
+    }
+    Ok(Build::Ready(WorkDir::Volume(volume), Some(stage)))
+}
+
+/// One run of the program in a fresh box that sees `work` read-only at /box.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_program(
+    sandbox: &Sandbox,
+    language: &Language,
+    layout: &Layout<'_>,
+    work: &Path,
+    limits: &Limits,
+    stdin: &[u8],
+    args: &[String],
+    extra: &[BindMount],
+    cpu: Option<u32>,
+) -> Result<Outcome> {
+    let argv = language
+        .run
+        .expand(&layout.values(limits.memory_bytes, args));
+    let mut config = box_config(language, argv, limits.clone())
+        .with_bind(BindMount::read_only(work, WORK_DIR))
+        .with_stdin(stdin.to_vec());
+    for bind in extra {
+        config = config.with_bind(bind.clone());
+    }
+    if let Some(cpu) = cpu {
+        config = config.with_cpus(cpu.to_string());
+    }
+    stage(sandbox, "run", &config)
+}
+
+/// A result with nothing run yet.
+pub(crate) fn empty_result(language: &Language) -> RunResult {
+    RunResult {
         id: uuid::Uuid::now_v7().to_string(),
         language: language.id.clone(),
         version: None,
         status: ResultStatus::InternalError,
         compile: None,
         run: None,
-    };
-    if let Some(compile) = &language.compile {
-        let argv = compile.expand(&layout.values(limits.compile.memory_bytes, &[]));
-        let config = box_config(language, argv, limits.compile.clone())
-            .with_bind(BindMount::writable(volume.path(), WORK_DIR));
-        let outcome = stage(sandbox, "compile", &config)?;
-        let failed = outcome.status != Status::Ok;
-        result.compile = Some(outcome);
-        if failed {
-            result.status = ResultStatus::CompileError;
-            return Ok(result);
-        }
+        tests: None,
+        passed: None,
+        failed: None,
+        failed_tests: None,
+        timing: None,
     }
-    let argv = language
-        .run
-        .expand(&layout.values(limits.run.memory_bytes, &job.args));
-    let config = box_config(language, argv, limits.run.clone())
-        .with_bind(BindMount::read_only(volume.path(), WORK_DIR))
-        .with_stdin(job.stdin.clone());
-    let outcome = stage(sandbox, "run", &config)?;
-    result.status = outcome.status.into();
-    result.run = Some(outcome);
-    Ok(result)
 }
 
 /// Runs one box.

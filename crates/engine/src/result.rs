@@ -24,6 +24,10 @@ pub enum ResultStatus {
     InternalError,
     /// The compile stage failed; its output says why.
     CompileError,
+    /// Every test (or this test) passed its checker.
+    Accepted,
+    /// The program ran to its end (exit 0) but its output is not the expected one.
+    WrongAnswer,
 }
 
 impl ResultStatus {
@@ -37,6 +41,8 @@ impl ResultStatus {
             ResultStatus::OutputLimitExceeded => "output_limit_exceeded",
             ResultStatus::InternalError => "internal_error",
             ResultStatus::CompileError => "compile_error",
+            ResultStatus::Accepted => "accepted",
+            ResultStatus::WrongAnswer => "wrong_answer",
         }
     }
 }
@@ -60,6 +66,55 @@ impl std::fmt::Display for ResultStatus {
     }
 }
 
+/// The compile stage: what the compiler did, or did earlier for the same files.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompileStage {
+    /// The compiler's run. On a cache hit, the run that produced the cached artifacts.
+    #[serde(flatten)]
+    pub outcome: Stage,
+    /// Whether the artifacts came from the compile cache (or from an identical job
+    /// compiled at the same time) instead of a compile of this job.
+    pub cached: bool,
+}
+
+impl std::ops::Deref for CompileStage {
+    type Target = Stage;
+
+    fn deref(&self) -> &Stage {
+        &self.outcome
+    }
+}
+
+/// One test case of a judged job: its verdict, and its run stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestResult {
+    /// The test's name.
+    pub name: String,
+    /// `accepted`, `wrong_answer`, or the run's status when it did not end with exit 0.
+    pub verdict: ResultStatus,
+    /// The run of the program on this test (its own CPU time, wall time, memory).
+    #[serde(flatten)]
+    pub run: Stage,
+    /// What the checker said: where the output differs, or a custom checker's output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The CPU the test's box was pinned to, when pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<u32>,
+}
+
+/// Which clock the verdicts' CPU times come from, and how the tests were run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Timing {
+    /// `cgroup`: user + system time of every process of the box, from its cgroup;
+    /// `rusage`: per process only (no usable cgroup on this host).
+    pub cpu_time: &'static str,
+    /// Whether each box was pinned to one CPU (cpuset).
+    pub pinned: bool,
+    /// How many tests ran at once (1: one by one).
+    pub parallel: usize,
+}
+
 /// What a job produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
@@ -72,14 +127,31 @@ pub struct RunResult {
     /// How the job ended.
     pub status: ResultStatus,
     /// The compile stage, for compiled languages.
-    pub compile: Option<Stage>,
-    /// The run stage; `None` when the compile failed.
+    pub compile: Option<CompileStage>,
+    /// The run stage; `None` when the compile failed or the job has tests.
     pub run: Option<Stage>,
+    /// One result per test case, in test order; `None` without tests. With
+    /// "stop at the first failure", the tests after the first failure are left out.
+    pub tests: Option<Vec<TestResult>>,
+    /// How many of the listed tests were accepted (only with tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passed: Option<usize>,
+    /// How many of the listed tests were not (only with tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<usize>,
+    /// The names of the failed tests, in test order (only with tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_tests: Option<Vec<String>>,
+    /// Which CPU time the verdicts used (only with tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
 }
 
 impl RunResult {
     /// The stage the status comes from: the run, or the failed compile.
     pub fn last_stage(&self) -> Option<&Stage> {
-        self.run.as_ref().or(self.compile.as_ref())
+        self.run
+            .as_ref()
+            .or(self.compile.as_ref().map(|c| &c.outcome))
     }
 }

@@ -61,7 +61,7 @@ impl VersionCache {
 }
 
 /// What the version depends on, on one line; `None` when a tool is missing.
-fn key(language: &Language) -> Option<String> {
+pub(crate) fn key(language: &Language) -> Option<String> {
     let mut key = language.version_command();
     for tool in tools(language) {
         let path = find_program(tool)?;

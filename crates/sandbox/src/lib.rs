@@ -185,6 +185,12 @@ impl Sandbox {
         Volume::create(&self.shared.volumes_dir, size_bytes)
     }
 
+    /// Whether boxes can be pinned to CPUs ([`BoxConfig::with_cpus`]): the cpuset
+    /// controller is available.
+    pub fn can_pin_cpus(&self) -> bool {
+        self.shared.cgroups.as_ref().is_some_and(|m| m.has_cpuset())
+    }
+
     /// Which cgroup version boxes use, if any.
     pub fn cgroup_version(&self) -> Option<&'static str> {
         self.shared.cgroups.as_ref().map(|m| match m.version() {

@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub queue: QueueSettings,
     /// How long a graceful shutdown waits for running jobs, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Size bound of the compile cache (under `<data_dir>/compile-cache`), in MiB;
+    /// 0 turns it off.
+    pub compile_cache_mb: u64,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             webhooks: WebhookSettings::default(),
             queue: QueueSettings::default(),
             shutdown_grace_seconds: 30,
+            compile_cache_mb: 1024,
         }
     }
 }

@@ -491,6 +491,7 @@ pub fn internal_result(id: &str, language: &str, message: String) -> ResultBody 
         passed: None,
         failed: None,
         failed_tests: None,
+        timing: None,
         error: Some(message),
     }
 }

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use runbox_engine::{Catalog, Engine, EngineConfig, JobBounds};
+use runbox_engine::{Catalog, CompileCacheConfig, Engine, EngineConfig, JobBounds};
 use runbox_sandbox::{BoxConfig, Sandbox, SandboxOptions, Status};
 use runbox_store::{Store, WorkerInfo, now_ms};
 use tokio::sync::watch;
@@ -89,8 +89,15 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
             max_total_bytes: config.requests.max_source_bytes,
             max_stdin_bytes: config.requests.max_stdin_bytes,
             max_args: config.requests.max_args,
+            max_tests: config.requests.max_tests,
+            max_test_bytes: config.requests.max_body_bytes,
         },
         version_cache: Some(options.state_dir.join("versions")),
+        compile_cache: (config.compile_cache_mb > 0).then(|| CompileCacheConfig {
+            dir: config.data_dir.join("compile-cache"),
+            max_bytes: config.compile_cache_mb << 20,
+        }),
+        ..defaults
     };
     let sandbox =
         Sandbox::new(options).context("cannot prepare the sandbox (`runbox doctor` says why)")?;

@@ -37,7 +37,7 @@ struct Entry<'a> {
 /// Lists every language; versions are detected in boxes, in parallel.
 pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
     let catalog = args.catalog.catalog()?;
-    let engine = super::engine(catalog, 8)?;
+    let engine = super::engine(catalog, 8, None)?;
     let languages = engine.installations();
     if args.json {
         let entries: Vec<Entry<'_>> = languages

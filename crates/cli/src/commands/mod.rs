@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub mod doctor;
+pub mod job;
+pub mod judge;
 pub mod keys;
 pub mod languages;
 pub mod run;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use runbox_engine::{Catalog, Engine, EngineConfig};
+use runbox_engine::{Catalog, CompileCacheConfig, Engine, EngineConfig};
 use runbox_sandbox::{Sandbox, SandboxOptions};
 
 /// Where the catalog comes from: the embedded files plus an operator's directory.
@@ -34,14 +36,60 @@ impl CatalogArgs {
     }
 }
 
-/// An engine with its own sandbox of `max_boxes` slots.
-pub fn engine(catalog: Catalog, max_boxes: u32) -> anyhow::Result<Engine> {
+/// Where the compile cache of `runbox run` and `runbox judge` lives.
+#[derive(Args, Clone, Debug)]
+pub struct CacheArgs {
+    /// The compile cache directory [default: /var/cache/runbox/compile, or
+    /// <state dir>/compile-cache when /var/cache is not writable].
+    #[arg(long, value_name = "DIR", env = "RUNBOX_COMPILE_CACHE")]
+    pub compile_cache: Option<PathBuf>,
+    /// The size bound of the compile cache (least recently used entries go first).
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = runbox_engine::units::parse_size)]
+    pub compile_cache_size: u64,
+    /// Compile every time: neither use nor fill the compile cache.
+    #[arg(long)]
+    pub no_compile_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache these flags describe, `None` when turned off.
+    pub fn config(&self, state_dir: &std::path::Path) -> Option<CompileCacheConfig> {
+        if self.no_compile_cache {
+            return None;
+        }
+        let dir = self.compile_cache.clone().unwrap_or_else(|| {
+            let var_cache = std::path::Path::new("/var/cache");
+            let writable = std::fs::metadata(var_cache).is_ok_and(|m| m.is_dir())
+                && std::fs::create_dir_all(var_cache.join("runbox")).is_ok();
+            if writable {
+                var_cache.join("runbox/compile")
+            } else {
+                state_dir.join("compile-cache")
+            }
+        });
+        Some(CompileCacheConfig {
+            dir,
+            max_bytes: self.compile_cache_size,
+        })
+    }
+}
+
+/// An engine with its own sandbox of `max_boxes` slots, and the compile cache
+/// `cache` describes (none when `None`).
+pub fn engine(
+    catalog: Catalog,
+    max_boxes: u32,
+    cache: Option<&CacheArgs>,
+) -> anyhow::Result<Engine> {
     let options = SandboxOptions {
         max_boxes,
         ..SandboxOptions::default()
     };
     let config = EngineConfig {
         version_cache: Some(options.state_dir.join("versions")),
+        compile_cache: cache.and_then(|c| c.config(&options.state_dir)),
+        // One slot is for the version check beside the compile.
+        test_workers: max_boxes.saturating_sub(1).max(1) as usize,
         ..EngineConfig::default()
     };
     let sandbox = Sandbox::new(options).context("cannot prepare the sandbox")?;

@@ -1,16 +1,14 @@
 //! `runbox run`: compile and run source files, with the program's output passed through.
 
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
 use clap::Args;
-use runbox_engine::units::{parse_duration, parse_size};
-use runbox_engine::{Job, LimitOverrides, ResultStatus, RunResult, SourceFile, Stage};
+use runbox_engine::{Job, ResultStatus, RunResult, Stage};
 
-use super::CatalogArgs;
+use super::job::{LimitArgs, kib, language_of, millis, read_sources};
+use super::{CacheArgs, CatalogArgs};
 
 /// Exit code of `runbox run` when the compile failed.
 pub const EXIT_COMPILE_ERROR: u8 = 120;
@@ -37,27 +35,10 @@ pub struct RunArgs {
     /// File to feed on stdin (`-` for runbox's own stdin); default: empty.
     #[arg(long, value_name = "FILE")]
     stdin: Option<PathBuf>,
-    /// CPU time of the program (the whole box).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    time_limit: Option<Duration>,
-    /// Wall-clock time of the program.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    wall_time_limit: Option<Duration>,
-    /// Memory of the program (the whole box).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    memory_limit: Option<u64>,
-    /// Processes and threads of the program.
-    #[arg(long, value_name = "N")]
-    processes: Option<u64>,
-    /// Bytes kept of stdout and of stderr, each.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    output_limit: Option<u64>,
-    /// CPU time of the compiler.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    compile_time_limit: Option<Duration>,
-    /// Memory of the compiler.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    compile_memory_limit: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
     /// Print the result as JSON instead of passing output through.
     #[arg(long)]
     json: bool,
@@ -75,28 +56,8 @@ pub struct RunArgs {
 /// one), or one of the EXIT_* codes for a compile error or a limit.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let catalog = args.catalog.catalog()?;
-    let mut files = Vec::with_capacity(args.files.len());
-    for path in &args.files {
-        let content = std::fs::read(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => anyhow::anyhow!("{}: no such file", path.display()),
-            _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
-        })?;
-        files.push(SourceFile::named(job_file_name(path)?, content));
-    }
-    let language = match &args.language {
-        Some(name) => catalog.get(name)?.id.clone(),
-        None => {
-            let first = &files[0];
-            let name = first.name.as_deref().unwrap_or_default();
-            match catalog.detect(name, &first.content) {
-                Some(language) => language.id.clone(),
-                None => bail!(
-                    "cannot tell the language of {}: give --language (`runbox languages` lists them)",
-                    &args.files[0].display()
-                ),
-            }
-        }
-    };
+    let files = read_sources(&args.files)?;
+    let language = language_of(&catalog, args.language.as_deref(), &files, &args.files[0])?;
     let stdin = match &args.stdin {
         Some(path) => super::sandbox::read_input(path)?,
         None => Vec::new(),
@@ -107,22 +68,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         files,
         stdin,
         args: args.args.clone(),
-        limits: LimitOverrides {
-            cpu_time: args.time_limit,
-            wall_time: args.wall_time_limit,
-            memory_bytes: args.memory_limit,
-            processes: args.processes,
-            output_bytes: args.output_limit,
-            ..LimitOverrides::default()
-        },
-        compile_limits: LimitOverrides {
-            cpu_time: args.compile_time_limit,
-            memory_bytes: args.compile_memory_limit,
-            ..LimitOverrides::default()
-        },
+        limits: args.limits.run(),
+        compile_limits: args.limits.compile(),
+        ..Job::default()
     };
     // Two boxes at once at most: a stage, and the version check beside it.
-    let engine = super::engine(catalog, 2)?;
+    let engine = super::engine(catalog, 2, Some(&args.cache))?;
     let result = engine.run(&job)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
@@ -133,19 +84,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", summary(&result));
     }
     Ok(exit_code(&result))
-}
-
-/// The name a file gets in the work directory: its path as given when that is a
-/// plain relative path (so `src/util.go` keeps its directory), else its file name.
-fn job_file_name(path: &Path) -> anyhow::Result<String> {
-    let plain = path.is_relative() && path.components().all(|c| matches!(c, Component::Normal(_)));
-    let name = if plain {
-        path.to_str()
-    } else {
-        path.file_name().and_then(|n| n.to_str())
-    };
-    name.map(str::to_string)
-        .with_context(|| format!("{}: the file name must be UTF-8", path.display()))
 }
 
 /// Writes what the program (or the failed compiler) printed to our stdout/stderr.
@@ -198,24 +136,17 @@ fn summary(result: &RunResult) -> String {
     if stage.stdout_truncated || stage.stderr_truncated {
         line.push_str(" · output truncated");
     }
-    line
-}
-
-fn millis(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn kib(kb: u64) -> String {
-    if kb >= 10 * 1024 {
-        format!("{:.1} MiB", kb as f64 / 1024.0)
-    } else {
-        format!("{kb} KiB")
+    if result.compile.as_ref().is_some_and(|c| c.cached) {
+        line.push_str(" · compile cached");
     }
+    line
 }
 
 /// The exit code for a result.
 fn exit_code(result: &RunResult) -> ExitCode {
     let code = match result.status {
+        ResultStatus::Accepted => 0,
+        ResultStatus::WrongAnswer => 1,
         ResultStatus::Ok | ResultStatus::RuntimeError => result
             .run
             .as_ref()
@@ -228,20 +159,4 @@ fn exit_code(result: &RunResult) -> ExitCode {
         ResultStatus::InternalError => super::EXIT_RUNBOX_ERROR,
     };
     ExitCode::from(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_paths_keep_their_directories_and_others_their_file_name() {
-        assert_eq!(
-            job_file_name(Path::new("src/util.go")).unwrap(),
-            "src/util.go"
-        );
-        assert_eq!(job_file_name(Path::new("/tmp/x/main.c")).unwrap(), "main.c");
-        assert_eq!(job_file_name(Path::new("../main.c")).unwrap(), "main.c");
-        assert_eq!(job_file_name(Path::new("./main.c")).unwrap(), "main.c");
-    }
 }

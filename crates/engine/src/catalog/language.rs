@@ -38,6 +38,9 @@ pub struct Language {
     pub compile_limits: LimitOverrides,
     /// This language's defaults for the run stage.
     pub run_limits: LimitOverrides,
+    /// Text put before each of the user's sources to rename their `main`, when a
+    /// job's harness asks (`{file}` is the file's name); `None`: not supported.
+    pub rename_main: Option<String>,
     pub(crate) entry_name: Option<Rename>,
     pub(crate) main: Option<MainRule>,
     pub(crate) compile: Option<Template>,
@@ -66,6 +69,14 @@ impl Language {
     /// Whether the language has a compile stage.
     pub fn is_compiled(&self) -> bool {
         self.compile.is_some()
+    }
+
+    /// Whether a file of this name is a source of this language (by extension).
+    pub(crate) fn is_source(&self, name: &str) -> bool {
+        std::path::Path::new(name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| self.extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
     }
 
     /// The shell command that installs its packages.
@@ -156,6 +167,7 @@ struct LanguageFile {
     compile_limits: LimitTable,
     #[serde(default)]
     run_limits: LimitTable,
+    rename_main: Option<String>,
 }
 
 fn yes() -> bool {
@@ -265,6 +277,7 @@ impl Language {
             core: file.core,
             source_file: file.source_file,
             accepts_args: file.accepts_args,
+            rename_main: file.rename_main,
             entry_name,
             main,
             binds: file.binds,

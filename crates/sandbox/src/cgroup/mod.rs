@@ -254,13 +254,19 @@ impl CgroupManager {
         }
     }
 
-    /// Warns, once per manager, that a requested cpuset cannot be applied.
-    fn warn_if_cpuset_missing(&self, limits: &CgroupLimits) {
-        let available = match &self.layout {
+    /// Whether the cpuset controller is available to pin boxes.
+    pub fn has_cpuset(&self) -> bool {
+        match &self.layout {
             Layout::V1(layout) => layout.has_cpuset(),
             Layout::V2(layout) => layout.has_cpuset(),
-        };
-        if limits.cpus.is_some() && !available && !self.cpuset_warned.swap(true, Ordering::Relaxed)
+        }
+    }
+
+    /// Warns, once per manager, that a requested cpuset cannot be applied.
+    fn warn_if_cpuset_missing(&self, limits: &CgroupLimits) {
+        if limits.cpus.is_some()
+            && !self.has_cpuset()
+            && !self.cpuset_warned.swap(true, Ordering::Relaxed)
         {
             tracing::warn!("the cpuset controller is not available: boxes are not pinned to CPUs");
         }

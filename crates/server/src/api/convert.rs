@@ -4,9 +4,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use runbox_engine::{Job, LimitOverrides, RunResult, SourceFile, Stage};
+use runbox_engine::{
+    Checker, CustomChecker, Harness, Job, JudgeOptions, LimitOverrides, RunResult, SourceFile,
+    Stage, TestCase,
+};
 
-use super::types::{Data, Encoding, ExecuteRequest, LimitsInput, ResultBody, StageBody};
+use super::types::{
+    CheckerInput, Data, Encoding, ExecuteRequest, LimitsInput, ResultBody, StageBody, TestBody,
+    TimingBody,
+};
 use crate::config::{LimitSettings, RequestBounds};
 use crate::error::ApiError;
 
@@ -125,12 +131,16 @@ pub fn job_from_request(
         compile_max,
         "compile_limits",
     )?;
-    if request.tests.is_some() || request.checker.is_some() {
-        return Err(ApiError::invalid(
-            "tests",
-            "test cases are not supported by this server yet",
-        ));
-    }
+    let tests = tests_from_request(request, bounds, run_max)?;
+    let checker = checker_from_request(request.checker.as_ref(), bounds)?;
+    let harness = match &request.harness {
+        None => Harness::default(),
+        Some(harness) => Harness {
+            files: decode_files(&harness.files, "harness.files", bounds)?,
+            entry: harness.entry.clone(),
+            rename_main: harness.rename_main,
+        },
+    };
     Ok(Job {
         language: request.language.clone(),
         version: request.version.clone(),
@@ -139,6 +149,220 @@ pub fn job_from_request(
         args: request.args.clone(),
         limits,
         compile_limits,
+        tests,
+        checker,
+        judge: JudgeOptions {
+            stop_on_first_failure: request.stop_on_first_failure,
+            sequential: request.sequential,
+            pin_cpu: request.pin_cpu,
+        },
+        harness,
+    })
+}
+
+/// Named files, decoded; every one must have a name.
+fn decode_files(
+    files: &[super::types::FileInput],
+    field: &str,
+    bounds: &RequestBounds,
+) -> Result<Vec<SourceFile>, ApiError> {
+    if files.len() > bounds.max_files {
+        return Err(ApiError::too_large(
+            field,
+            format!(
+                "{} files is too many: at most {}",
+                files.len(),
+                bounds.max_files
+            ),
+        ));
+    }
+    let mut decoded = Vec::with_capacity(files.len());
+    let mut total = 0usize;
+    for (i, file) in files.iter().enumerate() {
+        let Some(name) = &file.name else {
+            return Err(ApiError::invalid(
+                format!("{field}[{i}].name"),
+                "every harness file needs a name",
+            ));
+        };
+        let content = decode(
+            &file.content,
+            file.encoding,
+            &format!("{field}[{i}].content"),
+        )?;
+        total += content.len();
+        decoded.push(SourceFile::named(name.clone(), content));
+    }
+    if total > bounds.max_source_bytes {
+        return Err(ApiError::too_large(
+            field,
+            format!(
+                "{field} hold {total} bytes: at most {} are allowed",
+                bounds.max_source_bytes
+            ),
+        ));
+    }
+    Ok(decoded)
+}
+
+/// The request's test cases, each checked.
+fn tests_from_request(
+    request: &ExecuteRequest,
+    bounds: &RequestBounds,
+    run_max: &LimitSettings,
+) -> Result<Vec<TestCase>, ApiError> {
+    let Some(tests) = &request.tests else {
+        return Ok(Vec::new());
+    };
+    if tests.is_empty() {
+        return Err(ApiError::invalid(
+            "tests",
+            "tests must not be empty when given",
+        ));
+    }
+    if tests.len() > bounds.max_tests {
+        return Err(ApiError::too_large(
+            "tests",
+            format!(
+                "{} tests is too many: at most {} per job",
+                tests.len(),
+                bounds.max_tests
+            ),
+        ));
+    }
+    let mut cases = Vec::with_capacity(tests.len());
+    let mut total = 0usize;
+    for (i, test) in tests.iter().enumerate() {
+        let stdin = match &test.stdin {
+            Some(data) => decode_data(data, &format!("tests[{i}].stdin"))?,
+            None => Vec::new(),
+        };
+        let expected_output = test
+            .expected_output
+            .as_ref()
+            .map(|data| decode_data(data, &format!("tests[{i}].expected_output")))
+            .transpose()?;
+        for (what, len) in [
+            ("stdin", stdin.len()),
+            (
+                "expected_output",
+                expected_output.as_ref().map_or(0, Vec::len),
+            ),
+        ] {
+            if len > bounds.max_stdin_bytes {
+                return Err(ApiError::too_large(
+                    format!("tests[{i}].{what}"),
+                    format!(
+                        "tests[{i}].{what} is {len} bytes: at most {} are allowed",
+                        bounds.max_stdin_bytes
+                    ),
+                ));
+            }
+            total += len;
+        }
+        if test.args.len() > bounds.max_args {
+            return Err(ApiError::invalid(
+                format!("tests[{i}].args"),
+                format!("at most {} arguments are allowed", bounds.max_args),
+            ));
+        }
+        cases.push(TestCase {
+            name: test
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("test-{}", i + 1)),
+            stdin,
+            args: test.args.clone(),
+            expected_output,
+            limits: overrides(test.limits.as_ref(), run_max, &format!("tests[{i}].limits"))?,
+        });
+    }
+    // All tests' data together stays within what one request body may carry.
+    if total > bounds.max_body_bytes {
+        return Err(ApiError::too_large(
+            "tests",
+            "the tests' data is larger than a request may be",
+        ));
+    }
+    Ok(cases)
+}
+
+/// The request's checker (`lines` when none is given).
+fn checker_from_request(
+    input: Option<&CheckerInput>,
+    bounds: &RequestBounds,
+) -> Result<Checker, ApiError> {
+    let Some(input) = input else {
+        return Ok(Checker::default());
+    };
+    let no_extra = |what: &str, present: bool| {
+        if present {
+            Err(ApiError::invalid(
+                format!("checker.{what}"),
+                format!(
+                    "checker.{what} is only for the {} checker",
+                    if what == "epsilon" { "float" } else { "custom" }
+                ),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let kind = input.kind.as_str();
+    if kind != "float" {
+        no_extra("epsilon", input.epsilon.is_some())?;
+    }
+    if kind != "custom" {
+        no_extra("language", input.language.is_some())?;
+        no_extra("source", input.source.is_some())?;
+    }
+    Ok(match kind {
+        "exact" => Checker::Exact,
+        "lines" => Checker::Lines,
+        "tokens" => Checker::Tokens,
+        "case_insensitive" => Checker::CaseInsensitive,
+        "float" => {
+            let epsilon = input
+                .epsilon
+                .unwrap_or(runbox_engine::checker::DEFAULT_EPSILON);
+            if !(epsilon.is_finite() && epsilon >= 0.0) {
+                return Err(ApiError::invalid(
+                    "checker.epsilon",
+                    "checker.epsilon must be a finite number >= 0",
+                ));
+            }
+            Checker::Float { epsilon }
+        }
+        "custom" => {
+            let language = input.language.clone().ok_or_else(|| {
+                ApiError::invalid("checker.language", "a custom checker needs its language")
+            })?;
+            let source = input.source.clone().ok_or_else(|| {
+                ApiError::invalid("checker.source", "a custom checker needs its source")
+            })?;
+            if source.len() > bounds.max_source_bytes {
+                return Err(ApiError::too_large(
+                    "checker.source",
+                    format!(
+                        "the checker is {} bytes: at most {} are allowed",
+                        source.len(),
+                        bounds.max_source_bytes
+                    ),
+                ));
+            }
+            Checker::Custom(CustomChecker {
+                language,
+                files: vec![SourceFile::unnamed(source.into_bytes())],
+            })
+        }
+        other => {
+            return Err(ApiError::invalid(
+                "checker.type",
+                format!(
+                    "unknown checker '{other}': use exact, lines, tokens, float, case_insensitive or custom"
+                ),
+            ));
+        }
     })
 }
 
@@ -235,12 +459,30 @@ pub fn result_body(result: &RunResult, encoding: Encoding) -> ResultBody {
         language: result.language.clone(),
         version: result.version.clone(),
         status: result.status.as_str().to_string(),
-        compile: result.compile.as_ref().map(|s| stage_body(s, encoding)),
+        compile: result.compile.as_ref().map(|c| StageBody {
+            cached: Some(c.cached),
+            ..stage_body(&c.outcome, encoding)
+        }),
         run: result.run.as_ref().map(|s| stage_body(s, encoding)),
-        tests: None,
-        passed: None,
-        failed: None,
-        failed_tests: None,
+        tests: result.tests.as_ref().map(|tests| {
+            tests
+                .iter()
+                .map(|t| TestBody {
+                    name: t.name.clone(),
+                    verdict: t.verdict.as_str().to_string(),
+                    comment: t.comment.clone(),
+                    stage: stage_body(&t.run, encoding),
+                })
+                .collect()
+        }),
+        passed: result.passed.map(|n| n as u32),
+        failed: result.failed.map(|n| n as u32),
+        failed_tests: result.failed_tests.clone(),
+        timing: result.timing.as_ref().map(|t| TimingBody {
+            cpu_time: t.cpu_time.to_string(),
+            pinned: t.pinned,
+            parallel: t.parallel,
+        }),
         error: None,
     }
 }

@@ -25,7 +25,7 @@ use super::types::*;
         document,
     ),
     components(schemas(
-        Encoding, Data, EncodedData, FileInput, LimitsInput, TestInput, CheckerInput,
+        Encoding, Data, EncodedData, FileInput, LimitsInput, TestInput, CheckerInput, HarnessInput, TimingBody,
         ExecuteRequest, StageBody, TestBody, ResultBody, SubmissionCreated, SubmissionBody,
         WebhookBody, SubmissionPage, BatchRequest, BatchCreated, LanguageBody, HealthBody,
         ReadyBody, WorkerBody, ErrorBody, ErrorDetail,

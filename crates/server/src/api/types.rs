@@ -108,6 +108,32 @@ pub struct CheckerInput {
     pub source: Option<String>,
 }
 
+/// Test harness files: compiled or loaded with the user's files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HarnessInput {
+    /// The harness files.
+    #[serde(default)]
+    pub files: Vec<FileInput>,
+    /// The file to run instead of the user's first file (e.g. the driver).
+    #[serde(default)]
+    pub entry: Option<String>,
+    /// Rename the user's `main` (C, C++) so the driver's `main` is the program's.
+    #[serde(default)]
+    pub rename_main: bool,
+}
+
+/// How a judged job's times were measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TimingBody {
+    /// Which CPU time the verdicts used: `cgroup` (the whole box) or `rusage`.
+    pub cpu_time: String,
+    /// Whether each box was pinned to one CPU.
+    pub pinned: bool,
+    /// How many tests ran at once.
+    pub parallel: usize,
+}
+
 /// A compile-and-run request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +173,12 @@ pub struct ExecuteRequest {
     /// Run tests one by one (steadier timings) instead of in parallel.
     #[serde(default)]
     pub sequential: bool,
+    /// Pin each box to one CPU, so timings are repeatable.
+    #[serde(default)]
+    pub pin_cpu: bool,
+    /// Files compiled or loaded with the user's code (headers, a test driver).
+    #[serde(default)]
+    pub harness: Option<HarnessInput>,
     /// How stdout and stderr are written in the result.
     #[serde(default)]
     pub output_encoding: Encoding,
@@ -230,6 +262,9 @@ pub struct ResultBody {
     /// The names of the tests that were not accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_tests: Option<Vec<String>>,
+    /// How the tests' times were measured (with tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<TimingBody>,
     /// Why a job has no real result (`internal_error` after its workers failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

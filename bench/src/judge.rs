@@ -1,0 +1,199 @@
+//! Judging: a C++ solution with 50 tests as one judged job (compiled once, tests in
+//! parallel), against 50 separate jobs of the same code (each compiling), and a
+//! second identical judged job served from the compile cache; in the same run.
+//!
+//! cargo run --release -p runbox-bench --bin judge -- [-r 3] [-t 50]
+//!
+//! Each figure is the median of the repetitions (-r) of the whole batch's wall time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use runbox_engine::{
+    Catalog, CompileCacheConfig, Engine, EngineConfig, Job, ResultStatus, SourceFile, TestCase,
+};
+use runbox_sandbox::{Sandbox, SandboxOptions};
+
+const SOLUTION: &str = r#"
+#include <bits/stdc++.h>
+int main() {
+    std::ios::sync_with_stdio(false);
+    int n;
+    std::cin >> n;
+    std::vector<long long> xs(n);
+    for (auto &x : xs) std::cin >> x;
+    std::sort(xs.begin(), xs.end());
+    long long sum = std::accumulate(xs.begin(), xs.end(), 0LL);
+    std::cout << sum << ' ' << (n ? xs[n / 2] : 0) << '\n';
+}
+"#;
+
+/// Test `i`: 200 * (i + 1) pseudo-random numbers, and their sum and median.
+fn test_case(i: usize) -> TestCase {
+    let n = 200 * (i + 1);
+    let mut state = 0x2545_f491_4f6c_dd1du64 ^ i as u64;
+    let mut xs: Vec<i64> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 1_000_000) as i64
+        })
+        .collect();
+    let input = format!(
+        "{n}\n{}\n",
+        xs.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
+    );
+    xs.sort();
+    let expected = format!("{} {}\n", xs.iter().sum::<i64>(), xs[n / 2]);
+    TestCase {
+        name: format!("{:02}", i + 1),
+        stdin: input.into_bytes(),
+        expected_output: Some(expected.into_bytes()),
+        ..TestCase::default()
+    }
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut repeats = 3usize;
+    let mut count = 50usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-r" => repeats = args.next().context("-r needs a number")?.parse()?,
+            "-t" => count = args.next().context("-t needs a number")?.parse()?,
+            other => bail!("unknown argument {other}: use -r N, -t N"),
+        }
+    }
+    if repeats < 1 || count < 1 {
+        bail!("-r and -t must be at least 1");
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let sandbox = Arc::new(Sandbox::new(SandboxOptions {
+        max_boxes: cpus as u32 + 1,
+        ..SandboxOptions::default()
+    })?);
+    let cache_dir = tempfile::tempdir()?;
+    let engine = |cache: bool| {
+        let config = EngineConfig {
+            compile_cache: cache.then(|| CompileCacheConfig::new(cache_dir.path().join("cache"))),
+            test_workers: cpus,
+            ..EngineConfig::default()
+        };
+        Catalog::embedded().map(|c| Engine::new(sandbox.clone(), c, config))
+    };
+    let tests: Vec<TestCase> = (0..count).map(test_case).collect();
+    let judged = Job {
+        language: "cpp".into(),
+        files: vec![SourceFile::unnamed(SOLUTION)],
+        tests: tests.clone(),
+        ..Job::default()
+    };
+    let plain = engine(false)?;
+    // Warm up: the version is detected, the compiler's files are in the page cache.
+    plain.run(&Job {
+        tests: Vec::new(),
+        ..judged.clone()
+    })?;
+
+    let (mut one_job, mut separate, mut from_cache) = (Vec::new(), Vec::new(), Vec::new());
+    let mut compile_ms = Vec::new();
+    for round in 0..repeats {
+        // One judged job, compiled once (a fresh cache each round: a miss).
+        let _ = std::fs::remove_dir_all(cache_dir.path().join("cache"));
+        let cached_engine = engine(true)?;
+        let started = Instant::now();
+        let result = cached_engine.run(&judged)?;
+        one_job.push(started.elapsed());
+        if result.status != ResultStatus::Accepted {
+            bail!("the judged job was not accepted: {:?}", result.failed_tests);
+        }
+        let compile = result.compile.as_ref().context("no compile stage")?;
+        if compile.cached {
+            bail!("round {round}: the first judged job hit the cache");
+        }
+        compile_ms.push(compile.wall_time);
+        // The same submission again: the compile comes from the cache.
+        let started = Instant::now();
+        let again = cached_engine.run(&judged)?;
+        from_cache.push(started.elapsed());
+        if !again.compile.as_ref().is_some_and(|c| c.cached) {
+            bail!("the second judged job did not hit the cache");
+        }
+        // 50 separate jobs of the same code, each compiling, as many at once as CPUs.
+        let next = AtomicUsize::new(0);
+        let started = Instant::now();
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let workers: Vec<_> = (0..cpus)
+                .map(|_| {
+                    scope.spawn(|| -> anyhow::Result<()> {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(test) = tests.get(i) else {
+                                return Ok(());
+                            };
+                            let job = Job {
+                                language: "cpp".into(),
+                                files: vec![SourceFile::unnamed(SOLUTION)],
+                                stdin: test.stdin.clone(),
+                                ..Job::default()
+                            };
+                            let result = plain.run(&job)?;
+                            let out = result.run.as_ref().map(|r| r.stdout.clone());
+                            if out.as_ref() != test.expected_output.as_ref() {
+                                bail!("separate job {i} printed {out:?}");
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+            }
+            Ok(())
+        })?;
+        separate.push(started.elapsed());
+    }
+    let (one, sep, hit) = (median(one_job), median(separate), median(from_cache));
+    println!(
+        "C++ (g++ -O2), {count} tests, {cpus} CPUs, median of {repeats} rounds (wall time of the whole batch)"
+    );
+    println!();
+    println!("| batch | total | per test | vs one judged job |");
+    println!("|---|---:|---:|---:|");
+    let row = |name: &str, d: Duration| {
+        println!(
+            "| {name} | {:.0} ms | {:.1} ms | {:.2}x |",
+            ms(d),
+            ms(d) / count as f64,
+            ms(d) / ms(one)
+        );
+    };
+    row(&format!("{count} separate jobs, each compiling"), sep);
+    row(
+        &format!("one judged job with {count} tests (compiles once)"),
+        one,
+    );
+    row("the same judged job again (compile cache hit)", hit);
+    println!();
+    println!(
+        "compile stage: {:.0} ms wall; separate / judged: {:.1}x; judged / cached: {:.1}x",
+        ms(median(compile_ms)),
+        ms(sep) / ms(one),
+        ms(one) / ms(hit)
+    );
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! The tests loop: one fresh box per test case, each run judged by a checker.
+//!
+//! The program was compiled once (or taken from the compile cache); each test runs
+//! it with its own stdin, arguments and limits, in parallel over a bounded number
+//! of workers or one by one. A run that does not end with exit 0 gets its stage
+//! status as verdict; otherwise the checker decides `accepted` or `wrong_answer`.
+//! A custom checker is itself a compiled program, run in its own box with the
+//! test's input, the program's output and the expected output as files.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use runbox_sandbox::{BindMount, Limits, Outcome, Sandbox, Status};
+
+use crate::catalog::Language;
+use crate::checker::{CheckOutcome, Checker};
+use crate::error::{Error, Result};
+use crate::job::{Job, TestCase};
+use crate::pipeline::{Layout, run_program};
+use crate::result::{ResultStatus, TestResult};
+
+/// A compiled program ready to run: the solution, or a custom checker.
+pub(crate) struct Program<'a> {
+    pub language: &'a Language,
+    pub layout: &'a Layout<'a>,
+    pub work: &'a Path,
+    pub limits: &'a Limits,
+}
+
+/// What judges a run's output.
+pub(crate) enum Judge<'a> {
+    /// A built-in checker.
+    Builtin(&'a Checker),
+    /// A custom checker program.
+    Program(Program<'a>),
+}
+
+/// Where a custom checker finds the test's files.
+const JUDGE_DIR: &str = "/judge";
+/// Longest comment kept from a custom checker's output.
+const MAX_COMMENT_BYTES: usize = 1024;
+
+/// How the tests are spread: workers, and the CPU of each when pinned.
+pub(crate) struct Spread<'p> {
+    pub workers: usize,
+    /// CPUs to pin to, one per worker; empty: not pinned.
+    pub cpus: Vec<u32>,
+    /// Called with each test's result as it is judged.
+    pub progress: &'p (dyn Fn(&TestResult) + Sync),
+}
+
+/// Runs every test (or up to the first failure) and returns their results in test order.
+pub(crate) fn run_tests(
+    sandbox: &Sandbox,
+    program: &Program<'_>,
+    job: &Job,
+    judge: &Judge<'_>,
+    spread: &Spread<'_>,
+) -> Result<Vec<TestResult>> {
+    let tests = &job.tests;
+    let slots: Vec<Mutex<Option<TestResult>>> = tests.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let error: Mutex<Option<Error>> = Mutex::new(None);
+    let stop = job.judge.stop_on_first_failure;
+    std::thread::scope(|scope| {
+        for worker in 0..spread.workers.clamp(1, tests.len().max(1)) {
+            let cpu = spread.cpus.get(worker).copied();
+            let (slots, next, first_failure, error) = (&slots, &next, &first_failure, &error);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(test) = tests.get(i) else { break };
+                    if (stop && i > first_failure.load(Ordering::Acquire)) || lock(error).is_some()
+                    {
+                        break;
+                    }
+                    match run_test(sandbox, program, job, test, judge, cpu) {
+                        Ok(result) => {
+                            if result.verdict != ResultStatus::Accepted {
+                                first_failure.fetch_min(i, Ordering::AcqRel);
+                            }
+                            (spread.progress)(&result);
+                            *lock(&slots[i]) = Some(result);
+                        }
+                        Err(err) => {
+                            lock(error).get_or_insert(err);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(err) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(err);
+    }
+    let mut results = Vec::with_capacity(tests.len());
+    for slot in slots {
+        // Tests are claimed in order, so the listed ones are a prefix.
+        let Some(result) = slot.into_inner().unwrap_or_else(|p| p.into_inner()) else {
+            break;
+        };
+        let failed = result.verdict != ResultStatus::Accepted;
+        results.push(result);
+        if stop && failed {
+            break;
+        }
+    }
+    Ok(results)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One test: a fresh box for the program, then the checker.
+fn run_test(
+    sandbox: &Sandbox,
+    program: &Program<'_>,
+    job: &Job,
+    test: &TestCase,
+    judge: &Judge<'_>,
+    cpu: Option<u32>,
+) -> Result<TestResult> {
+    let limits = test.limits.apply(program.limits);
+    let args = if test.args.is_empty() {
+        &job.args
+    } else {
+        &test.args
+    };
+    let run = run_program(
+        sandbox,
+        program.language,
+        program.layout,
+        program.work,
+        &limits,
+        &test.stdin,
+        args,
+        &[],
+        cpu,
+    )?;
+    let (verdict, comment) = if run.status != Status::Ok {
+        (run.status.into(), None)
+    } else {
+        match &test.expected_output {
+            None => (ResultStatus::Accepted, None),
+            Some(expected) => check(sandbox, judge, test, expected, &run.stdout, cpu)?,
+        }
+    };
+    Ok(TestResult {
+        name: test.name.clone(),
+        verdict,
+        run,
+        comment,
+        cpu,
+    })
+}
+
+fn check(
+    sandbox: &Sandbox,
+    judge: &Judge<'_>,
+    test: &TestCase,
+    expected: &[u8],
+    actual: &[u8],
+    cpu: Option<u32>,
+) -> Result<(ResultStatus, Option<String>)> {
+    let decided = match judge {
+        Judge::Builtin(checker) => checker.compare(expected, actual),
+        Judge::Program(checker) => {
+            return run_checker(sandbox, checker, &test.stdin, actual, expected, cpu);
+        }
+    };
+    let CheckOutcome { accepted, comment } = decided.unwrap_or(CheckOutcome {
+        accepted: false,
+        comment: Some("no checker".into()),
+    });
+    let verdict = if accepted {
+        ResultStatus::Accepted
+    } else {
+        ResultStatus::WrongAnswer
+    };
+    Ok((verdict, comment))
+}
+
+/// Runs a custom checker with `input`, `output` and `answer` files in /judge.
+fn run_checker(
+    sandbox: &Sandbox,
+    checker: &Program<'_>,
+    input: &[u8],
+    output: &[u8],
+    answer: &[u8],
+    cpu: Option<u32>,
+) -> Result<(ResultStatus, Option<String>)> {
+    let bytes = (input.len() + output.len() + answer.len()) as u64;
+    let volume = sandbox
+        .volume(bytes + (1 << 20))
+        .map_err(|source| Error::Sandbox {
+            stage: "checker",
+            source,
+        })?;
+    for (name, content) in [("input", input), ("output", output), ("answer", answer)] {
+        let path = volume.path().join(name);
+        std::fs::write(&path, content).map_err(|source| Error::WorkDir { path, source })?;
+    }
+    let args: Vec<String> = ["input", "output", "answer"]
+        .iter()
+        .map(|n| format!("{JUDGE_DIR}/{n}"))
+        .collect();
+    let outcome = run_program(
+        sandbox,
+        checker.language,
+        checker.layout,
+        checker.work,
+        checker.limits,
+        &[],
+        &args,
+        &[BindMount::read_only(volume.path(), JUDGE_DIR)],
+        cpu,
+    )?;
+    Ok(checker_verdict(&outcome))
+}
+
+/// testlib's convention: exit 0 accepted, 1 wrong answer; anything else means the
+/// checker itself failed.
+fn checker_verdict(outcome: &Outcome) -> (ResultStatus, Option<String>) {
+    let said = comment_of(outcome);
+    match (outcome.status, outcome.exit_code) {
+        (Status::Ok, _) => (ResultStatus::Accepted, said),
+        (Status::RuntimeError, Some(1)) => (ResultStatus::WrongAnswer, said),
+        (status, code) => {
+            let how = match (code, &outcome.signal) {
+                (Some(code), _) => format!("exit code {code}"),
+                (None, Some(signal)) => signal.clone(),
+                (None, None) => status.to_string(),
+            };
+            let mut comment = format!("the checker failed ({status}, {how})");
+            if let Some(said) = said {
+                comment.push_str(": ");
+                comment.push_str(&said);
+            }
+            (ResultStatus::InternalError, Some(comment))
+        }
+    }
+}
+
+/// The checker's stdout, or its stderr when stdout is empty (testlib writes
+/// there), trimmed and cut to a kilobyte.
+fn comment_of(outcome: &Outcome) -> Option<String> {
+    let text = [&outcome.stdout, &outcome.stderr]
+        .into_iter()
+        .map(|b| String::from_utf8_lossy(b).trim().to_string())
+        .find(|t| !t.is_empty())?;
+    let mut end = text.len().min(MAX_COMMENT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(text[..end].to_string())
+}
+
+/// The CPUs this process may run on, from `/proc/self/status`.
+pub(crate) fn allowed_cpus() -> Vec<u32> {
+    let listed = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|l| parse_cpu_list(l.trim()))
+        })
+        .unwrap_or_default();
+    if listed.is_empty() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        return (0..n).collect();
+    }
+    listed
+}
+
+/// Parses a cpuset list such as `0-3,6`.
+fn parse_cpu_list(text: &str) -> Vec<u32> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+                    cpus.extend(a..=b.min(a.saturating_add(4096)));
+                }
+            }
+            None => cpus.extend(part.parse::<u32>().ok()),
+        }
+    }
+    cpus
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn exited(code: Option<i32>, status: Status, stdout: &str, stderr: &str) -> Outcome {
+        Outcome {
+            status,
+            exit_code: code,
+            signal: None,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            cpu_time: Duration::ZERO,
+            wall_time: Duration::ZERO,
+            memory_kb: 0,
+            limit_hit: None,
+        }
+    }
+
+    #[test]
+    fn checker_exit_codes_follow_testlib() {
+        assert_eq!(
+            checker_verdict(&exited(Some(0), Status::Ok, "ok 3 numbers\n", "")),
+            (ResultStatus::Accepted, Some("ok 3 numbers".into()))
+        );
+        assert_eq!(
+            checker_verdict(&exited(
+                Some(1),
+                Status::RuntimeError,
+                "",
+                "wrong answer 2nd\n"
+            )),
+            (ResultStatus::WrongAnswer, Some("wrong answer 2nd".into()))
+        );
+        assert_eq!(
+            checker_verdict(&exited(Some(3), Status::RuntimeError, "bad", "")),
+            (
+                ResultStatus::InternalError,
+                Some("the checker failed (runtime_error, exit code 3): bad".into())
+            )
+        );
+        let (verdict, _) = checker_verdict(&exited(None, Status::TimeLimitExceeded, "", ""));
+        assert_eq!(verdict, ResultStatus::InternalError);
+    }
+
+    #[test]
+    fn cpu_lists_parse_ranges_and_singles() {
+        assert_eq!(parse_cpu_list("0-3,6"), [0, 1, 2, 3, 6]);
+        assert_eq!(parse_cpu_list("1"), [1]);
+        assert_eq!(parse_cpu_list(""), Vec::<u32>::new());
+        assert!(!allowed_cpus().is_empty());
+    }
+
+    #[test]
+    fn a_long_checker_comment_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(1000);
+        let comment = comment_of(&exited(Some(0), Status::Ok, &long, "")).unwrap();
+        assert!(comment.len() <= MAX_COMMENT_BYTES);
+        assert!(comment.chars().all(|c| c == 'é'));
+    }
+}
