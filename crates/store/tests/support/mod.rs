@@ -70,6 +70,11 @@ impl Backend {
         }
     }
 
+    /// The URL of the store's database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// A second store on the same database, as another node would open it.
     pub async fn another_node(&self) -> Arc<dyn Store> {
         runbox_store::open(&self.url)
