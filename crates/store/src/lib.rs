@@ -119,7 +119,9 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_depth(&self) -> Result<Vec<(String, u64)>>;
 
     /// Wake-ups: new jobs and finished jobs, from this node and (PostgreSQL) others.
-    /// A lagging receiver may miss events; callers re-check the store after a lag.
+    /// A lagging receiver may miss events, and so may every receiver of a PostgreSQL
+    /// node while it re-opens a lost listening connection (a warning is logged);
+    /// callers re-check the store after a lag, and now and then in any case.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreEvent>;
 
     /// Marks the webhook of a finished submission as taken by the caller; exactly one

@@ -97,8 +97,14 @@ impl SqliteStore {
             sqlx::migrate!("migrations/sqlite").run(&pool).await?;
             (pool.clone(), pool)
         } else {
+            // Kept open for the store's life: no reconnect on the write path, and
+            // the WAL files stay in place for the readers (SQLite removes them when
+            // the last connection closes).
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
                 .connect_with(
                     options
                         .clone()
