@@ -55,6 +55,7 @@ on_both_backends!(
     an_expired_lease_puts_the_job_back_in_the_queue,
     a_job_fails_with_a_clear_error_once_its_last_attempt_expires,
     a_duplicate_completion_from_a_worker_that_lost_its_lease_changes_nothing,
+    a_worker_whose_lease_ran_out_unnoticed_still_renews_and_completes,
     completion_stores_the_result_and_the_scrubbed_request,
     a_submission_stored_as_running_is_completed_by_its_node,
     queue_depth_counts_queued_jobs_per_language,
@@ -545,6 +546,34 @@ async fn a_duplicate_completion_from_a_worker_that_lost_its_lease_changes_nothin
     let job = get(store, "j").await;
     assert_eq!(job.status.as_deref(), Some("accepted"));
     assert_eq!(job.result.expect("a result")["by"], "w-new");
+}
+
+async fn a_worker_whose_lease_ran_out_unnoticed_still_renews_and_completes(backend: &Backend) {
+    // Nobody recovered the job meanwhile, so it is still the worker's own.
+    let store = &*backend.store;
+    for (id, created) in [("renewed", 1), ("completed", 2)] {
+        store
+            .insert_submission(&queued(id, "python", created))
+            .await
+            .expect("insert");
+    }
+    store
+        .claim("w", Duration::from_millis(1), 2)
+        .await
+        .expect("claim");
+    let_leases_expire().await;
+    let renewed = store
+        .renew("w", &["renewed".to_string()], A_WHILE)
+        .await
+        .expect("renew");
+    assert_eq!(renewed, ["renewed"]);
+    assert!(
+        store
+            .complete(&completion("completed", "w", 1, "ok"))
+            .await
+            .expect("complete")
+    );
+    assert!(store.recover_expired(3).await.expect("recover").is_empty());
 }
 
 async fn completion_stores_the_result_and_the_scrubbed_request(backend: &Backend) {
