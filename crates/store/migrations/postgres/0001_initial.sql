@@ -25,9 +25,8 @@ CREATE TABLE submissions (
     webhook          JSONB
 );
 -- The queue: claim takes queued jobs oldest first (ties by id, so the index alone
--- gives the order); queue depth counts them. Partial, so it holds only the queue,
--- not the history that piles up behind it (and no plan for finished jobs picks it).
-CREATE INDEX submissions_queue ON submissions (created_ms, id) WHERE state = 'queued';
+-- gives the order); queue depth counts them.
+CREATE INDEX submissions_queue ON submissions (state, created_ms, id);
 -- A key's history, newest first (anonymous submissions have a NULL key).
 CREATE INDEX submissions_by_key ON submissions (key_id, created_ms, id);
 -- Recovery looks for running jobs whose lease expired.
