@@ -7,6 +7,7 @@ packages=(
   gcc libc6-dev        # attack programs of the test suite, static hello world of the benchmark
   bubblewrap           # the benchmark's baseline sandbox
   procps               # ps, used when a test fails to show what is left running
+  postgresql           # the PostgreSQL store's tests (their own cluster: scripts/postgres-test-cluster.sh)
 )
 
 missing=()
@@ -15,6 +16,12 @@ for pkg in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
+  if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+    # The tests start a throwaway cluster of their own: the package is to create (and
+    # so start) no system cluster.
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/runbox-no-main-cluster.conf
+  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

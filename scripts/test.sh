@@ -11,6 +11,9 @@ bash scripts/install-languages.sh --core
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The PostgreSQL store's tests need a server: a private, throwaway one.
+eval "$(bash scripts/postgres-test-cluster.sh start)"
+trap 'bash scripts/postgres-test-cluster.sh stop' EXIT
 cargo test --workspace
 cat target/tmp/conformance-summary.txt
 

@@ -36,9 +36,7 @@ pub use types::*;
 /// creating the database file if needed and applying the migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        // Interim, until the PostgreSQL store implements the trait.
-        let _unimplemented = PostgresStore::connect(url).await?;
-        Err(Error::UnsupportedUrl(redact_url(url)))
+        Ok(Arc::new(PostgresStore::connect(url).await?))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else {
@@ -75,16 +73,20 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new submission. With `state` [`JobState::Queued`] it joins the queue
     /// and every subscriber hears [`StoreEvent::JobQueued`]; with
     /// [`JobState::Running`] it is recorded as being run by `worker` (synchronous
-    /// executes, run at once by the node that took them).
+    /// executes, run at once by the node that took them): it is on attempt 1 (complete
+    /// it with `attempt: 1` and that `worker_id`), started at `created_ms`, and holds
+    /// no lease, so [`Store::recover_expired`] leaves it alone unless its node
+    /// [`renew`](Store::renew)s it, which gives it one. An id that exists is an error.
     async fn insert_submission(&self, submission: &NewSubmission) -> Result<()>;
 
-    /// Stores many queued submissions in one transaction (a batch).
+    /// Stores many queued submissions in one transaction (a batch): all or none.
     async fn insert_submissions(&self, submissions: &[NewSubmission]) -> Result<()>;
 
     /// One submission, or `None`.
     async fn submission(&self, id: &str) -> Result<Option<Submission>>;
 
-    /// Submissions of one key (or the anonymous ones, with `None`), newest first.
+    /// Submissions of one key (or the anonymous ones, with `None`), newest first
+    /// (ties by id); page 0 reads as page 1.
     async fn list_submissions(&self, key_id: Option<&str>, page: Page) -> Result<Listing>;
 
     /// Deletes one submission; false when there was none.
@@ -97,7 +99,8 @@ pub trait Store: Send + Sync + 'static {
     async fn claim(&self, worker_id: &str, lease: Duration, limit: u32) -> Result<Vec<ClaimedJob>>;
 
     /// Extends the leases `worker_id` holds on `ids`; returns the ids it still holds
-    /// (a job whose lease expired and was claimed again is no longer its own).
+    /// (a job whose lease expired and was claimed again is no longer its own; one
+    /// whose lease expired but that nobody took yet still is).
     async fn renew(&self, worker_id: &str, ids: &[String], lease: Duration) -> Result<Vec<String>>;
 
     /// Writes the result of a job exactly once. Returns false, and changes nothing,
@@ -106,18 +109,23 @@ pub trait Store: Send + Sync + 'static {
     async fn complete(&self, completion: &Completion) -> Result<bool>;
 
     /// Puts jobs whose lease expired back in the queue, or ends them as failed once
-    /// they used `max_attempts`; returns what it did to each.
+    /// they used `max_attempts` (state done, status `internal_error`, no result, an
+    /// `error` naming the attempts and the last worker); returns what it did to each.
+    /// Subscribers hear [`StoreEvent::JobQueued`] for the requeued and
+    /// [`StoreEvent::JobFinished`] for the failed.
     async fn recover_expired(&self, max_attempts: u32) -> Result<Vec<Recovery>>;
 
     /// Queued jobs per language.
     async fn queue_depth(&self) -> Result<Vec<(String, u64)>>;
 
     /// Wake-ups: new jobs and finished jobs, from this node and (PostgreSQL) others.
-    /// A lagging receiver may miss events; callers re-check the store after a lag.
+    /// A lagging receiver may miss events, and so may every receiver of a PostgreSQL
+    /// node while it re-opens a lost listening connection (a warning is logged);
+    /// callers re-check the store after a lag, and now and then in any case.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreEvent>;
 
     /// Marks the webhook of a finished submission as taken by the caller; exactly one
-    /// caller across every node gets `true`.
+    /// caller across every node gets `true`. False for a submission not done yet.
     async fn take_webhook(&self, id: &str) -> Result<bool>;
 
     /// Records the outcome of delivering a submission's webhook.
@@ -134,7 +142,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every key, revoked ones included, oldest first.
     async fn list_keys(&self) -> Result<Vec<ApiKey>>;
 
-    /// Revokes the key with this id or name; `None` when none matched.
+    /// Revokes the key with this id or name (the id wins when a name is another
+    /// key's id); `None` when none matched. Revoking again keeps the first time.
     async fn revoke_key(&self, id_or_name: &str) -> Result<Option<ApiKey>>;
 
     /// The key whose hash this is, revoked or not.
@@ -165,8 +174,9 @@ pub trait Store: Send + Sync + 'static {
     // --- shared limits (hold across API nodes) -------------------------------------
 
     /// Takes one token from the bucket `bucket` (refilled at `per_second`, at most
-    /// `burst` tokens). `Ok(None)` when taken; `Ok(Some(wait))` when empty, with how
-    /// long until a token is available.
+    /// `burst` tokens; a new bucket is full). `Ok(None)` when taken; `Ok(Some(wait))`
+    /// when empty, with how long until a token is available (never zero; at most a
+    /// day, which is also the answer for a rate of zero). A burst of 0 counts as 1.
     async fn take_token(
         &self,
         bucket: &str,
@@ -175,7 +185,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Duration>>;
 
     /// Takes one of `max` concurrency slots of `bucket` for `holder` until `ttl`
-    /// passes or [`Store::release_slot`]; false when all are taken.
+    /// passes or [`Store::release_slot`]; false when all are taken. A holder that has
+    /// a slot keeps it, its expiry moved to `ttl` from now.
     async fn acquire_slot(
         &self,
         bucket: &str,

@@ -61,6 +61,24 @@ fn query(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |source| Error::Query { action, source }
 }
 
+/// Applies the migrations. Processes opening a new file at once (`runbox serve` and
+/// `runbox keys create` on a fresh data directory) both find no schema and both
+/// try to create it; SQLite has no lock for sqlx to hold meanwhile, so the loser
+/// fails ("table already exists") and tries again, then finds the schema there.
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match sqlx::migrate!("migrations/sqlite").run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(_) if tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed, with its directory) the database `url` names
     /// (`sqlite://PATH`, `sqlite:PATH` or `sqlite::memory:`) and applies the
@@ -94,11 +112,17 @@ impl SqliteStore {
                 .connect_with(options)
                 .await
                 .map_err(connect_error)?;
-            sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+            migrate(&pool).await?;
             (pool.clone(), pool)
         } else {
+            // Kept open for the store's life: no reconnect on the write path, and
+            // the WAL files stay in place for the readers (SQLite removes them when
+            // the last connection closes).
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
                 .connect_with(
                     options
                         .clone()
@@ -107,7 +131,7 @@ impl SqliteStore {
                 )
                 .await
                 .map_err(connect_error)?;
-            sqlx::migrate!("migrations/sqlite").run(&writer).await?;
+            migrate(&writer).await?;
             // Opened after the writer created the file and switched it to WAL (a
             // property of the file, so readers need not set it).
             let reader = SqlitePoolOptions::new()

@@ -130,3 +130,21 @@ async fn a_url_of_no_supported_database_is_refused_with_the_password_hidden() {
         Ok(_) => panic!("a MySQL URL was accepted"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stores_opening_a_new_file_at_once_all_open_it() {
+    // As `runbox serve` and `runbox keys create` started together on a fresh data
+    // directory: both find no schema and both try to create it.
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("runbox.db").display());
+        let mut openers = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let url = url.clone();
+            openers.spawn(async move { SqliteStore::connect(&url).await.map(|_| ()) });
+        }
+        while let Some(opened) = openers.join_next().await {
+            opened.expect("an opener panicked").expect("open");
+        }
+    }
+}

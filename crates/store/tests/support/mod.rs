@@ -3,8 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a part of it
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use runbox_store::{
@@ -25,8 +25,8 @@ pub struct Backend {
     url: String,
     /// The SQLite file's directory, removed at the end.
     _dir: Option<tempfile::TempDir>,
-    /// The PostgreSQL cluster's URL and the database made for this test.
-    postgres: Option<(String, String)>,
+    /// The PostgreSQL database this test has to itself.
+    postgres: Option<String>,
 }
 
 impl Backend {
@@ -45,19 +45,33 @@ impl Backend {
         }
     }
 
-    /// A store on a new database of the test cluster: each test has its own, so the
-    /// tests run in parallel, and NOTIFY (scoped to a database) stays within a test.
+    /// A store on a database of the test cluster that no other running test uses,
+    /// so the tests run in parallel, and NOTIFY (scoped to a database) stays within a
+    /// test. Databases are made as needed and emptied for the next test when a test
+    /// finishes (making one costs far more than emptying it).
     pub async fn postgres() -> Backend {
         let cluster = postgres_url();
-        let name = unique_name();
-        let mut admin = sqlx::PgConnection::connect(&cluster)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to the test cluster at {cluster}: {e}"));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {e}"));
-        let _ = admin.close().await;
+        let free = FREE_DATABASES.lock().map_or(None, |mut free| free.pop());
+        let name = match free {
+            Some(name) => name,
+            None => {
+                let name = unique_name();
+                let mut admin = sqlx::PgConnection::connect(&cluster)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("cannot connect to the test cluster at {cluster}: {e}")
+                    });
+                if !SWEPT.swap(true, Ordering::Relaxed) {
+                    drop_databases_of_finished_runs(&mut admin).await;
+                }
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot create the test database {name}: {e}"));
+                let _ = admin.close().await;
+                name
+            }
+        };
         let url = with_database(&cluster, &name);
         let store = runbox_store::open(&url)
             .await
@@ -66,8 +80,13 @@ impl Backend {
             store,
             url,
             _dir: None,
-            postgres: Some((cluster, name)),
+            postgres: Some(name),
         }
+    }
+
+    /// The URL of the store's database.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// A second store on the same database, as another node would open it.
@@ -77,17 +96,54 @@ impl Backend {
             .expect("open a second store on the same database")
     }
 
-    /// Closes the store and drops its database (a failed test leaves it on the
-    /// throwaway cluster, to look at).
+    /// Closes the store and empties its database for the next test (a failed test
+    /// never gets here: its database stays on the throwaway cluster, to look at).
     pub async fn finish(self) {
         drop(self.store);
-        if let Some((cluster, name)) = self.postgres
-            && let Ok(mut admin) = sqlx::PgConnection::connect(&cluster).await
-        {
+        if let Some(name) = self.postgres {
+            let mut db = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect to empty the test database");
+            sqlx::query(
+                "TRUNCATE submissions, api_keys, audit_log, workers, rate_buckets, \
+                 concurrency_slots RESTART IDENTITY",
+            )
+            .execute(&mut db)
+            .await
+            .expect("empty the test database");
+            let _ = db.close().await;
+            if let Ok(mut free) = FREE_DATABASES.lock() {
+                free.push(name);
+            }
+        }
+    }
+}
+
+/// Test databases of this test binary that no running test uses.
+static FREE_DATABASES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Whether this test binary dropped the databases earlier runs left.
+static SWEPT: AtomicBool = AtomicBool::new(false);
+
+/// Drops the test databases of test processes that are gone (named by
+/// [`unique_name`] after their process id): the emptied ones a run keeps for reuse,
+/// and those of failed tests once there was a run to look at them.
+async fn drop_databases_of_finished_runs(admin: &mut sqlx::PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let pid = name
+            .split('_')
+            .nth(1)
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let gone = pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if gone {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut admin)
+                .execute(&mut *admin)
                 .await;
-            let _ = admin.close().await;
         }
     }
 }
