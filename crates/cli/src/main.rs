@@ -28,6 +28,8 @@ enum Command {
     Doctor(commands::doctor::DoctorArgs),
     /// Serve the HTTP API (embedded SQLite and local workers by default).
     Serve(Box<commands::serve::ServeArgs>),
+    /// Run jobs from a shared queue (a worker node of a fleet around PostgreSQL).
+    Worker(Box<commands::serve::WorkerArgs>),
     /// Create, list and revoke API keys.
     Keys(Box<commands::keys::KeysArgs>),
 }
@@ -42,6 +44,13 @@ fn main() -> ExitCode {
             );
             commands::serve::run(*args, config)
         }),
+        Command::Worker(args) => args.config().and_then(|(config, concurrency)| {
+            init_logging(
+                "info",
+                config.log_format == runbox_server::config::LogFormat::Json,
+            );
+            commands::serve::work(config, concurrency)
+        }),
         command => {
             init_logging("error", false);
             match command {
@@ -51,7 +60,7 @@ fn main() -> ExitCode {
                 Command::Sandbox(args) => commands::sandbox::run(*args),
                 Command::Doctor(args) => commands::doctor::run(args),
                 Command::Keys(args) => commands::keys::run(*args),
-                Command::Serve(_) => unreachable!("handled above"),
+                Command::Serve(_) | Command::Worker(_) => unreachable!("handled above"),
             }
         }
     };

@@ -232,6 +232,70 @@ pub async fn serve(
     Ok(())
 }
 
+/// Runs a worker node: claims jobs from the shared queue with `concurrency` local
+/// workers, and serves only `/health`, `/ready` and `/metrics` on `listen`, until
+/// `shutdown` completes; then stops claiming and lets running jobs finish within
+/// the grace period.
+pub async fn work(
+    config: ServerConfig,
+    concurrency: u32,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    if concurrency == 0 {
+        anyhow::bail!("a worker needs --concurrency of at least 1");
+    }
+    let config = Arc::new(config);
+    let store = open_store(&config).await?;
+    let engine = build_engine(&config, concurrency)?;
+    let node = Node::start(config.clone(), store.clone(), engine.clone(), concurrency).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let state: SharedState = Arc::new(AppState {
+        config: config.clone(),
+        engine,
+        store,
+        runner: node.runner.clone(),
+        admission: node.runner.admission.clone(),
+        metrics: metrics_handle()?,
+        started: Instant::now(),
+        loopback: local.ip().is_loopback(),
+        shutting_down: node.shutdown_rx.clone(),
+    });
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(api::health))
+        .route("/ready", axum::routing::get(api::ready))
+        .route("/metrics", axum::routing::get(api::metrics_text))
+        .fallback(|| async {
+            ApiError::not_found("a worker serves only /health, /ready and /metrics")
+        })
+        .with_state(state);
+    tracing::info!(listen = %local, database = %runbox_store::redact_url(&config.database_url()), concurrency, worker = %node.runner.node_id, "runbox worker is running");
+    println!(
+        "runbox worker {} listening on http://{local}",
+        node.runner.node_id
+    );
+    let shutdown_tx = node.shutdown_tx.clone();
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new jobs are claimed; waiting for running ones");
+        let _ = shutdown_tx.send(true);
+    })
+    .await
+    .context("the health listener failed")?;
+    node.stop(Duration::from_secs(config.shutdown_grace_seconds))
+        .await;
+    Ok(())
+}
+
 /// The whole HTTP surface: routes, fallbacks and layers.
 pub fn router(state: SharedState, config: &ServerConfig) -> axum::Router {
     api::routes()

@@ -74,9 +74,10 @@ pub trait Store: Send + Sync + 'static {
     /// and every subscriber hears [`StoreEvent::JobQueued`]; with
     /// [`JobState::Running`] it is recorded as being run by `worker` (synchronous
     /// executes, run at once by the node that took them): it is on attempt 1 (complete
-    /// it with `attempt: 1` and that `worker_id`), started at `created_ms`, and holds
-    /// no lease, so [`Store::recover_expired`] leaves it alone unless its node
-    /// [`renew`](Store::renew)s it, which gives it one. An id that exists is an error.
+    /// it with `attempt: 1` and that `worker_id`), started at `created_ms`, with a first
+    /// lease of a minute from `created_ms` that its node [`renew`](Store::renew)s
+    /// while it runs; if the node dies, [`Store::recover_expired`] queues it again.
+    /// An id that exists is an error.
     async fn insert_submission(&self, submission: &NewSubmission) -> Result<()>;
 
     /// Stores many queued submissions in one transaction (a batch): all or none.

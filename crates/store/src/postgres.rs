@@ -121,8 +121,8 @@ impl PostgresStore {
         sqlx::query(
             "WITH stored AS ( \
                INSERT INTO submissions (id, key_id, client_addr, language, state, request, \
-                 callback_url, attempts, worker_id, created_ms, started_ms, finished_ms) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 callback_url, attempts, worker_id, created_ms, started_ms, finished_ms, lease_expires_ms) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14) \
                RETURNING id, state) \
              SELECT pg_notify($13, 'queued:' || id) FROM stored WHERE state = 'queued'",
         )
@@ -139,6 +139,7 @@ impl PostgresStore {
         .bind(started_ms)
         .bind(finished_ms)
         .bind(CHANNEL)
+        .bind(rows::initial_lease(submission))
         .execute(executor)
         .await
         .map_err(query("store a submission"))?;

@@ -281,6 +281,17 @@ pub(crate) fn initial_attempt(
     }
 }
 
+/// The first lease of a submission stored as running: its runner renews it while
+/// the job runs, so a job whose node died before the first renewal is still found
+/// and run again.
+pub(crate) const RUNNING_INSERT_LEASE_MS: i64 = 60_000;
+
+/// The lease expiry a new submission starts with.
+pub(crate) fn initial_lease(submission: &crate::types::NewSubmission) -> Option<i64> {
+    (submission.state == JobState::Running)
+        .then_some(submission.created_ms + RUNNING_INSERT_LEASE_MS)
+}
+
 /// The error a job that used up its attempts is ended with, as a SQL expression
 /// over the row (`attempts`, `worker_id`) and the bound maximum `max`; the same
 /// words on both backends.

@@ -162,8 +162,8 @@ impl SqliteStore {
         let (attempts, started_ms, finished_ms) = rows::initial_attempt(submission);
         sqlx::query(
             "INSERT INTO submissions (id, key_id, client_addr, language, state, request, \
-             callback_url, attempts, worker_id, created_ms, started_ms, finished_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             callback_url, attempts, worker_id, created_ms, started_ms, finished_ms, lease_expires_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .bind(&submission.id)
         .bind(&submission.key_id)
@@ -177,6 +177,7 @@ impl SqliteStore {
         .bind(submission.created_ms)
         .bind(started_ms)
         .bind(finished_ms)
+        .bind(rows::initial_lease(submission))
         .execute(executor)
         .await
         .map_err(query("store a submission"))?;

@@ -603,17 +603,18 @@ async fn completion_stores_the_result_and_the_scrubbed_request(backend: &Backend
 
 async fn a_submission_stored_as_running_is_completed_by_its_node(backend: &Backend) {
     let store = &*backend.store;
+    let now = runbox_store::now_ms();
     let running = NewSubmission {
         state: JobState::Running,
         worker_id: Some("api-1".into()),
-        ..queued("sync", "python", 5)
+        ..queued("sync", "python", now)
     };
     store.insert_submission(&running).await.expect("insert");
     let stored = get(store, "sync").await;
     assert_eq!(stored.state, JobState::Running);
     assert_eq!(stored.attempts, 1);
     assert_eq!(stored.worker_id.as_deref(), Some("api-1"));
-    assert_eq!(stored.started_ms, Some(5));
+    assert_eq!(stored.started_ms, Some(now));
     assert!(
         store
             .claim("w", A_WHILE, 5)
@@ -624,7 +625,7 @@ async fn a_submission_stored_as_running_is_completed_by_its_node(backend: &Backe
     );
     assert!(
         store.recover_expired(1).await.expect("recover").is_empty(),
-        "it has no lease"
+        "its first lease runs for a minute"
     );
 
     assert!(

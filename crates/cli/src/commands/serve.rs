@@ -119,3 +119,54 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
 }
+
+/// Flags of `runbox worker`.
+#[derive(Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Jobs run at once (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    concurrency: Option<u32>,
+    /// Address of the health and metrics listener (default 127.0.0.1:2359).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Log lines as text or json.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+    /// A directory of language files that add to or replace the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    languages_dir: Option<PathBuf>,
+}
+
+impl WorkerArgs {
+    /// The effective configuration and concurrency.
+    pub fn config(&self) -> anyhow::Result<(ServerConfig, u32)> {
+        let mut config = self.store.load()?;
+        config.listen = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 2359)));
+        if let Some(format) = &self.log_format {
+            config.log_format = if format == "json" {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            };
+        }
+        if let Some(dir) = &self.languages_dir {
+            config.languages_dir = Some(dir.clone());
+        }
+        config.validate()?;
+        let concurrency = self
+            .concurrency
+            .unwrap_or_else(|| runbox_server::worker_count(&config));
+        Ok((config, concurrency))
+    }
+}
+
+/// Runs a worker node until SIGTERM or SIGINT.
+pub fn work(config: ServerConfig, concurrency: u32) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(runbox_server::work(config, concurrency, shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
