@@ -19,11 +19,15 @@ fn clients_dir() -> PathBuf {
 }
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
 }
 
 fn run(mut command: Command, what: &str) -> String {
-    let out = command.output().unwrap_or_else(|e| panic!("{what} cannot start: {e}"));
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} cannot start: {e}"));
     assert!(
         out.status.success(),
         "{what} failed:\n{}\n{}",
@@ -44,7 +48,10 @@ fn the_official_judge0_python_sdk_runs_programs_test_cases_and_limits() {
     let server = Server::start(&[]);
     let key = server.create_key("judge0-sdk", "execute");
     let mut command = Command::new(python);
-    command.arg(script("judge0_sdk.py")).arg(&server.url).arg(&key);
+    command
+        .arg(script("judge0_sdk.py"))
+        .arg(&server.url)
+        .arg(&key);
     let output = run(command, "the Judge0 SDK script");
     assert_eq!(
         output,
@@ -66,7 +73,9 @@ fn the_official_judge0_python_sdk_runs_programs_test_cases_and_limits() {
 fn the_piston_npm_client_runs_programs_and_sees_piston_statuses() {
     let node_dir = clients_dir().join("node");
     assert!(
-        node_dir.join("node_modules/piston-client/package.json").exists(),
+        node_dir
+            .join("node_modules/piston-client/package.json")
+            .exists(),
         "piston-client is not installed in {}: run scripts/install-test-clients.sh",
         node_dir.display()
     );

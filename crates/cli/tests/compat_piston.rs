@@ -9,10 +9,21 @@ fn runtimes_list_installed_languages_with_piston_names() {
     let server = Server::start(&[]);
     let (status, runtimes) = server.get("/api/v2/runtimes", &[]);
     assert_eq!(status, 200);
-    let cpp = runtimes.as_array().unwrap().iter().find(|r| r["language"] == "c++").expect("c++ is listed");
+    let cpp = runtimes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["language"] == "c++")
+        .expect("c++ is listed");
     assert_eq!(cpp["runtime"], "gcc");
     assert!(cpp["aliases"].as_array().unwrap().contains(&json!("cpp")));
-    assert!(runtimes.as_array().unwrap().iter().any(|r| r["language"] == "python"));
+    assert!(
+        runtimes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["language"] == "python")
+    );
 }
 
 #[test]
@@ -33,13 +44,19 @@ fn a_compiled_program_answers_compile_and_run_stages() {
     assert_eq!(answer["run"]["output"], "inAE");
     assert_eq!(answer["run"]["code"], 4);
     assert_eq!(answer["run"]["status"], "RE");
-    assert!(answer["run"]["memory"].as_u64().unwrap() > 100 * 1024, "memory is in bytes: {answer}");
+    assert!(
+        answer["run"]["memory"].as_u64().unwrap() > 100 * 1024,
+        "memory is in bytes: {answer}"
+    );
 }
 
 #[test]
 fn files_in_base64_and_hex_and_semver_selectors_are_accepted() {
     let server = Server::start(&[]);
-    for (content, encoding) in [("cHJpbnQoJ2hpJyk=", "base64"), ("7072696e7428276869272920", "hex")] {
+    for (content, encoding) in [
+        ("cHJpbnQoJ2hpJyk=", "base64"),
+        ("7072696e7428276869272920", "hex"),
+    ] {
         let (status, answer) = server.post(
             "/api/v2/execute",
             &json!({"language": "py", "version": ">=3.0 <4", "files": [{"content": content, "encoding": encoding}]}),
@@ -55,12 +72,36 @@ fn files_in_base64_and_hex_and_semver_selectors_are_accepted() {
 fn unknown_runtimes_and_limits_above_the_maximum_get_piston_messages() {
     let server = Server::start(&[]);
     let file = json!([{"content": "print(1)"}]);
-    let (status, answer) = server.post("/api/v2/execute", &json!({"language": "python", "version": "2.7", "files": file}), &[]);
-    assert_eq!((status, answer), (400, json!({"message": "python-2.7 runtime is unknown"})));
-    let (status, answer) = server.post("/api/v2/execute", &json!({"language": "python", "version": "3", "files": file, "run_timeout": 999_999}), &[]);
-    assert_eq!((status, answer), (400, json!({"message": "run_timeout cannot exceed the configured limit of 60000"})));
-    let (status, answer) = server.post("/api/v2/execute", &json!({"language": "python", "files": file}), &[]);
-    assert_eq!((status, answer), (400, json!({"message": "version is required as a string"})));
+    let (status, answer) = server.post(
+        "/api/v2/execute",
+        &json!({"language": "python", "version": "2.7", "files": file}),
+        &[],
+    );
+    assert_eq!(
+        (status, answer),
+        (400, json!({"message": "python-2.7 runtime is unknown"}))
+    );
+    let (status, answer) = server.post(
+        "/api/v2/execute",
+        &json!({"language": "python", "version": "3", "files": file, "run_timeout": 999_999}),
+        &[],
+    );
+    assert_eq!(
+        (status, answer),
+        (
+            400,
+            json!({"message": "run_timeout cannot exceed the configured limit of 60000"})
+        )
+    );
+    let (status, answer) = server.post(
+        "/api/v2/execute",
+        &json!({"language": "python", "files": file}),
+        &[],
+    );
+    assert_eq!(
+        (status, answer),
+        (400, json!({"message": "version is required as a string"}))
+    );
 }
 
 #[test]
@@ -85,7 +126,13 @@ fn a_full_queue_answers_429_with_retry_after() {
     let url = format!("{}/api/v2/execute", server.url);
     let first = std::thread::spawn({
         let slow = slow.clone();
-        move || reqwest::blocking::Client::new().post(url).json(&slow).send().map(|r| r.status().as_u16())
+        move || {
+            reqwest::blocking::Client::new()
+                .post(url)
+                .json(&slow)
+                .send()
+                .map(|r| r.status().as_u16())
+        }
     });
     std::thread::sleep(std::time::Duration::from_millis(700));
     let response = server

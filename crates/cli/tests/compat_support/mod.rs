@@ -1,7 +1,7 @@
 //! A real `runbox serve` on a free loopback port with its own data directory, and
 //! a small blocking HTTP client: shared by the compatibility tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -26,7 +26,14 @@ impl Server {
         let log = std::fs::File::create(dir.path().join("serve.log")).expect("a log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_runbox"));
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                "2",
+                "--data-dir",
+            ])
             .arg(dir.path().join("data"))
             .env_remove("RUNBOX_CONFIG")
             .env("RUNBOX_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", "true")
@@ -79,7 +86,11 @@ impl Server {
             .args(["create", "--name", name, "--scope", scope])
             .output()
             .expect("runbox keys create");
-        assert!(out.status.success(), "keys create: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "keys create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -104,7 +115,11 @@ impl Server {
 
     /// POST `body` as JSON: status and JSON body.
     pub fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
-        into_json(self.request(reqwest::Method::POST, path, headers).json(body).send())
+        into_json(
+            self.request(reqwest::Method::POST, path, headers)
+                .json(body)
+                .send(),
+        )
     }
 
     /// DELETE `path`: status and JSON body.
@@ -135,7 +150,10 @@ pub fn b64(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 let _ = out.write_char(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);

@@ -120,7 +120,7 @@ fn candidates<'a>(
             installation.is_installed()
                 && (piston_name(&language.id).0 == wanted
                     || language.id == wanted
-                    || language.aliases.iter().any(|a| *a == wanted))
+                    || language.aliases.contains(&wanted))
         })
         .collect()
 }

@@ -85,6 +85,7 @@ pub const LANGUAGES: &[Judge0Language] = &[
     lang(1005, "racket", "Racket ({v})"),
     lang(1006, "scheme", "Scheme (Guile {v})"),
     lang(1007, "tcl", "Tcl ({v})"),
+    lang(1008, "ada", "Ada (GNAT {v})"),
 ];
 
 /// The entry of a Judge0 id.
