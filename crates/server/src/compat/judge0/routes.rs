@@ -437,14 +437,16 @@ async fn create_batch(
     } else {
         state.runner.enqueue(&caller, &valid).await?
     };
-    let mut tokens = tokens.into_iter().zip(valid.iter());
+    let mut tokens = tokens.into_iter();
+    let mut requests = valid.iter();
     let mut out = Vec::with_capacity(answers.len());
     for answer in answers {
         match answer {
             Some(errors) => out.push(errors),
             None => {
-                let (token, request) = tokens.next().unwrap_or_default_pair();
-                if let Some(url) = request
+                let token = tokens.next().unwrap_or_default();
+                if let Some(url) = requests
+                    .next()
                     .and_then(|r| Stored::from_adapter(r.adapter.as_ref()))
                     .and_then(|s| s.callback_url)
                 {
@@ -455,20 +457,6 @@ async fn create_batch(
         }
     }
     Ok((StatusCode::CREATED, Json(Value::Array(out))).into_response())
-}
-
-/// Unpacks a zipped pair, or empty parts when the iterator ran out.
-trait PairOrDefault<'a> {
-    fn unwrap_or_default_pair(self) -> (String, Option<&'a crate::api::types::ExecuteRequest>);
-}
-
-impl<'a> PairOrDefault<'a> for Option<(String, &'a crate::api::types::ExecuteRequest)> {
-    fn unwrap_or_default_pair(self) -> (String, Option<&'a crate::api::types::ExecuteRequest>) {
-        match self {
-            Some((token, request)) => (token, Some(request)),
-            None => (String::new(), None),
-        }
-    }
 }
 
 /// `GET /submissions/batch?tokens=a,b`.
