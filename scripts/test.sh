@@ -8,6 +8,8 @@ bash scripts/install-deps.sh
 # The conformance suite fails when a core language is missing; others are tested
 # when installed (scripts/install-languages.sh --all installs them all).
 bash scripts/install-languages.sh --core
+# The Judge0 SDK and piston-client that the compatibility tests drive.
+bash scripts/install-test-clients.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -21,6 +21,7 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod compat;
 pub mod config;
 pub mod error;
 pub mod jobs;
@@ -299,6 +300,7 @@ pub async fn work(
 /// The whole HTTP surface: routes, fallbacks and layers.
 pub fn router(state: SharedState, config: &ServerConfig) -> axum::Router {
     api::routes()
+        .merge(compat::routes())
         .fallback(|| async { ApiError::not_found("no such route: see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError {

@@ -398,7 +398,11 @@ pub fn overrides(
     let memory = check("memory_kb", input.memory_kb, max.max_memory_kb, "KiB")?;
     let processes = check("processes", input.processes, max.max_processes, "processes")?;
     let output = check("output_kb", input.output_kb, max.max_output_kb, "KiB")?;
+    let stack = check("stack_kb", input.stack_kb, max.max_memory_kb, "KiB")?;
+    let file_size = check("file_size_kb", input.file_size_kb, 1 << 20, "KiB")?;
     Ok(LimitOverrides {
+        stack_bytes: stack.map(|kb| kb << 10),
+        file_size_bytes: file_size.map(|kb| kb << 10),
         cpu_time: cpu.map(Duration::from_millis),
         wall_time: wall.map(Duration::from_millis),
         memory_bytes: memory.map(|kb| kb << 10),
@@ -517,6 +521,9 @@ pub fn scrubbed_request(request: &ExecuteRequest) -> serde_json::Value {
     }
     if let Some(checker) = request.checker.as_mut() {
         checker.source = None;
+    }
+    if let Some(adapter) = request.adapter.as_mut() {
+        crate::compat::scrub_adapter_data(adapter);
     }
     serde_json::to_value(&request).unwrap_or(serde_json::Value::Null)
 }

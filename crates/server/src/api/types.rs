@@ -67,6 +67,12 @@ pub struct LimitsInput {
     pub processes: Option<u64>,
     /// Output kept of stdout and of stderr, each, in KiB.
     pub output_kb: Option<u64>,
+    /// Stack of the main thread, in KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_kb: Option<u64>,
+    /// Largest file the program may write, in KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_size_kb: Option<u64>,
 }
 
 /// One test case of a judged job.
@@ -185,6 +191,11 @@ pub struct ExecuteRequest {
     /// Where the result is POSTed when done (asynchronous submissions only).
     #[serde(default)]
     pub callback_url: Option<String>,
+    /// What a compatibility adapter (Judge0) keeps with the submission to answer
+    /// in its own terms later; the engine ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub adapter: Option<serde_json::Value>,
 }
 
 /// A stage (compile or run, or one test's run).

@@ -1,0 +1,99 @@
+//! The real client libraries against a real `runbox serve`: the official Judge0
+//! Python SDK (`judge0` on PyPI) and `piston-client` from npm, installed by
+//! `scripts/install-test-clients.sh` (scripts/test.sh runs it). A missing client
+//! fails these tests: it never skips them.
+
+mod compat_support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use compat_support::Server;
+
+/// Where `scripts/install-test-clients.sh` put the clients.
+fn clients_dir() -> PathBuf {
+    std::env::var_os("RUNBOX_TEST_CLIENTS").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-clients"),
+        PathBuf::from,
+    )
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+}
+
+fn run(mut command: Command, what: &str) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} cannot start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_official_judge0_python_sdk_runs_programs_test_cases_and_limits() {
+    let python = clients_dir().join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "the Judge0 SDK is not installed at {}: run scripts/install-test-clients.sh",
+        python.display()
+    );
+    let server = Server::start(&[]);
+    let key = server.create_key("judge0-sdk", "execute");
+    let mut command = Command::new(python);
+    command
+        .arg(script("judge0_sdk.py"))
+        .arg(&server.url)
+        .arg(&key);
+    let output = run(command, "the Judge0 SDK script");
+    assert_eq!(
+        output,
+        "PYTHON ACCEPTED hello from python\n\
+         C ACCEPTED hello from c\n\
+         CPP ACCEPTED hello from c++\n\
+         JAVASCRIPT ACCEPTED hello from javascript\n\
+         BASH ACCEPTED hello from bash\n\
+         test cases ['ACCEPTED', 'ACCEPTED', 'WRONG_ANSWER']\n\
+         async ACCEPTED late\n\
+         base64 ☃ été\n\
+         compile COMPILATION_ERROR True\n\
+         limit TIME_LIMIT_EXCEEDED True\n\
+         exit RUNTIME_ERROR_NZEC 3\n"
+    );
+}
+
+#[test]
+fn the_piston_npm_client_runs_programs_and_sees_piston_statuses() {
+    let node_dir = clients_dir().join("node");
+    assert!(
+        node_dir
+            .join("node_modules/piston-client/package.json")
+            .exists(),
+        "piston-client is not installed in {}: run scripts/install-test-clients.sh",
+        node_dir.display()
+    );
+    // An ES module resolves its imports from where it lies: put it beside node_modules.
+    let copy = node_dir.join("piston_client.mjs");
+    std::fs::copy(script("piston_client.mjs"), &copy).expect("the script is copied");
+    let server = Server::start(&[]);
+    let mut command = Command::new("node");
+    command.arg(&copy).arg(&server.url).current_dir(&node_dir);
+    let output = run(command, "the piston-client script");
+    assert_eq!(
+        output,
+        "runtimes true\n\
+         python hi ['a', 'b'] 0\n\
+         c++ 0 42 null\n\
+         javascript boom 2 RE\n\
+         timeout TO SIGKILL\n\
+         compile RE 1\n\
+         unknown {\"message\":\"version is required as a string\"}\n"
+    );
+}

@@ -1,0 +1,179 @@
+//! Drop-in compatibility APIs: Judge0 CE, Piston v2 and three home-grown runners
+//! that runbox replaces.
+//!
+//! Each adapter lives in its own module and only translates: its wire format to a
+//! native [`ExecuteRequest`], the native result back to its own terms. Jobs run on
+//! the same [`Runner`](crate::jobs::Runner) as the native API, with the same API
+//! keys, rate limits, queue bounds and history. Every route of every adapter is
+//! listed in [`routes`].
+//!
+//! - [`judge0`]: `/submissions`, `/languages`, `/statuses`, ... at the root.
+//! - [`piston`]: `/api/v2/runtimes`, `/api/v2/execute`.
+//! - [`runners`]: the C exercise service (`/submit`, `/encoded`, `/execute_code`),
+//!   the multi-language runner (`/api/execute`, `/api/languages`, `/api/system`,
+//!   `/health`) and the learning platform's executor (`/api/v1/code/execute`).
+
+pub mod judge0;
+pub mod piston;
+pub mod runners;
+pub mod semver;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use runbox_engine::{Installation, Language};
+use serde::de::DeserializeOwned;
+
+use crate::api::types::{Encoding, ExecuteRequest, ResultBody, StageBody};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::SharedState;
+
+/// Every compatibility route, merged by [`crate::router`] beside the native API.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .merge(judge0::routes())
+        .merge(piston::routes())
+        .merge(runners::routes())
+}
+
+/// Removes the user's code and inputs from an adapter's data, for a history that
+/// keeps no source (`history.store_source = false`). What is needed to answer
+/// later (limits, the expected output of a Judge0 submission) stays.
+pub fn scrub_adapter_data(data: &mut serde_json::Value) {
+    judge0::scrub(data);
+}
+
+/// A JSON body read whatever its `Content-Type` says: Piston and home-grown clients
+/// often send none, or `text/plain` (node-fetch with a string body).
+pub struct LenientJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for LenientJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status().as_u16() == 413 {
+                    ApiError::too_large(
+                        "body",
+                        "the request body is larger than this server accepts",
+                    )
+                } else {
+                    ApiError::bad_request(
+                        "invalid_body",
+                        format!("cannot read the body: {rejection}"),
+                    )
+                }
+            })?;
+        crate::state::parse_json(&bytes).map(LenientJson)
+    }
+}
+
+/// Refuses new work while the server shuts down.
+pub fn refuse_when_shutting_down(state: &SharedState) -> Result<(), ApiError> {
+    if *state.shutting_down.borrow() {
+        return Err(ApiError::unavailable(
+            "shutting_down",
+            "this server is shutting down: try again shortly",
+            std::time::Duration::from_secs(5),
+        ));
+    }
+    Ok(())
+}
+
+/// A native request with the defaults every adapter starts from: outputs in
+/// base64, so that adapters see the program's exact bytes.
+pub fn native_request(language: &str) -> ExecuteRequest {
+    ExecuteRequest {
+        language: language.to_string(),
+        version: None,
+        source: None,
+        files: None,
+        stdin: None,
+        args: Vec::new(),
+        limits: None,
+        compile_limits: None,
+        tests: None,
+        checker: None,
+        stop_on_first_failure: false,
+        sequential: false,
+        pin_cpu: false,
+        harness: None,
+        output_encoding: Encoding::Base64,
+        callback_url: None,
+        adapter: None,
+    }
+}
+
+/// Runs `request` now on the runner (stored in the history like a native execute).
+pub async fn execute(
+    state: &SharedState,
+    caller: &Caller,
+    request: ExecuteRequest,
+) -> Result<ResultBody, ApiError> {
+    refuse_when_shutting_down(state)?;
+    state.runner.execute_now(caller, request).await
+}
+
+/// The exact bytes of a stage's stdout and stderr.
+pub fn stage_bytes(stage: &StageBody) -> (Vec<u8>, Vec<u8>) {
+    let decode = |text: &str| match stage.encoding {
+        Encoding::Utf8 => text.as_bytes().to_vec(),
+        Encoding::Base64 => BASE64
+            .decode(text)
+            .unwrap_or_else(|_| text.as_bytes().to_vec()),
+    };
+    (decode(&stage.stdout), decode(&stage.stderr))
+}
+
+/// Bytes as text, invalid UTF-8 replaced.
+pub fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Every catalog language with its installation (versions detected once, then
+/// remembered by the engine).
+pub async fn installations(
+    state: &SharedState,
+) -> Result<Vec<(Arc<Language>, Installation)>, ApiError> {
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || engine.installations())
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// The installation of one language, by catalog id.
+pub async fn installation(
+    state: &SharedState,
+    id: &str,
+) -> Result<Option<(Arc<Language>, Installation)>, ApiError> {
+    let Ok(language) = state.engine.catalog().get(id).cloned() else {
+        return Ok(None);
+    };
+    let engine = state.engine.clone();
+    let found = language.clone();
+    let installation = tokio::task::spawn_blocking(move || engine.installation(&found))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Some((language, installation)))
+}
+
+/// Seconds as Judge0 and the home-grown runners write them: milliseconds / 1000.
+pub fn seconds(ms: f64) -> f64 {
+    (ms / 1000.0 * 1e6).round() / 1e6
+}
+
+/// Now, as RFC 3339 (UTC, milliseconds).
+pub fn now_rfc3339() -> String {
+    crate::time::rfc3339(runbox_store::now_ms())
+}

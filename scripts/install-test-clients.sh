@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the real client libraries the compatibility tests drive: the official
+# Judge0 Python SDK (`judge0` on PyPI) into a venv and `piston-client` from npm,
+# both under target/test-clients/ (or $RUNBOX_TEST_CLIENTS). Idempotent; the tests
+# fail loudly when a client is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${RUNBOX_TEST_CLIENTS:-$PWD/target/test-clients}
+mkdir -p "$dir"
+
+if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  apt-get install -y -q python3 python3-venv >/dev/null
+fi
+if ! command -v npm >/dev/null; then
+  apt-get install -y -q nodejs npm >/dev/null
+fi
+
+if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c 'import judge0' 2>/dev/null; then
+  python3 -m venv "$dir/venv"
+  "$dir/venv/bin/pip" install -q --disable-pip-version-check 'judge0==0.0.8'
+fi
+
+if [ ! -f "$dir/node/node_modules/piston-client/package.json" ]; then
+  mkdir -p "$dir/node"
+  (cd "$dir/node" && { [ -f package.json ] || echo '{"private": true}' > package.json; } \
+    && npm install --no-audit --no-fund --silent 'piston-client@1.0.2' 'ws@8')
+fi
+echo "test clients in $dir: $("$dir/venv/bin/python" -c 'import importlib.metadata as m; print("judge0", m.version("judge0"))'), piston-client $(node -p "require('$dir/node/node_modules/piston-client/package.json').version")"
