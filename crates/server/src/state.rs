@@ -219,3 +219,102 @@ where
             .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::convert::job_from_request;
+    use crate::api::types::ExecuteRequest;
+    use crate::config::{LimitSettings, RequestBounds};
+    use proptest::prelude::*;
+
+    /// Any JSON value, a few levels deep, with the request's field names likely.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let key = prop_oneof![
+            Just("language".to_string()),
+            Just("source".to_string()),
+            Just("files".to_string()),
+            Just("stdin".to_string()),
+            Just("limits".to_string()),
+            Just("tests".to_string()),
+            Just("checker".to_string()),
+            Just("content".to_string()),
+            Just("encoding".to_string()),
+            Just("name".to_string()),
+            Just("cpu_time_ms".to_string()),
+            Just("expected_output".to_string()),
+            "[a-z_]{1,12}",
+        ];
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number)),
+            prop_oneof![
+                Just("python".to_string()),
+                Just("base64".to_string()),
+                Just("../x".to_string()),
+                ".{0,20}"
+            ]
+            .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever the body, parsing and checking a request answers a value or a
+        /// 4xx error, never a panic or a 5xx.
+        #[test]
+        fn any_json_body_gives_a_request_or_a_client_error(value in json_value()) {
+            let bytes = serde_json::to_vec(&value).unwrap();
+            match parse_json::<ExecuteRequest>(&bytes) {
+                Err(error) => prop_assert!(error.status.is_client_error(), "{error:?}"),
+                Ok(request) => {
+                    let checked = job_from_request(
+                        &request,
+                        &RequestBounds::default(),
+                        &LimitSettings::run_defaults(),
+                        &LimitSettings::compile_defaults(),
+                    );
+                    if let Err(error) = checked {
+                        prop_assert!(error.status.is_client_error(), "{error:?}");
+                    }
+                }
+            }
+        }
+
+        /// Arbitrary bytes (not JSON at all, truncated JSON, invalid UTF-8) are a 400.
+        #[test]
+        fn any_bytes_give_a_request_or_a_client_error(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Err(error) = parse_json::<ExecuteRequest>(&bytes) {
+                prop_assert!(error.status.is_client_error(), "{error:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_body_is_invalid_json_and_an_unknown_field_names_itself() {
+        let err = parse_json::<ExecuteRequest>(b"{\"language\": \"py").unwrap_err();
+        assert_eq!(err.code, "invalid_json");
+        let err = parse_json::<ExecuteRequest>(
+            br#"{"language": "python", "source": "", "limits": {"cpu": 1}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("limits"));
+        assert!(
+            err.message.contains("unknown field `cpu`"),
+            "{}",
+            err.message
+        );
+    }
+}

@@ -434,6 +434,7 @@ mod tests {
             passed: None,
             failed: None,
             failed_tests: None,
+            timing: None,
             error: None,
         }
     }
