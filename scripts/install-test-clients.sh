@@ -9,10 +9,10 @@ dir=${RUNBOX_TEST_CLIENTS:-$PWD/target/test-clients}
 mkdir -p "$dir"
 
 if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  apt-get install -y -q python3 python3-venv >/dev/null
+  apt-get update -qq && apt-get install -y -q python3 python3-venv >/dev/null
 fi
 if ! command -v npm >/dev/null; then
-  apt-get install -y -q nodejs npm >/dev/null
+  apt-get update -qq && apt-get install -y -q nodejs npm >/dev/null
 fi
 
 if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c 'import judge0' 2>/dev/null; then

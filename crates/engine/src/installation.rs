@@ -59,6 +59,16 @@ pub(crate) fn first_missing(language: &Language) -> Option<String> {
             return Some(program.to_string());
         }
     }
+    // A runtime without its compiler's files (node without tsc.js, java without
+    // the language's jar) is not this language: its version command would fail, or
+    // worse, print the runtime's version.
+    if let Some(file) = language
+        .version
+        .named_files()
+        .find(|f| !Path::new(f).exists())
+    {
+        return Some(file.to_string());
+    }
     language
         .binds
         .iter()
@@ -166,5 +176,27 @@ mod tests {
         assert!(find_program("sh").is_some());
         assert!(find_program("/bin/sh").is_some());
         assert!(find_program("no-such-program-runbox").is_none());
+    }
+
+    #[test]
+    fn a_runtime_without_the_file_its_version_command_names_is_missing() {
+        let language = |version: &str| {
+            Language::parse(
+                &format!(
+                    "id = \"t\"\nname = \"T\"\nextensions = [\"t\"]\npackages = [\"t\"]\n\
+                     source_file = \"main.t\"\nrun = [\"/bin/sh\", \"{{entry}}\"]\nversion = {version}\n"
+                ),
+                "test",
+            )
+            .unwrap()
+        };
+        let missing =
+            language("[\"/bin/sh\", \"/usr/share/no-such-runbox-compiler.js\", \"--version\"]");
+        assert_eq!(
+            first_missing(&missing).as_deref(),
+            Some("/usr/share/no-such-runbox-compiler.js")
+        );
+        let present = language("[\"/bin/sh\", \"/bin/sh\", \"--version\"]");
+        assert_eq!(first_missing(&present), None);
     }
 }

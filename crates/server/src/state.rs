@@ -310,7 +310,7 @@ mod tests {
             br#"{"language": "python", "source": "", "limits": {"cpu": 1}}"#,
         )
         .unwrap_err();
-        assert_eq!(err.field.as_deref(), Some("limits"));
+        assert_eq!(err.field.as_deref(), Some("limits.cpu"));
         assert!(
             err.message.contains("unknown field `cpu`"),
             "{}",

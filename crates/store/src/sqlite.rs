@@ -118,19 +118,32 @@ impl SqliteStore {
             // Kept open for the store's life: no reconnect on the write path, and
             // the WAL files stay in place for the readers (SQLite removes them when
             // the last connection closes).
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_with(
-                    options
-                        .clone()
-                        .journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Normal),
-                )
-                .await
-                .map_err(connect_error)?;
+            let writer_options = options
+                .clone()
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            // Switching a new file to WAL takes an exclusive lock that SQLite's busy
+            // handler does not wait for: when several processes open a new file at
+            // once, the losers see "database is locked" and try again.
+            let mut tries = 0;
+            let writer = loop {
+                let opened = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(writer_options.clone())
+                    .await;
+                match opened {
+                    Err(sqlx::Error::Database(e))
+                        if tries < 100 && matches!(e.code().as_deref(), Some("5" | "6")) =>
+                    {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    other => break other.map_err(connect_error)?,
+                }
+            };
             migrate(&writer).await?;
             // Opened after the writer created the file and switched it to WAL (a
             // property of the file, so readers need not set it).

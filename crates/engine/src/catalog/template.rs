@@ -97,6 +97,21 @@ impl Template {
         }
     }
 
+    /// The host files the command names after its program (a compiler's script or
+    /// jar, `/usr/share/nodejs/typescript/lib/tsc.js`): absolute paths without
+    /// spaces, given as whole arguments.
+    pub(crate) fn named_files(&self) -> impl Iterator<Item = &str> {
+        self.args
+            .iter()
+            .skip(1)
+            .filter_map(|arg| match arg.0.as_slice() {
+                [Piece::Text(t)] if t.starts_with('/') && !t.contains(char::is_whitespace) => {
+                    Some(t.as_str())
+                }
+                _ => None,
+            })
+    }
+
     /// Whether the template places the user's arguments itself.
     pub(crate) fn uses_args(&self) -> bool {
         self.args
