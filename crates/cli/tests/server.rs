@@ -885,3 +885,70 @@ fn read_request(
     .unwrap();
     (headers, body)
 }
+
+#[test]
+fn judged_jobs_report_verdicts_failed_tests_and_a_cached_compile() {
+    let server = TestServer::start();
+    let job = json!({
+        "language": "cpp",
+        "source": "#include <iostream>\nint main(){long a,b; std::cin>>a>>b; if(a<0) return 3; std::cout<<a+b<<\"  \\n\";}",
+        "tests": [
+            {"name": "small", "stdin": "1 2", "expected_output": "3"},
+            {"name": "wrong", "stdin": "2 2", "expected_output": "5"},
+            {"name": "crash", "stdin": "-1 0", "expected_output": "-1"},
+            {"name": "big", "stdin": {"content": b64(b"1000000000 1000000000"), "encoding": "base64"}, "expected_output": "2000000000"}
+        ],
+        "checker": {"type": "lines"}
+    });
+    let first = server.post_expect("/api/v1/execute", &job, None, 200);
+    assert_eq!(first["status"], "wrong_answer", "{first}");
+    assert_eq!(first["run"], Value::Null);
+    assert_eq!(first["passed"], 2);
+    assert_eq!(first["failed"], 2);
+    assert_eq!(first["failed_tests"], json!(["wrong", "crash"]));
+    let verdicts: Vec<&str> = first["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["accepted", "wrong_answer", "runtime_error", "accepted"]
+    );
+    assert_eq!(first["tests"][2]["exit_code"], 3);
+    assert_eq!(first["timing"]["cpu_time"], "cgroup");
+    assert_eq!(first["compile"]["cached"], false);
+    // The same code again: served from the compile cache.
+    let second = server.post_expect("/api/v1/execute", &job, None, 200);
+    assert_eq!(second["compile"]["cached"], true);
+    assert_eq!(second["failed_tests"], first["failed_tests"]);
+    // A custom checker in another language than the solution.
+    let custom = server.post_expect(
+        "/api/v1/execute",
+        &json!({
+            "language": "bash",
+            "source": "read n; echo $((n * 2))",
+            "tests": [{"name": "double", "stdin": "21", "expected_output": "42"}],
+            "checker": {"type": "custom", "language": "python",
+                        "source": "import sys\nout = open(sys.argv[2]).read().split()\nans = open(sys.argv[3]).read().split()\nprint('compared', out, ans)\nsys.exit(0 if out == ans else 1)"}
+        }),
+        None,
+        200,
+    );
+    assert_eq!(custom["status"], "accepted", "{custom}");
+    assert!(
+        custom["tests"][0]["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("compared"),
+        "{custom}"
+    );
+    let bad = server.post_expect(
+        "/api/v1/execute",
+        &json!({"language": "python", "source": "", "tests": [{"stdin": ""}], "checker": {"type": "fuzzy"}}),
+        None,
+        400,
+    );
+    assert_eq!(bad["error"]["field"], "checker.type");
+}
