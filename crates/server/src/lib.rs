@@ -187,17 +187,7 @@ pub async fn serve(
         .local_addr()
         .context("cannot read the listening address")?;
     let loopback = local.ip().is_loopback();
-    let state: SharedState = Arc::new(AppState {
-        config: config.clone(),
-        engine: engine.clone(),
-        store: store.clone(),
-        runner: node.runner.clone(),
-        admission: node.runner.admission.clone(),
-        metrics: metrics_handle()?,
-        started: Instant::now(),
-        loopback,
-        shutting_down: node.shutdown_rx.clone(),
-    });
+    let state = node.state(config.clone(), engine.clone(), store.clone(), loopback)?;
     let keys = store.active_key_count().await?;
     if keys == 0 && loopback {
         tracing::warn!(listen = %local, "no API key exists and the listener is loopback: anonymous use is allowed (create a key with `runbox keys create --name NAME` to require keys)");
@@ -256,17 +246,7 @@ pub async fn work(
     let local = listener
         .local_addr()
         .context("cannot read the listening address")?;
-    let state: SharedState = Arc::new(AppState {
-        config: config.clone(),
-        engine,
-        store,
-        runner: node.runner.clone(),
-        admission: node.runner.admission.clone(),
-        metrics: metrics_handle()?,
-        started: Instant::now(),
-        loopback: local.ip().is_loopback(),
-        shutting_down: node.shutdown_rx.clone(),
-    });
+    let state = node.state(config.clone(), engine, store, local.ip().is_loopback())?;
     let app = axum::Router::new()
         .route("/health", axum::routing::get(api::health))
         .route("/ready", axum::routing::get(api::ready))
@@ -378,6 +358,27 @@ impl Node {
             tasks,
             store,
         })
+    }
+
+    /// The handlers' state for this node.
+    fn state(
+        &self,
+        config: Arc<ServerConfig>,
+        engine: Arc<Engine>,
+        store: Arc<dyn Store>,
+        loopback: bool,
+    ) -> anyhow::Result<SharedState> {
+        Ok(Arc::new(AppState {
+            config,
+            engine,
+            store,
+            runner: self.runner.clone(),
+            admission: self.runner.admission.clone(),
+            metrics: metrics_handle()?,
+            started: Instant::now(),
+            loopback,
+            shutting_down: self.shutdown_rx.clone(),
+        }))
     }
 
     /// A receiver that turns true when the node stops.

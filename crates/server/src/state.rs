@@ -162,23 +162,37 @@ where
                 "send the body as JSON with 'Content-Type: application/json'",
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status().as_u16() == 413 {
-                    ApiError::too_large(
-                        "body",
-                        "the request body is larger than this server accepts",
-                    )
-                } else {
-                    ApiError::bad_request(
-                        "invalid_body",
-                        format!("cannot read the body: {rejection}"),
-                    )
-                }
-            })?;
+        let bytes = read_body(request, state).await?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// The body's bytes; 413 when it is over the configured size.
+pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status().as_u16() == 413 {
+                ApiError::too_large(
+                    "body",
+                    "the request body is larger than this server accepts",
+                )
+            } else {
+                ApiError::bad_request("invalid_body", format!("cannot read the body: {rejection}"))
+            }
+        })
+}
+
+/// Refuses new work while the server shuts down (503 with `Retry-After`).
+pub fn refuse_when_shutting_down(state: &SharedState) -> Result<(), ApiError> {
+    if *state.shutting_down.borrow() {
+        return Err(ApiError::unavailable(
+            "shutting_down",
+            "this server is shutting down: send the request to another node or try again shortly",
+            std::time::Duration::from_secs(5),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a JSON document; the error says where it went wrong.

@@ -45,6 +45,33 @@ impl StoreArgs {
     }
 }
 
+/// Flags every node (`serve`, `worker`) takes.
+#[derive(Args)]
+pub struct NodeArgs {
+    /// Log lines as text or json.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+    /// A directory of language files that add to or replace the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    languages_dir: Option<PathBuf>,
+}
+
+impl NodeArgs {
+    /// Sets what these flags give over `config`.
+    fn apply(&self, config: &mut ServerConfig) {
+        if let Some(format) = &self.log_format {
+            config.log_format = if format == "json" {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            };
+        }
+        if let Some(dir) = &self.languages_dir {
+            config.languages_dir = Some(dir.clone());
+        }
+    }
+}
+
 /// Flags of `runbox serve`.
 #[derive(Args)]
 pub struct ServeArgs {
@@ -56,12 +83,8 @@ pub struct ServeArgs {
     /// Local workers (default: one per CPU); 0 for a node that only takes requests.
     #[arg(long, value_name = "N")]
     workers: Option<u32>,
-    /// Log lines as text or json.
-    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
-    log_format: Option<String>,
-    /// A directory of language files that add to or replace the built-in ones.
-    #[arg(long, value_name = "DIR")]
-    languages_dir: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
     /// Print the effective configuration (file, environment and flags merged) and exit.
     #[arg(long)]
     print_config: bool,
@@ -77,16 +100,7 @@ impl ServeArgs {
         if let Some(workers) = self.workers {
             config.workers = Some(workers);
         }
-        if let Some(format) = &self.log_format {
-            config.log_format = if format == "json" {
-                LogFormat::Json
-            } else {
-                LogFormat::Text
-            };
-        }
-        if let Some(dir) = &self.languages_dir {
-            config.languages_dir = Some(dir.clone());
-        }
+        self.node.apply(&mut config);
         config.validate()?;
         Ok(config)
     }
@@ -131,12 +145,8 @@ pub struct WorkerArgs {
     /// Address of the health and metrics listener (default 127.0.0.1:2359).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Log lines as text or json.
-    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
-    log_format: Option<String>,
-    /// A directory of language files that add to or replace the built-in ones.
-    #[arg(long, value_name = "DIR")]
-    languages_dir: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 impl WorkerArgs {
@@ -146,16 +156,7 @@ impl WorkerArgs {
         config.listen = self
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 2359)));
-        if let Some(format) = &self.log_format {
-            config.log_format = if format == "json" {
-                LogFormat::Json
-            } else {
-                LogFormat::Text
-            };
-        }
-        if let Some(dir) = &self.languages_dir {
-            config.languages_dir = Some(dir.clone());
-        }
+        self.node.apply(&mut config);
         config.validate()?;
         let concurrency = self
             .concurrency

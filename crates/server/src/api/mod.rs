@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::{ApiJson, ApiQuery as Query, SharedState};
+use crate::state::{ApiJson, ApiQuery as Query, SharedState, refuse_when_shutting_down};
 use crate::time::rfc3339;
 use types::*;
 
@@ -52,17 +52,6 @@ fn with_log(mut response: Response, language: &str, status: Option<&str>) -> Res
         status: status.map(str::to_string),
     });
     response
-}
-
-fn refuse_when_shutting_down(state: &SharedState) -> Result<(), ApiError> {
-    if *state.shutting_down.borrow() {
-        return Err(ApiError::unavailable(
-            "shutting_down",
-            "this server is shutting down: send the request to another node or try again shortly",
-            Duration::from_secs(5),
-        ));
-    }
-    Ok(())
 }
 
 /// Compile and run one request and answer its result.

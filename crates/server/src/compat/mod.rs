@@ -21,7 +21,6 @@ pub mod semver;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -60,36 +59,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status().as_u16() == 413 {
-                    ApiError::too_large(
-                        "body",
-                        "the request body is larger than this server accepts",
-                    )
-                } else {
-                    ApiError::bad_request(
-                        "invalid_body",
-                        format!("cannot read the body: {rejection}"),
-                    )
-                }
-            })?;
+        let bytes = crate::state::read_body(request, state).await?;
         crate::state::parse_json(&bytes).map(LenientJson)
     }
 }
 
-/// Refuses new work while the server shuts down.
-pub fn refuse_when_shutting_down(state: &SharedState) -> Result<(), ApiError> {
-    if *state.shutting_down.borrow() {
-        return Err(ApiError::unavailable(
-            "shutting_down",
-            "this server is shutting down: try again shortly",
-            std::time::Duration::from_secs(5),
-        ));
-    }
-    Ok(())
-}
+pub use crate::state::refuse_when_shutting_down;
 
 /// A native request with the defaults every adapter starts from: outputs in
 /// base64, so that adapters see the program's exact bytes.
