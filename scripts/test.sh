@@ -23,7 +23,23 @@ cat target/tmp/conformance-summary.txt
 # sandbox in a static that is never dropped; starting runbox sweeps the cgroups of
 # supervisors that are gone (as after a crash), so run it once, then look.
 target/debug/runbox doctor >/dev/null
-leaks=$(find /sys/fs/cgroup -maxdepth 6 -type d -name 'runbox-*' 2>/dev/null | while read -r dir; do
+# Only below this process's own cgroups: that is where runbox creates boxes (other
+# sessions' cgroups on a shared host are not ours to judge).
+own_cgroups() {
+  while IFS=: read -r _ controllers path; do
+    if [ -z "$controllers" ]; then
+      for root in /sys/fs/cgroup/unified /sys/fs/cgroup; do
+        [ -f "$root/cgroup.controllers" ] && echo "$root$path" && break
+      done
+    else
+      for controller in ${controllers//,/ }; do
+        controller=${controller#name=}
+        [ -d "/sys/fs/cgroup/$controller" ] && echo "/sys/fs/cgroup/$controller$path"
+      done
+    fi
+  done < /proc/self/cgroup | sort -u
+}
+leaks=$(own_cgroups | while read -r root; do find "$root" -maxdepth 6 -type d -name 'runbox-*' 2>/dev/null; done | sort -u | while read -r dir; do
   pid=${dir##*/runbox-}; pid=${pid#doctor-}; pid=${pid%%-*}
   [ -d "/proc/$pid" ] || echo "$dir"
 done)
