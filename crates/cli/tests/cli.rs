@@ -188,3 +188,28 @@ fn alive(pid: u32) -> bool {
         })
         .unwrap_or(false)
 }
+
+#[test]
+fn keys_take_the_store_flags_before_or_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let after = runbox(&["keys", "create", "--data-dir", data_dir, "--name", "after"]);
+    assert!(after.status.success(), "{}", text(&after.stderr));
+    assert!(
+        text(&after.stdout).starts_with("rbx_"),
+        "{}",
+        text(&after.stdout)
+    );
+    let before = runbox(&["keys", "--data-dir", data_dir, "create", "--name", "before"]);
+    assert!(before.status.success(), "{}", text(&before.stderr));
+    let listed = runbox(&["keys", "list", "--json", "--data-dir", data_dir]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let keys: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["after", "before"]);
+}

@@ -10,16 +10,18 @@ use runbox_server::ServerConfig;
 use runbox_server::config::LogFormat;
 
 /// Where the configuration and the store are: flags shared by `serve`, `worker` and `keys`.
+/// They are global, so `runbox keys create --database URL` works as well as
+/// `runbox keys --database URL create`.
 #[derive(Args, Clone, Debug)]
 pub struct StoreArgs {
     /// The configuration file (default: ./runbox.toml, then /etc/runbox/runbox.toml, when present).
-    #[arg(long, value_name = "FILE", env = "RUNBOX_CONFIG")]
+    #[arg(long, value_name = "FILE", env = "RUNBOX_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Where the embedded database lives (default /var/lib/runbox).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// The database: sqlite://PATH (default: <data-dir>/runbox.db) or postgres://USER@HOST/DB.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     pub database: Option<String>,
 }
 

@@ -81,26 +81,7 @@ impl TestServer {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("runbox serve must start");
-        let stdout = child.stdout.take().expect("its stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Some(Ok(line)) = lines.next() {
-                if let Some(url) = line.strip_prefix("runbox listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "runbox serve did not start; its log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        };
+        let url = wait_for_line(&mut child, &log, "runbox listening on ", "runbox serve");
         TestServer {
             child: Some(child),
             url,
@@ -176,21 +157,7 @@ impl TestServer {
     }
 
     fn terminate(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return child.wait().ok();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate(self.child.take()?)
     }
 }
 
@@ -202,10 +169,17 @@ impl Drop for TestServer {
 
 /// Creates an API key in `data_dir`'s store; returns the key.
 pub fn create_key(data_dir: &Path, name: &str, extra: &[&str]) -> String {
+    let dir = data_dir.to_str().expect("a UTF-8 data directory");
+    create_key_in(&["--data-dir", dir], name, extra)
+}
+
+/// Creates an API key with `runbox keys create STORE... --name NAME EXTRA...`, where
+/// `store` names the store (`--data-dir DIR` or `--database URL`); returns the key.
+pub fn create_key_in(store: &[&str], name: &str, extra: &[&str]) -> String {
     let out = Command::new(runbox_binary())
-        .args(["keys", "--data-dir"])
-        .arg(data_dir)
-        .args(["create", "--name", name])
+        .args(["keys", "create"])
+        .args(store)
+        .args(["--name", name])
         .args(extra)
         .env_remove("RUNBOX_CONFIG")
         .output()
@@ -242,4 +216,144 @@ fn tail(log: &str) -> String {
 /// A Python hello world request.
 pub fn python(source: &str) -> Value {
     serde_json::json!({"language": "python", "source": source})
+}
+
+/// Waits (at most a minute) for the line of `child`'s stdout that starts with
+/// `prefix`, and returns the rest of it; panics with the log at `log` otherwise.
+/// Later lines are read and dropped, so the child never blocks on its stdout.
+fn wait_for_line(child: &mut Child, log: &Path, prefix: &'static str, what: &str) -> String {
+    let stdout = child.stdout.take().expect("its stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                let _ = tx.send(rest.to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(rest) => rest,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not start; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// Sends SIGTERM to `child` (by its pid) and waits for its exit; SIGKILL after a minute.
+fn terminate(mut child: Child) -> Option<ExitStatus> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().ok();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `runbox worker` (a worker node of a fleet) with its own data
+/// directory and a health listener on a free loopback port.
+pub struct TestWorker {
+    child: Option<Child>,
+    /// Its worker id, as it names itself in the store.
+    pub id: String,
+    /// `http://127.0.0.1:PORT` of its health and metrics listener.
+    pub url: String,
+    pid: u32,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestWorker {
+    /// A worker on `database` running `concurrency` jobs at once, with extra
+    /// environment variables (`RUNBOX_*` settings).
+    pub fn start(database: &str, concurrency: u32, env: &[(&str, String)]) -> TestWorker {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = dir.path().join("worker.log");
+        let log_file = std::fs::File::create(&log).expect("a log file");
+        let mut command = Command::new(runbox_binary());
+        command
+            .args(["worker", "--listen", "127.0.0.1:0", "--database", database])
+            .args(["--concurrency", &concurrency.to_string()])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RUNBOX_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", "true")
+            .env("RUNBOX_WEBHOOKS_BACKOFF_MS", "50")
+            .env_remove("RUNBOX_CONFIG")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("runbox worker must start");
+        let line = wait_for_line(&mut child, &log, "runbox worker ", "runbox worker");
+        let (id, url) = line
+            .split_once(" listening on ")
+            .unwrap_or_else(|| panic!("not a worker's start line: {line}"));
+        TestWorker {
+            pid: child.id(),
+            child: Some(child),
+            id: id.to_string(),
+            url: url.to_string(),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the worker, by its pid.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid.to_string()])
+            .status()
+            .expect("kill must start");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid);
+    }
+
+    /// Kills the worker with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("a worker that runs");
+        child.kill().expect("SIGKILL must be sent");
+        child.wait().expect("the killed worker must be reaped")
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn stop(mut self) -> ExitStatus {
+        terminate(self.child.take().expect("a worker that runs")).expect("the worker must exit")
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            // A frozen worker must be thawed to hear SIGTERM.
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+            terminate(child);
+        }
+    }
 }
