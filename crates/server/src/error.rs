@@ -136,8 +136,15 @@ impl From<runbox_engine::Error> for ApiError {
 }
 
 impl From<runbox_store::Error> for ApiError {
+    /// The database failing is the service being unavailable for a while (503 with
+    /// `Retry-After`), not a bad request; the details go to the log.
     fn from(error: runbox_store::Error) -> Self {
-        ApiError::internal(error)
+        tracing::error!(%error, "database error");
+        ApiError::unavailable(
+            "database_unavailable",
+            "the database is not answering: try again shortly",
+            Duration::from_secs(5),
+        )
     }
 }
 

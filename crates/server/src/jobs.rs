@@ -449,9 +449,13 @@ impl Runner {
             {
                 return Ok(true);
             }
+            // Woken by the store's events; the store is looked at again every
+            // second too, in case a wake-up was lost (a listener reconnecting).
+            let recheck = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
             loop {
-                match tokio::time::timeout_at(deadline, events.recv()).await {
-                    Err(_) => return Ok(false),
+                match tokio::time::timeout_at(recheck, events.recv()).await {
+                    Err(_) if recheck >= deadline => return Ok(false),
+                    Err(_) => break,
                     Ok(Ok(StoreEvent::JobFinished { id: done })) if done == id => break,
                     Ok(Ok(_)) => continue,
                     // Lagged or closed: look at the store again.
