@@ -801,6 +801,8 @@ mod tests {
         let held = cache.lookup(&key("a")).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         cache.store(&key("b"), w.path(), &outcome()).unwrap();
+        // Apart in time, so "b" is older than "c" whatever the clock's granularity.
+        std::thread::sleep(Duration::from_millis(20));
         cache.store(&key("c"), w.path(), &outcome()).unwrap();
         assert!(held.path().join("main").exists());
         drop(held);
