@@ -18,8 +18,8 @@ pub struct ServerConfig {
     /// The database: `sqlite://PATH` or `postgres://...`; default
     /// `sqlite://<data_dir>/runbox.db`.
     pub database: Option<String>,
-    /// Local workers that run jobs (default: the number of CPUs); 0 for an API node
-    /// that only enqueues.
+    /// Local workers that run jobs (default: the number of CPUs plus one); 0 for an
+    /// API node that only enqueues.
     pub workers: Option<u32>,
     /// Jobs admitted at once (running plus waiting) before new ones get 503.
     pub queue_capacity: u32,

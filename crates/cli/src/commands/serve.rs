@@ -82,7 +82,7 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:2358).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Local workers (default: one per CPU); 0 for a node that only takes requests.
+    /// Local workers (default: one per CPU plus one); 0 for a node that only takes requests.
     #[arg(long, value_name = "N")]
     workers: Option<u32>,
     #[command(flatten)]
@@ -141,7 +141,7 @@ pub async fn shutdown_signal() {
 pub struct WorkerArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Jobs run at once (default: one per CPU).
+    /// Jobs run at once (default: one per CPU plus one).
     #[arg(long, value_name = "N")]
     concurrency: Option<u32>,
     /// Address of the health and metrics listener (default 127.0.0.1:2359).
