@@ -16,41 +16,16 @@ use runbox_engine::{
 };
 use runbox_sandbox::{Sandbox, SandboxOptions};
 
-const SOLUTION: &str = r#"
-#include <bits/stdc++.h>
-int main() {
-    std::ios::sync_with_stdio(false);
-    int n;
-    std::cin >> n;
-    std::vector<long long> xs(n);
-    for (auto &x : xs) std::cin >> x;
-    std::sort(xs.begin(), xs.end());
-    long long sum = std::accumulate(xs.begin(), xs.end(), 0LL);
-    std::cout << sum << ' ' << (n ? xs[n / 2] : 0) << '\n';
-}
-"#;
+mod judge_data;
 
-/// Test `i`: 200 * (i + 1) pseudo-random numbers, and their sum and median.
+use judge_data::{SOLUTION, test_data};
+
+/// Test `i` as the engine takes it.
 fn test_case(i: usize) -> TestCase {
-    let n = 200 * (i + 1);
-    let mut state = 0x2545_f491_4f6c_dd1du64 ^ i as u64;
-    let mut xs: Vec<i64> = (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % 1_000_000) as i64
-        })
-        .collect();
-    let input = format!(
-        "{n}\n{}\n",
-        xs.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
-    );
-    xs.sort();
-    let expected = format!("{} {}\n", xs.iter().sum::<i64>(), xs[n / 2]);
+    let (name, stdin, expected) = test_data(i);
     TestCase {
-        name: format!("{:02}", i + 1),
-        stdin: input.into_bytes(),
+        name,
+        stdin: stdin.into_bytes(),
         expected_output: Some(expected.into_bytes()),
         ..TestCase::default()
     }

@@ -7,19 +7,18 @@
 //!
 //! cargo build --release -p runbox && cargo run --release -p runbox-bench --bin load -- [-n 2000] [-c 32]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+mod server;
+
+use server::Server;
 
 const PYTHON_HELLO: &str = "print('Hello, World!')\n";
 const C_HELLO: &str = "#include <stdio.h>\nint main(void) { puts(\"Hello, World!\"); return 0; }\n";
-/// No run may take longer than this; the whole test is bounded by it.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn main() -> anyhow::Result<()> {
     let mut n = 2000usize;
@@ -196,99 +195,4 @@ fn bare_python(n: usize) -> anyhow::Result<Duration> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// A release `runbox serve` on a free loopback port with a fresh data directory.
-struct Server {
-    child: Child,
-    url: String,
-    client: reqwest::blocking::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> anyhow::Result<Server> {
-        let binary = std::env::current_exe()?.with_file_name("runbox");
-        if !binary.exists() {
-            bail!(
-                "{} not found: build it first with `cargo build --release -p runbox`",
-                binary.display()
-            );
-        }
-        let dir = tempfile::tempdir()?;
-        let mut child = Command::new(&binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env("RUNBOX_QUEUE_CAPACITY", "1024")
-            .env("RUNBOX_RATE_PER_SECOND", "100000")
-            .env("RUNBOX_RATE_BURST", "100000")
-            .env("RUNBOX_RATE_MAX_CONCURRENT", "1024")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("cannot start runbox serve")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let url = line
-            .trim()
-            .strip_prefix("runbox listening on ")
-            .with_context(|| format!("unexpected first line: {line}"))?
-            .to_string();
-        let client = reqwest::blocking::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .pool_max_idle_per_host(64)
-            .build()?;
-        Ok(Server {
-            child,
-            url,
-            client,
-            _dir: dir,
-        })
-    }
-
-    /// Runs one request; checks its output; returns its id.
-    fn run(&self, route: &str, language: &str, source: &str) -> anyhow::Result<String> {
-        let response = self
-            .client
-            .post(format!("{}{route}", self.url))
-            .json(&json!({"language": language, "source": source}))
-            .send()?;
-        let status = response.status();
-        let body: Value = response.json()?;
-        if !status.is_success() {
-            bail!("{status}: {body}");
-        }
-        let result = if body.get("result").is_some() {
-            &body["result"]
-        } else {
-            &body
-        };
-        if result["run"]["stdout"] != "Hello, World!\n" {
-            bail!("wrong answer: {body}");
-        }
-        result["id"].as_str().map(str::to_string).context("no id")
-    }
-
-    fn total_submissions(&self) -> anyhow::Result<u64> {
-        let page: Value = self
-            .client
-            .get(format!("{}/api/v1/submissions?per_page=1", self.url))
-            .send()?
-            .json()?;
-        page["total"].as_u64().context("no total")
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!("runbox serve exited with {status}");
-        }
-        Ok(())
-    }
 }
