@@ -15,12 +15,14 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+
+mod concurrent;
+
+use concurrent::{Report, hammer};
 
 const PYTHON_HELLO: &str = "print('Hello, World!')\n";
 /// No request may take longer than this; the whole run is bounded by it.
@@ -165,96 +167,16 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// What one row measured.
-struct Report {
-    count: usize,
-    elapsed: Duration,
-    throughput: f64,
-    p50: Duration,
-    p90: Duration,
-    p99: Duration,
-}
-
-impl Report {
-    /// Wall time per job at this load: elapsed / jobs.
-    fn ms_per_job(&self) -> f64 {
-        ms(self.elapsed) / self.count as f64
-    }
-}
-
 /// A warm-up request, then `n` requests from `clients` threads; checks every
 /// answer and that the store holds each submission once.
 fn measure(api: &Node, n: usize, clients: usize) -> anyhow::Result<Report> {
     api.run()?;
-    let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let ids = Arc::new(Mutex::new(std::collections::HashSet::new()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..clients {
-            let (next, latencies, ids, failures) = (
-                next.clone(),
-                latencies.clone(),
-                ids.clone(),
-                failures.clone(),
-            );
-            scope.spawn(move || {
-                while next.fetch_add(1, Ordering::Relaxed) < n {
-                    let t = Instant::now();
-                    match api.run() {
-                        Ok(id) => {
-                            latencies
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(t.elapsed());
-                            if !ids
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(id.clone())
-                            {
-                                failures
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .push(format!("duplicate id {id}"));
-                            }
-                        }
-                        Err(e) => failures
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(e.to_string()),
-                    }
-                }
-            });
-        }
-    });
-    let elapsed = started.elapsed();
-    let failures = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if !failures.is_empty() {
-        bail!(
-            "{} of {n} requests failed; first: {}",
-            failures.len(),
-            failures[0]
-        );
-    }
-    let mut latencies = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if latencies.len() != n {
-        bail!("{} answers for {n} requests", latencies.len());
-    }
+    let report = hammer(n, clients, || api.run())?;
     let stored = api.total_submissions()?;
     if stored != n as u64 + 1 {
         bail!("{stored} submissions stored for {n} requests and a warm-up");
     }
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    Ok(Report {
-        count: n,
-        elapsed,
-        throughput: n as f64 / elapsed.as_secs_f64(),
-        p50: pct(0.50),
-        p90: pct(0.90),
-        p99: pct(0.99),
-    })
+    Ok(report)
 }
 
 /// Creates and drops the bench's databases on the PostgreSQL server.

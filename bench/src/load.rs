@@ -8,13 +8,15 @@
 //! cargo build --release -p runbox && cargo run --release -p runbox-bench --bin load -- [-n 2000] [-c 32]
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+// The fleet benchmark uses all of `concurrent`; this one its figures but not ms/job.
+#[allow(dead_code)]
+mod concurrent;
 mod server;
 
+use concurrent::{Report, hammer};
 use server::Server;
 
 const PYTHON_HELLO: &str = "print('Hello, World!')\n";
@@ -83,15 +85,6 @@ fn main() -> anyhow::Result<()> {
     server.stop()
 }
 
-/// What one row measured.
-struct Report {
-    count: usize,
-    throughput: f64,
-    p50: Duration,
-    p90: Duration,
-    p99: Duration,
-}
-
 /// Sends `n` requests from `clients` threads; checks every answer.
 fn load(
     server: &Server,
@@ -101,70 +94,7 @@ fn load(
     n: usize,
     clients: usize,
 ) -> anyhow::Result<Report> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let ids = Arc::new(Mutex::new(std::collections::HashSet::new()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..clients {
-            let (next, latencies, ids, failures) = (
-                next.clone(),
-                latencies.clone(),
-                ids.clone(),
-                failures.clone(),
-            );
-            scope.spawn(move || {
-                while next.fetch_add(1, Ordering::Relaxed) < n {
-                    let t = Instant::now();
-                    match server.run(route, language, source) {
-                        Ok(id) => {
-                            latencies
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(t.elapsed());
-                            if !ids
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(id.clone())
-                            {
-                                failures
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .push(format!("duplicate id {id}"));
-                            }
-                        }
-                        Err(e) => failures
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(e.to_string()),
-                    }
-                }
-            });
-        }
-    });
-    let elapsed = started.elapsed();
-    let failures = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if !failures.is_empty() {
-        bail!(
-            "{} of {n} requests failed; first: {}",
-            failures.len(),
-            failures[0]
-        );
-    }
-    let mut latencies = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if latencies.len() != n {
-        bail!("{} answers for {n} requests", latencies.len());
-    }
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    Ok(Report {
-        count: n,
-        throughput: n as f64 / elapsed.as_secs_f64(),
-        p50: pct(0.50),
-        p90: pct(0.90),
-        p99: pct(0.99),
-    })
+    hammer(n, clients, || server.run(route, language, source))
 }
 
 /// The median wall time of `python3 -B hello.py`, run bare `n` times.

@@ -51,18 +51,12 @@ fn main() -> ExitCode {
             );
             commands::serve::work(config, concurrency)
         }),
-        command => {
-            init_logging("error", false);
-            match command {
-                Command::Run(args) => commands::run::run(*args),
-                Command::Judge(args) => commands::judge::run(*args),
-                Command::Languages(args) => commands::languages::run(args),
-                Command::Sandbox(args) => commands::sandbox::run(*args),
-                Command::Doctor(args) => commands::doctor::run(args),
-                Command::Keys(args) => commands::keys::run(*args),
-                Command::Serve(_) | Command::Worker(_) => unreachable!("handled above"),
-            }
-        }
+        Command::Run(args) => quiet(commands::run::run, *args),
+        Command::Judge(args) => quiet(commands::judge::run, *args),
+        Command::Languages(args) => quiet(commands::languages::run, args),
+        Command::Sandbox(args) => quiet(commands::sandbox::run, *args),
+        Command::Doctor(args) => quiet(commands::doctor::run, args),
+        Command::Keys(args) => quiet(commands::keys::run, *args),
     };
     match result {
         Ok(code) => code,
@@ -71,6 +65,12 @@ fn main() -> ExitCode {
             ExitCode::from(commands::EXIT_RUNBOX_ERROR)
         }
     }
+}
+
+/// Runs a command that logs only errors (its output is what the user reads).
+fn quiet<A>(command: fn(A) -> anyhow::Result<ExitCode>, args: A) -> anyhow::Result<ExitCode> {
+    init_logging("error", false);
+    command(args)
 }
 
 /// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise.

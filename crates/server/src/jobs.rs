@@ -39,12 +39,6 @@ pub struct Runner {
     webhooks: Webhooks,
 }
 
-/// A job that is being run, for the lease renewal task.
-struct Lease {
-    id: String,
-    stop: watch::Sender<bool>,
-}
-
 impl Runner {
     /// A runner with `workers` run slots.
     pub fn new(
@@ -76,8 +70,9 @@ impl Runner {
 
     /// Checks a request fully (bounds, maxima, language known and installed,
     /// version, file names) without running it.
+    /// The job's `language` is the catalog id (an alias resolved).
     pub fn prepare(&self, request: &ExecuteRequest) -> Result<runbox_engine::Job, ApiError> {
-        let job = job_from_request(
+        let mut job = job_from_request(
             request,
             &self.config.requests,
             &self.config.run_limits,
@@ -94,6 +89,7 @@ impl Runner {
             }
             .into());
         }
+        job.language = language.id.clone();
         Ok(job)
     }
 
@@ -118,12 +114,7 @@ impl Runner {
         };
         let id = uuid::Uuid::now_v7().to_string();
         self.admission.acquire_slot(caller, &id).await?;
-        let language = self
-            .engine
-            .catalog()
-            .get(&job.language)
-            .map(|l| l.id.clone())
-            .unwrap_or_else(|_| job.language.clone());
+        let language = job.language.clone();
         let submission = NewSubmission {
             id: id.clone(),
             key_id: caller.key_id().map(str::to_string),
@@ -161,7 +152,7 @@ impl Runner {
         request: &ExecuteRequest,
         _run_slot: Option<OwnedSemaphorePermit>,
     ) -> ResultBody {
-        let lease = self.renew_while_running(id.to_string());
+        let renewing = self.renew_while_running(id.to_string());
         self.running.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("runbox_boxes_in_use").increment(1.0);
         let started = Instant::now();
@@ -169,7 +160,7 @@ impl Runner {
         let outcome = tokio::task::spawn_blocking(move || engine.run(&job)).await;
         metrics::gauge!("runbox_boxes_in_use").decrement(1.0);
         self.running.fetch_sub(1, Ordering::Relaxed);
-        let _ = lease.stop.send(true);
+        let _ = renewing.send(true);
         let mut body = match outcome {
             Ok(Ok(result)) => result_body(&result, request.output_encoding),
             Ok(Err(error)) => internal_result(id, &request.language, error.to_string()),
@@ -200,16 +191,15 @@ impl Runner {
             ),
             Err(error) => tracing::error!(id, %error, "cannot store a result"),
         }
-        drop(lease.id);
         body
     }
 
-    /// Renews the lease of `id` every third of the lease time until told to stop.
-    fn renew_while_running(self: &Arc<Self>, id: String) -> Lease {
+    /// Renews the lease of `id` every third of the lease time until the returned
+    /// sender says stop.
+    fn renew_while_running(self: &Arc<Self>, job: String) -> watch::Sender<bool> {
         let (stop, mut stopped) = watch::channel(false);
         let lease = Duration::from_secs(self.config.queue.lease_seconds);
         let runner = self.clone();
-        let job = id.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(lease / 3);
             tick.tick().await;
@@ -229,14 +219,32 @@ impl Runner {
                 }
             }
         });
-        Lease { id, stop }
+        stop
     }
 
-    /// Queues a checked request as a submission; returns its id.
+    /// Checks and queues requests as submissions, all or none; returns their ids.
     pub async fn enqueue(
         &self,
         caller: &Caller,
         requests: &[ExecuteRequest],
+    ) -> Result<Vec<String>, ApiError> {
+        self.enqueue_checked(caller, requests, false).await
+    }
+
+    /// As [`Runner::enqueue`], for a batch: an error names `submissions[i]`.
+    pub async fn enqueue_batch(
+        &self,
+        caller: &Caller,
+        requests: &[ExecuteRequest],
+    ) -> Result<Vec<String>, ApiError> {
+        self.enqueue_checked(caller, requests, true).await
+    }
+
+    async fn enqueue_checked(
+        &self,
+        caller: &Caller,
+        requests: &[ExecuteRequest],
+        batch: bool,
     ) -> Result<Vec<String>, ApiError> {
         let depth: u64 = self.store.queue_depth().await?.iter().map(|(_, n)| n).sum();
         if depth + requests.len() as u64 > u64::from(self.config.queue_capacity) {
@@ -252,12 +260,25 @@ impl Runner {
             ));
         }
         let mut submissions = Vec::with_capacity(requests.len());
-        for request in requests {
-            let job = self.prepare(request)?;
-            if let Some(url) = &request.callback_url {
-                crate::webhook::check_url(url, self.config.webhooks.allow_private_addresses)?;
-            }
-            let language = self.engine.catalog().get(&job.language)?.id.clone();
+        for (i, request) in requests.iter().enumerate() {
+            let checked = self.prepare(request).and_then(|job| {
+                if let Some(url) = &request.callback_url {
+                    crate::webhook::check_url(url, self.config.webhooks.allow_private_addresses)?;
+                }
+                Ok(job)
+            });
+            // In a batch, the error names the submission it is about.
+            let job = checked.map_err(|mut e| {
+                if batch {
+                    e.field = Some(format!(
+                        "submissions[{i}].{}",
+                        e.field.as_deref().unwrap_or("")
+                    ));
+                    e.message = format!("submissions[{i}]: {}", e.message);
+                }
+                e
+            })?;
+            let language = job.language;
             submissions.push(NewSubmission {
                 id: uuid::Uuid::now_v7().to_string(),
                 key_id: caller.key_id().map(str::to_string),
@@ -354,11 +375,9 @@ impl Runner {
                 .await
             }
         };
-        let submission = self.store.submission(&claimed.id).await.ok().flatten();
-        let addr = submission.as_ref().and_then(|s| s.client_addr.clone());
         self.admission
             .release_slot(
-                &bucket_of(claimed.key_id.as_deref(), addr.as_deref()),
+                &bucket_of(claimed.key_id.as_deref(), claimed.client_addr.as_deref()),
                 &claimed.id,
             )
             .await;

@@ -95,6 +95,20 @@ fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// The address to connect to for `host`: the first that is not private (unless
+/// allowed). The request is then pinned to it, so a second DNS answer cannot point
+/// the connection elsewhere.
+async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    addrs
+        .into_iter()
+        .find(|a| allow_private || !is_private(a.ip()))
+        .ok_or_else(|| format!("{host} resolves only to private addresses"))
+}
+
 impl Webhooks {
     /// Webhooks recorded in `store`.
     pub fn new(store: Arc<dyn Store>, settings: WebhookSettings) -> Webhooks {
@@ -197,16 +211,7 @@ impl Webhooks {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup_host.as_str(), port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .collect();
-        let Some(addr) = addrs
-            .into_iter()
-            .find(|a| self.settings.allow_private_addresses || !is_private(a.ip()))
-        else {
-            return Err(format!("{host} resolves only to private addresses"));
-        };
+        let addr = resolve(&lookup_host, port, self.settings.allow_private_addresses).await?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(self.settings.timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
@@ -236,6 +241,21 @@ mod tests {
         assert_eq!(
             signature("Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_is_refused_unless_allowed() {
+        // Resolution is checked on its own, beside the URL check: the address a
+        // name resolves to decides, not the name.
+        let err = resolve("localhost", 80, false).await.unwrap_err();
+        assert_eq!(err, "localhost resolves only to private addresses");
+        assert!(
+            resolve("localhost", 80, true)
+                .await
+                .unwrap()
+                .ip()
+                .is_loopback()
         );
     }
 

@@ -22,7 +22,8 @@ pub(crate) const SUBMISSION_COLUMNS: &str = "id, key_id, client_addr, language, 
      finished_ms, webhook";
 
 /// The columns of [`ClaimedRow`].
-pub(crate) const CLAIMED_COLUMNS: &str = "id, request, attempts, key_id, callback_url, created_ms";
+pub(crate) const CLAIMED_COLUMNS: &str =
+    "id, request, attempts, key_id, client_addr, callback_url, created_ms";
 
 /// The columns of [`KeyRow`].
 pub(crate) const KEY_COLUMNS: &str = "id, name, hash, scope, rate_per_second, rate_burst, \
@@ -101,6 +102,7 @@ pub(crate) struct ClaimedRow {
     request: Option<Value>,
     attempts: i64,
     key_id: Option<String>,
+    client_addr: Option<String>,
     callback_url: Option<String>,
     created_ms: i64,
 }
@@ -117,6 +119,7 @@ impl TryFrom<ClaimedRow> for ClaimedJob {
             // request, rather than failing the whole claim (its jobs are taken already).
             request: row.request.unwrap_or(Value::Null),
             key_id: row.key_id,
+            client_addr: row.client_addr,
             callback_url: row.callback_url,
             created_ms: row.created_ms,
         })

@@ -107,6 +107,8 @@ pub struct ClaimedJob {
     pub attempt: u32,
     /// The API key it came with.
     pub key_id: Option<String>,
+    /// The client's address (anonymous callers' limits count per address).
+    pub client_addr: Option<String>,
     /// Where its result is POSTed.
     pub callback_url: Option<String>,
     /// When it arrived.

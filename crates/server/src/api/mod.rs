@@ -172,18 +172,10 @@ pub async fn submit_batch(
             ),
         ));
     }
-    // Check every request first, so an error can name its index.
-    for (i, request) in batch.submissions.iter().enumerate() {
-        state.runner.prepare(request).map_err(|mut e| {
-            e.field = Some(format!(
-                "submissions[{i}].{}",
-                e.field.as_deref().unwrap_or("")
-            ));
-            e.message = format!("submissions[{i}]: {}", e.message);
-            e
-        })?;
-    }
-    let ids = state.runner.enqueue(&caller, &batch.submissions).await?;
+    let ids = state
+        .runner
+        .enqueue_batch(&caller, &batch.submissions)
+        .await?;
     let created = BatchCreated {
         submissions: ids
             .into_iter()
