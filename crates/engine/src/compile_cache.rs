@@ -142,6 +142,7 @@ impl StoredStage {
             wall_time: Duration::from_nanos(self.wall_time_ns),
             memory_kb: self.memory_kb,
             limit_hit: None,
+            chunks: Vec::new(),
         }
     }
 }
@@ -670,6 +671,7 @@ mod tests {
             wall_time: Duration::from_millis(20),
             memory_kb: 2048,
             limit_hit: None,
+            chunks: Vec::new(),
         }
     }
 

@@ -186,6 +186,7 @@ pub struct BoxConfig {
     pub(crate) binds: Vec<BindMount>,
     pub(crate) cwd: PathBuf,
     pub(crate) cpus: Option<String>,
+    pub(crate) stderr_to_stdout: bool,
 }
 
 impl BoxConfig {
@@ -207,6 +208,7 @@ impl BoxConfig {
             binds: Vec::new(),
             cwd: PathBuf::from("/box"),
             cpus: None,
+            stderr_to_stdout: false,
         }
     }
 
@@ -253,6 +255,13 @@ impl BoxConfig {
     /// repeatable timings. Needs the cpuset controller.
     pub fn with_cpus(mut self, cpus: impl Into<String>) -> Self {
         self.cpus = Some(cpus.into());
+        self
+    }
+
+    /// Gives the program one pipe for stdout and stderr (`2>&1`): stderr comes back
+    /// empty, and stdout holds both in the exact order they were written.
+    pub fn with_stderr_to_stdout(mut self) -> Self {
+        self.stderr_to_stdout = true;
         self
     }
 

@@ -7,6 +7,7 @@
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use libc::c_char;
 
@@ -126,6 +127,8 @@ pub(crate) struct ChildPlan<'a> {
     pub cwd: CString,
     pub rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
     pub cap_last: u32,
+    /// The real-time signal that carries a forwarded signal (see `crate::live`).
+    pub forward_signal: libc::c_int,
     /// Top of the stack the program's process starts on (see `spawn_program`).
     pub program_stack_top: *mut libc::c_void,
 }
@@ -183,7 +186,7 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
         // The init is a copy of the supervisor's memory: nobody may read it via /proc.
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
     }
-    reset_signals();
+    reset_signals(plan.forward_signal);
     sys::close_all_except(&plan.init_keep);
     // Done while the supervisor writes the uid map: the bounding set limits what any
     // exec in the box can ever gain, and the init's own capabilities are unaffected.
@@ -248,6 +251,8 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
         }
         sys::exit(1);
     }
+    // The program runs: signals the supervisor forwards may reach it now.
+    forward_signals_to(program, plan.forward_signal);
 
     // Reap everything; when the program itself ends, report and exit, and the kernel
     // kills whatever is left in the PID namespace (daemons, double forks).
@@ -343,6 +348,13 @@ fn run_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> ! {
     let mut keep = [0, 1, 2, exec_fd];
     keep.sort_unstable();
     sys::close_all_except(&keep);
+    // The init's mask blocked the forwarding carrier; the program starts with none.
+    // SAFETY: sigprocmask on a local, empty set.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
 
     for (resource, limit) in &plan.rlimits {
         // SAFETY: `limit` points to a valid rlimit owned by the plan.
@@ -398,9 +410,11 @@ fn run_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> ! {
     program_fail(exec_fd, EXEC_STEP, errno)
 }
 
-/// Restores every signal to its default action and unblocks all: the supervisor's
-/// handlers and ignored signals (Rust ignores SIGPIPE) must not leak into the box.
-fn reset_signals() {
+/// Restores every signal to its default action and unblocks all but `carrier`:
+/// the supervisor's handlers and ignored signals (Rust ignores SIGPIPE) must not
+/// leak into the box. The carrier of forwarded signals stays blocked (the launcher
+/// thread blocked it, so it was never deliverable) until the program runs.
+fn reset_signals(carrier: libc::c_int) {
     // SAFETY: sigaction/sigprocmask with zeroed, valid structures; invalid signal
     // numbers (SIGKILL, SIGSTOP, the ones glibc reserves) just fail with EINVAL.
     unsafe {
@@ -409,10 +423,57 @@ fn reset_signals() {
         for signal in 1..libc::SIGRTMAX() {
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        let mut only_carrier: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut only_carrier);
+        libc::sigaddset(&mut only_carrier, carrier);
+        libc::sigprocmask(libc::SIG_SETMASK, &only_carrier, std::ptr::null_mut());
     }
+}
+
+/// The program's process group, once it runs; 0 before. Read by the init's
+/// signal handler.
+static PROGRAM_GROUP: AtomicI32 = AtomicI32::new(0);
+
+/// Installs the handler that passes each `carrier` signal's value on to the
+/// program's process group, then lets the carrier in (signals queued while it was
+/// blocked are delivered now).
+fn forward_signals_to(program: libc::pid_t, carrier: libc::c_int) {
+    // The program called setsid: its process group has its pid.
+    PROGRAM_GROUP.store(program, Ordering::SeqCst);
+    // SAFETY: sigaction with a zeroed struct naming a handler that only makes
+    // async-signal-safe calls; sigprocmask on a local set.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = forward as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(carrier, &action, std::ptr::null_mut());
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, carrier);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// The init's handler of the carrier signal: sends the signal named by its value
+/// to the program's process group. Only the supervisor can queue it (the program
+/// runs as another user, which may not signal the init); the kernel also marks a
+/// signal from an ancestor PID namespace with sender pid 0, which is checked too.
+extern "C" fn forward(_carrier: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let saved = sys::errno();
+    let group = PROGRAM_GROUP.load(Ordering::SeqCst);
+    if group > 0 && !info.is_null() {
+        // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+        let (code, pid, value) = unsafe { ((*info).si_code, (*info).si_pid(), (*info).si_value()) };
+        let signal = value.sival_ptr as usize as libc::c_int;
+        // Queued from outside the namespace, the sender's pid reads as 0 here.
+        if code == libc::SI_QUEUE && pid == 0 && (1..=31).contains(&signal) {
+            // SAFETY: kill is async-signal-safe; the group is the program's.
+            unsafe { libc::kill(-group, signal) };
+        }
+    }
+    // SAFETY: restoring this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() = saved };
 }
 
 /// What the program's process needs from the init, passed through clone.

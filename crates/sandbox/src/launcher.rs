@@ -38,6 +38,7 @@ impl Launcher {
         let thread = std::thread::Builder::new()
             .name("runbox-launcher".into())
             .spawn(move || {
+                block_forward_signal();
                 let entered = namespaces::enter_netns(&netns).map(|()| {
                     // SAFETY: gettid has no preconditions.
                     unsafe { libc::gettid() }
@@ -88,6 +89,18 @@ impl Launcher {
             .send(job)
             .map_err(|_| gone())?;
         result.recv().map_err(|_| gone())
+    }
+}
+
+/// Blocks the carrier of forwarded signals in this thread, so a box's init is born
+/// with it blocked: one queued before the init is ready waits instead of killing it.
+fn block_forward_signal() {
+    // SAFETY: pthread_sigmask on a local set changes only this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, crate::live::forward_signal());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 

@@ -30,6 +30,7 @@ mod error;
 pub mod files;
 mod init;
 mod launcher;
+pub mod live;
 mod mounts;
 mod namespaces;
 pub mod outcome;
@@ -46,6 +47,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use config::{BindMount, BoxConfig, Limits};
 pub use error::{Error, Result};
+pub use live::{LiveIo, OutputChunk, OutputSink, Signaller, Stream};
 pub use outcome::{LimitHit, Outcome, Status};
 pub use volume::Volume;
 
@@ -175,7 +177,14 @@ impl Sandbox {
     /// Runs one box to its end and reports what happened. A program that fails or
     /// hits a limit is an `Ok(Outcome)`; `Err` means the box could not be run.
     pub fn run(&self, config: &BoxConfig) -> Result<Outcome> {
-        run::run(&self.shared, &self.reaper, config)
+        run::run(&self.shared, &self.reaper, config, LiveIo::default())
+    }
+
+    /// [`Sandbox::run`] for a program someone talks to while it runs: stdin from
+    /// the caller's pipe, each chunk of output passed on as it is read, and a
+    /// [`Signaller`] that reaches the program while the box lives.
+    pub fn run_live(&self, config: &BoxConfig, io: LiveIo<'_>) -> Result<Outcome> {
+        run::run(&self.shared, &self.reaper, config, io)
     }
 
     /// A fresh, empty tmpfs directory of at most `size_bytes` on the host, to bind

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use crate::live::{OutputChunk, Stream};
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,9 +89,33 @@ pub struct Outcome {
     pub memory_kb: u64,
     /// The limit that ended the run, if any.
     pub limit_hit: Option<LimitHit>,
+    /// In which order stdout's and stderr's bytes were read (empty when unknown,
+    /// as for a result kept by a cache).
+    #[serde(skip)]
+    pub chunks: Vec<OutputChunk>,
 }
 
 impl Outcome {
+    /// stdout and stderr interleaved in the order they were read, as a terminal
+    /// would have shown them. Without a recorded order: stdout, then stderr.
+    pub fn interleaved(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.stdout.len() + self.stderr.len());
+        let (mut at_out, mut at_err) = (0, 0);
+        for chunk in &self.chunks {
+            let (data, at) = match chunk.stream {
+                Stream::Stdout => (&self.stdout, &mut at_out),
+                Stream::Stderr => (&self.stderr, &mut at_err),
+            };
+            let end = (*at + chunk.len).min(data.len());
+            out.extend_from_slice(&data[*at..end]);
+            *at = end;
+        }
+        // Whatever the chunks do not cover (none, when they are complete).
+        out.extend_from_slice(&self.stdout[at_out..]);
+        out.extend_from_slice(&self.stderr[at_err..]);
+        out
+    }
+
     /// The exit code a shell would report: the exit code, or 128 + signal number.
     pub fn shell_exit_code(&self) -> i32 {
         match (self.exit_code, &self.signal) {
@@ -191,6 +217,7 @@ mod tests {
             wall_time: Duration::from_micros(2500),
             memory_kb: 1024,
             limit_hit: None,
+            chunks: Vec::new(),
         };
         let json = serde_json::to_value(&outcome).unwrap();
         assert_eq!(json["status"], "runtime_error");
@@ -200,5 +227,31 @@ mod tests {
         assert_eq!(json["wall_time_ms"], 2.5);
         assert_eq!(json["memory_kb"], 1024);
         assert_eq!(outcome.shell_exit_code(), 134);
+    }
+
+    #[test]
+    fn interleaved_output_follows_the_chunks_then_appends_the_rest() {
+        let chunk = |stream, len| OutputChunk { stream, len };
+        let mut outcome = Outcome {
+            status: Status::Ok,
+            exit_code: Some(0),
+            signal: None,
+            stdout: b"ab".to_vec(),
+            stderr: b"XYZ".to_vec(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            cpu_time: Duration::ZERO,
+            wall_time: Duration::ZERO,
+            memory_kb: 0,
+            limit_hit: None,
+            chunks: vec![
+                chunk(Stream::Stderr, 1),
+                chunk(Stream::Stdout, 1),
+                chunk(Stream::Stderr, 1),
+            ],
+        };
+        assert_eq!(outcome.interleaved(), b"XaYbZ");
+        outcome.chunks.clear();
+        assert_eq!(outcome.interleaved(), b"abXYZ");
     }
 }

@@ -14,6 +14,7 @@ use crate::config::{BoxConfig, DEFAULT_ENV, Limits};
 use crate::error::{Error, Result};
 use crate::init::{self, ChildFds, ChildPlan, Report};
 use crate::launcher::Launcher;
+use crate::live::{self, LiveIo};
 use crate::mounts::{BOX_UID, MountPlan};
 use crate::namespaces::{self, Slot};
 use crate::outcome::{LimitHit, Outcome, Status, signal_name};
@@ -49,8 +50,13 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// Runs one box: see [`crate::Sandbox::run`].
-pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> Result<Outcome> {
+/// Runs one box: see [`crate::Sandbox::run_live`].
+pub(crate) fn run(
+    shared: &Arc<Shared>,
+    reaper: &Reaper,
+    config: &BoxConfig,
+    io: LiveIo<'_>,
+) -> Result<Outcome> {
     config.validate()?;
     let limits = &config.limits;
     let mut lease = Lease::take(shared);
@@ -76,13 +82,21 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
     let (report_r, report_w) = sys::pipe()?;
     let (stdout_r, stdout_w) = sys::pipe()?;
     let (stderr_r, stderr_w) = sys::pipe()?;
-    let stdin = sys::memfd_with(&config.stdin)?;
+    let stdin = match io.stdin {
+        Some(pipe) => pipe,
+        None => sys::memfd_with(&config.stdin)?,
+    };
     let fds = ChildFds {
         go: go_r.as_raw_fd(),
         report: report_w.as_raw_fd(),
         stdin: stdin.as_raw_fd(),
         stdout: stdout_w.as_raw_fd(),
-        stderr: stderr_w.as_raw_fd(),
+        // Merged, both streams share one pipe, so their order is exact.
+        stderr: if config.stderr_to_stdout {
+            stdout_w.as_raw_fd()
+        } else {
+            stderr_w.as_raw_fd()
+        },
     };
     let mut init_keep = [fds.go, fds.report, fds.stdin, fds.stdout, fds.stderr];
     init_keep.sort_unstable();
@@ -105,6 +119,7 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
             .map_err(|_| Error::InvalidConfig("NUL in cwd".into()))?,
         rlimits: rlimits(limits),
         cap_last: shared.cap_last,
+        forward_signal: live::forward_signal(),
         program_stack_top: stack_top(&mut slot_stack),
     };
     plan.finish_pointers();
@@ -119,6 +134,9 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
     let shared_plan = SharedPlan(&plan);
     let child = launcher.run(move || clone_box(shared_plan.get(), cgroup_fd))??;
     drop((go_r, report_w, stdin, stdout_w, stderr_w));
+    if let Some(signals) = io.signals {
+        signals.attach(child.pidfd_clone()?);
+    }
 
     namespaces::write_id_maps(child.pid, slot, BOX_UID)?;
     say(&go_w, init::GO_MAPPED)?;
@@ -140,11 +158,18 @@ pub(crate) fn run(shared: &Arc<Shared>, reaper: &Reaper, config: &BoxConfig) -> 
         &child,
         meter.as_ref(),
         &report_r,
-        stdout_r,
-        stderr_r,
+        watch::OutputPipes {
+            stdout: stdout_r,
+            stderr: stderr_r,
+            live: io.output,
+        },
         start,
         limits,
-    )?;
+    );
+    if let Some(signals) = io.signals {
+        signals.detach();
+    }
+    let watched = watched?;
     let usage = meter.as_ref().map(Meter::usage).transpose()?;
     if let Some(slot) = lease.slot.as_mut() {
         slot.program_stack = slot_stack;
@@ -255,6 +280,7 @@ fn outcome(
         signal,
         stdout: watched.stdout.data,
         stderr: watched.stderr.data,
+        chunks: watched.chunks,
         stdout_truncated: watched.stdout.truncated,
         stderr_truncated: watched.stderr.truncated,
         cpu_time: measured.cpu_time,

@@ -33,6 +33,16 @@ impl Child {
         self.pidfd.as_raw_fd()
     }
 
+    /// A second descriptor of the pidfd, for a [`crate::Signaller`].
+    pub(crate) fn pidfd_clone(&self) -> crate::Result<OwnedFd> {
+        self.pidfd
+            .try_clone()
+            .map_err(|source| crate::Error::Syscall {
+                call: "dup(pidfd)",
+                source,
+            })
+    }
+
     /// SIGKILL to the box's init: the kernel then kills everything in its PID namespace.
     pub(crate) fn kill(&self) {
         // SAFETY: pidfd_send_signal on a pidfd we own; it cannot hit a reused pid.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::init::{REPORT_LEN, Report};
+use crate::live::{OutputChunk, OutputSink, Stream};
 use crate::outcome::LimitHit;
 use crate::run::Meter;
 use crate::sys;
@@ -68,10 +69,58 @@ impl Capture {
     }
 }
 
+/// Where output goes as it is read: kept in the captures, noted in order, and
+/// handed to the live caller if there is one.
+struct Output<'o> {
+    stdout: Capture,
+    stderr: Capture,
+    chunks: Vec<OutputChunk>,
+    live: Option<OutputSink<'o>>,
+}
+
+impl Output<'_> {
+    /// Reads what `stream` has now and passes on what was kept of it.
+    fn read(&mut self, stream: Stream) {
+        let capture = match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        };
+        let before = capture.data.len();
+        capture.read_available();
+        let new = &capture.data[before..];
+        if new.is_empty() {
+            return;
+        }
+        match self.chunks.last_mut() {
+            Some(last) if last.stream == stream => last.len += new.len(),
+            _ => self.chunks.push(OutputChunk {
+                stream,
+                len: new.len(),
+            }),
+        }
+        if let Some(live) = self.live.as_mut() {
+            live(stream, new);
+        }
+    }
+
+    fn truncated(&self) -> bool {
+        self.stdout.truncated || self.stderr.truncated
+    }
+}
+
+/// The read ends of a box's output pipes, and who else wants the output live.
+pub(crate) struct OutputPipes<'o> {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub live: Option<OutputSink<'o>>,
+}
+
 /// What watching a box produced.
 pub(crate) struct Watched {
     pub stdout: Capture,
     pub stderr: Capture,
+    /// The order in which the two streams' bytes were read.
+    pub chunks: Vec<OutputChunk>,
     /// The init's last word, if it said one.
     pub report: Option<Report>,
     /// The limit the supervisor killed the box for.
@@ -85,14 +134,17 @@ pub(crate) fn watch(
     child: &Child,
     cgroup: Option<&Meter<'_>>,
     report_fd: &OwnedFd,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    pipes: OutputPipes<'_>,
     start: Instant,
     limits: &Limits,
 ) -> Result<Watched> {
     let (cpu_limit, wall_limit) = (limits.cpu_time, limits.wall_time);
-    let mut stdout = Capture::new(stdout, limits.output_bytes)?;
-    let mut stderr = Capture::new(stderr, limits.output_bytes)?;
+    let mut output = Output {
+        stdout: Capture::new(pipes.stdout, limits.output_bytes)?,
+        stderr: Capture::new(pipes.stderr, limits.output_bytes)?,
+        chunks: Vec::new(),
+        live: pipes.live,
+    };
     let deadline = start + wall_limit;
     let mut report = ReportReader::default();
     let mut killed_for = None;
@@ -116,8 +168,8 @@ pub(crate) fn watch(
         let mut polls = [
             poll_fd(child.pidfd()),
             poll_fd(report_fd.as_raw_fd()),
-            poll_fd(stdout.raw_fd()),
-            poll_fd(stderr.raw_fd()),
+            poll_fd(output.stdout.raw_fd()),
+            poll_fd(output.stderr.raw_fd()),
         ];
         // SAFETY: `polls` is a valid array of pollfd of the given length.
         let rc = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, timeout) };
@@ -126,12 +178,12 @@ pub(crate) fn watch(
         }
         let now = Instant::now();
         if polls[2].revents != 0 {
-            stdout.read_available();
+            output.read(Stream::Stdout);
         }
         if polls[3].revents != 0 {
-            stderr.read_available();
+            output.read(Stream::Stderr);
         }
-        if stdout.truncated || stderr.truncated {
+        if output.truncated() {
             killed_for = Some(LimitHit::Output);
             break now;
         }
@@ -148,14 +200,15 @@ pub(crate) fn watch(
         child.kill();
     }
     // The program has ended: everything it wrote is in the pipes now.
-    stdout.read_available();
-    stderr.read_available();
-    if killed_for.is_none() && (stdout.truncated || stderr.truncated) {
+    output.read(Stream::Stdout);
+    output.read(Stream::Stderr);
+    if killed_for.is_none() && output.truncated() {
         killed_for = Some(LimitHit::Output);
     }
     Ok(Watched {
-        stdout,
-        stderr,
+        stdout: output.stdout,
+        stderr: output.stderr,
+        chunks: output.chunks,
         report: report.report,
         killed_for,
         wall_time: end - start,

@@ -1,0 +1,220 @@
+//! Talking to a box while it runs: stdin from a pipe the caller writes, output
+//! handed over chunk by chunk as it is read, and signals that reach the program.
+//!
+//! A signal is not sent to the program directly (the supervisor does not know its
+//! pid, and a pid could be reused): it is queued to the box's init, through the
+//! init's pidfd, as the real-time signal [`forward_signal`] carrying the wanted
+//! signal's number. The init's handler sends that signal to the program's process
+//! group, as a terminal's Ctrl-C would. The init blocks the carrier signal until the
+//! program has started, so a signal sent early waits for it instead of being lost.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+use crate::outcome::signal_name;
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// The program's standard output.
+    Stdout,
+    /// The program's standard error.
+    Stderr,
+}
+
+/// A run of bytes of one stream, in the order the supervisor read them: with
+/// [`Outcome::interleaved`](crate::Outcome::interleaved) they rebuild the output as
+/// a terminal would have shown it (to the precision of one read of a pipe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputChunk {
+    /// The stream.
+    pub stream: Stream,
+    /// How many bytes of that stream, following the previous chunk of it.
+    pub len: usize,
+}
+
+/// Where a live run's output goes as it is read: the stream, and the new bytes.
+pub type OutputSink<'a> = &'a mut (dyn FnMut(Stream, &[u8]) + Send);
+
+/// The connections of one live run: see [`crate::Sandbox::run_live`].
+#[derive(Default)]
+pub struct LiveIo<'a> {
+    /// The read end of a pipe the program gets as stdin, in place of the
+    /// configured bytes; the caller keeps the write end.
+    pub stdin: Option<OwnedFd>,
+    /// Called with every chunk of output as soon as it is read (only what is kept
+    /// under the output limit).
+    pub output: Option<OutputSink<'a>>,
+    /// Attached to the box for the length of the run, so that its holder can
+    /// signal the program.
+    pub signals: Option<&'a Signaller>,
+}
+
+/// The real-time signal that carries a forwarded signal to a box's init.
+pub(crate) fn forward_signal() -> libc::c_int {
+    // SIGRTMIN itself is left to programs that pick "the first free" one.
+    libc::SIGRTMIN() + 1
+}
+
+/// Signals the program of whichever box it is attached to; cloned handles share
+/// the box. Without a box attached, signals are dropped (and say so).
+#[derive(Clone, Default)]
+pub struct Signaller {
+    inner: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// The pidfd of the attached box's init.
+    target: Mutex<Option<OwnedFd>>,
+    /// Once set, every box attached is killed at once.
+    cancelled: AtomicBool,
+}
+
+impl Signaller {
+    /// A handle attached to no box yet.
+    pub fn new() -> Signaller {
+        Signaller::default()
+    }
+
+    /// Sends `signal` (1 to 31) to the program's process group. `Ok(false)` when no
+    /// box is attached (none started yet, or it has ended).
+    pub fn send(&self, signal: i32) -> Result<bool> {
+        if !(1..=31).contains(&signal) {
+            return Err(Error::InvalidConfig(format!(
+                "signal {signal} cannot be forwarded: only signals 1 to 31 can"
+            )));
+        }
+        let target = self.target();
+        let Some(pidfd) = target.as_ref() else {
+            return Ok(false);
+        };
+        queue_to_init(pidfd, signal).map_err(|source| Error::Syscall {
+            call: "pidfd_send_signal",
+            source,
+        })?;
+        tracing::debug!("forwarded {} to a box", signal_name(signal));
+        Ok(true)
+    }
+
+    /// Kills the attached box, and every box attached from now on: for a caller
+    /// that has gone away.
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        if let Some(pidfd) = self.target().as_ref() {
+            kill_init(pidfd);
+        }
+    }
+
+    /// Whether [`Signaller::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Attaches the box whose init has this pidfd (a duplicate the signaller owns).
+    pub(crate) fn attach(&self, pidfd: OwnedFd) {
+        let mut target = self.target();
+        if self.is_cancelled() {
+            kill_init(&pidfd);
+        }
+        *target = Some(pidfd);
+    }
+
+    /// Detaches the box: it has ended, and its pidfd is closed.
+    pub(crate) fn detach(&self) {
+        *self.target() = None;
+    }
+
+    fn target(&self) -> MutexGuard<'_, Option<OwnedFd>> {
+        self.inner
+            .target
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The kernel's `siginfo_t` for `SI_QUEUE` as x86_64 and aarch64 lay it out:
+/// three ints, padding, the sender's pid and uid, the value; 128 bytes in all.
+#[repr(C)]
+struct QueuedInfo {
+    signo: libc::c_int,
+    errno: libc::c_int,
+    code: libc::c_int,
+    _pad: libc::c_int,
+    pid: libc::pid_t,
+    uid: libc::uid_t,
+    value: usize,
+    _rest: [u8; 128 - 32],
+}
+
+/// Queues the carrier signal, with `signal` as its value, to the init behind `pidfd`.
+fn queue_to_init(pidfd: &OwnedFd, signal: i32) -> std::io::Result<()> {
+    let carrier = forward_signal();
+    let info = QueuedInfo {
+        signo: carrier,
+        errno: 0,
+        code: libc::SI_QUEUE,
+        _pad: 0,
+        // SAFETY: getpid and getuid have no preconditions.
+        pid: unsafe { libc::getpid() },
+        // SAFETY: as above.
+        uid: unsafe { libc::getuid() },
+        value: signal as usize,
+        _rest: [0; 96],
+    };
+    // SAFETY: pidfd_send_signal reads a siginfo of the kernel's size from `info`,
+    // which lives for the call; the pidfd is owned, so it cannot name a reused pid.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            carrier,
+            &info as *const QueuedInfo,
+            0,
+        )
+    };
+    if rc < 0 {
+        let error = std::io::Error::last_os_error();
+        // The box ended between its attachment and now: nothing to signal.
+        if error.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(());
+        }
+        return Err(error);
+    }
+    Ok(())
+}
+
+fn kill_init(pidfd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal on an owned pidfd, without siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            0,
+            0,
+        )
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_info_has_the_kernel_size() {
+        assert_eq!(size_of::<QueuedInfo>(), size_of::<libc::siginfo_t>());
+        assert_eq!(std::mem::offset_of!(QueuedInfo, value), 24);
+    }
+
+    #[test]
+    fn signals_outside_the_standard_range_are_refused() {
+        let signaller = Signaller::new();
+        assert!(signaller.send(0).is_err());
+        assert!(signaller.send(forward_signal()).is_err());
+        assert!(!signaller.send(libc::SIGINT).unwrap());
+    }
+}

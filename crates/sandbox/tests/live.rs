@@ -1,0 +1,229 @@
+//! Live boxes: stdin written while the program runs, output handed over as it is
+//! read, signals that reach the program, and a cancel that ends the box.
+
+mod support;
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use runbox_sandbox::{BoxConfig, LiveIo, Outcome, Signaller, Status, Stream};
+use support::{attack, limits, sandbox};
+
+/// A box running on its own thread, with its stdin pipe, its output as a
+/// channel of chunks and a signaller.
+struct LiveBox {
+    stdin: Option<std::io::PipeWriter>,
+    output: mpsc::Receiver<(Stream, Vec<u8>)>,
+    signals: Signaller,
+    done: std::thread::JoinHandle<Outcome>,
+}
+
+impl LiveBox {
+    fn start(config: BoxConfig) -> LiveBox {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let (chunks, output) = mpsc::channel();
+        let signals = Signaller::new();
+        let attached = signals.clone();
+        let done = std::thread::spawn(move || {
+            let mut forward = move |stream: Stream, data: &[u8]| {
+                let _ = chunks.send((stream, data.to_vec()));
+            };
+            sandbox()
+                .run_live(
+                    &config,
+                    LiveIo {
+                        stdin: Some(OwnedFd::from(reader)),
+                        output: Some(&mut forward),
+                        signals: Some(&attached),
+                    },
+                )
+                .unwrap_or_else(|e| panic!("box failed to run: {e}"))
+        });
+        LiveBox {
+            stdin: Some(writer),
+            output,
+            signals,
+            done,
+        }
+    }
+
+    /// Reads chunks of `stream` until what arrived ends with `wanted`.
+    fn expect(&self, stream: Stream, wanted: &str) {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&seen).ends_with(wanted) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok((s, data)) if s == stream => seen.extend_from_slice(&data),
+                Ok(_) => {}
+                Err(e) => panic!(
+                    "no {wanted:?} on {stream:?} ({e}); got {:?}",
+                    String::from_utf8_lossy(&seen)
+                ),
+            }
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn finish(mut self) -> Outcome {
+        self.stdin = None;
+        self.done.join().unwrap()
+    }
+}
+
+fn sh(script: &str) -> BoxConfig {
+    BoxConfig::new(["/bin/sh", "-c", script]).with_limits(limits(|l| {
+        l.wall_time = Duration::from_secs(20);
+    }))
+}
+
+#[test]
+fn an_interactive_program_answers_each_line_as_it_is_written() {
+    let mut live = LiveBox::start(sh("while read line; do echo \"got $line\"; done; echo bye"));
+    live.write("one\n");
+    live.expect(Stream::Stdout, "got one\n");
+    live.write("two\n");
+    live.expect(Stream::Stdout, "got two\n");
+    let outcome = live.finish();
+    assert_eq!(outcome.status, Status::Ok, "{outcome:?}");
+    assert_eq!(outcome.stdout, b"got one\ngot two\nbye\n");
+}
+
+#[test]
+fn sigint_reaches_a_program_that_traps_it() {
+    let live = LiveBox::start(sh(
+        "trap 'echo caught INT; exit 3' INT; echo ready; while :; do sleep 0.05; done",
+    ));
+    live.expect(Stream::Stdout, "ready\n");
+    assert!(live.signals.send(libc::SIGINT).unwrap());
+    let outcome = live.finish();
+    assert_eq!(outcome.exit_code, Some(3), "{outcome:?}");
+    assert_eq!(outcome.stdout, b"ready\ncaught INT\n");
+}
+
+#[test]
+fn sigint_ends_a_program_that_does_not_handle_it() {
+    let live = LiveBox::start(sh("echo ready; exec sleep 30"));
+    live.expect(Stream::Stdout, "ready\n");
+    let sent = Instant::now();
+    assert!(live.signals.send(libc::SIGINT).unwrap());
+    let outcome = live.finish();
+    assert_eq!(outcome.status, Status::RuntimeError, "{outcome:?}");
+    assert_eq!(outcome.signal.as_deref(), Some("SIGINT"));
+    assert!(sent.elapsed() < Duration::from_secs(5), "{outcome:?}");
+}
+
+#[test]
+fn a_signal_sent_while_the_box_starts_waits_for_the_program() {
+    // Sent as soon as the box is attached, before the init has started the
+    // program: the carrier is queued, and the program still gets it.
+    let signals = Signaller::new();
+    let sender = signals.clone();
+    let hammer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sender.send(libc::SIGTERM).unwrap() {
+            assert!(Instant::now() < deadline, "the box was never attached");
+            std::hint::spin_loop();
+        }
+    });
+    let (reader, _writer) = std::io::pipe().unwrap();
+    let outcome = sandbox()
+        .run_live(
+            &sh("exec sleep 30"),
+            LiveIo {
+                stdin: Some(OwnedFd::from(reader)),
+                output: None,
+                signals: Some(&signals),
+            },
+        )
+        .unwrap();
+    hammer.join().unwrap();
+    assert_eq!(outcome.signal.as_deref(), Some("SIGTERM"), "{outcome:?}");
+    assert!(outcome.wall_time < Duration::from_secs(5), "{outcome:?}");
+}
+
+#[test]
+fn a_signal_after_the_box_has_ended_is_not_delivered() {
+    let live = LiveBox::start(sh("true"));
+    let signals = live.signals.clone();
+    let outcome = live.finish();
+    assert_eq!(outcome.status, Status::Ok);
+    assert!(!signals.send(libc::SIGINT).unwrap());
+}
+
+#[test]
+fn cancel_kills_the_box_at_once() {
+    let live = LiveBox::start(sh("echo ready; sleep 30"));
+    live.expect(Stream::Stdout, "ready\n");
+    live.signals.cancel();
+    let outcome = live.finish();
+    assert_ne!(outcome.status, Status::Ok, "{outcome:?}");
+    assert!(outcome.wall_time < Duration::from_secs(5), "{outcome:?}");
+}
+
+#[test]
+fn output_is_handed_over_in_the_order_it_was_written() {
+    let live = LiveBox::start(sh(
+        "echo out1; sleep 0.1; echo err1 >&2; sleep 0.1; echo out2",
+    ));
+    let outcome = live.finish();
+    assert_eq!(outcome.interleaved(), b"out1\nerr1\nout2\n");
+    assert_eq!(outcome.stdout, b"out1\nout2\n");
+    assert_eq!(outcome.stderr, b"err1\n");
+}
+
+#[test]
+fn merged_stderr_keeps_the_exact_order_of_writes() {
+    let outcome =
+        support::run(&sh("echo 1; echo 2 >&2; echo 3; echo 4 >&2").with_stderr_to_stdout());
+    assert_eq!(outcome.status, Status::Ok);
+    assert_eq!(outcome.stdout, b"1\n2\n3\n4\n");
+    assert_eq!(outcome.stderr, b"");
+}
+
+/// Tries to use the forwarding path from inside: queue the carrier signal (and
+/// plain ones) to the init, asking it to kill the whole box.
+const SIGNAL_THE_INIT: &str = r#"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    union sigval value = { .sival_int = SIGKILL };
+    int carrier = SIGRTMIN + 1;
+    int queued = sigqueue(1, carrier, value);
+    printf("sigqueue(1): %s\n", queued == 0 ? "sent" : strerror(errno));
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++) sigqueue(1, sig, value);
+    int killed = kill(1, SIGINT);
+    printf("kill(1): %s\n", killed == 0 ? "sent" : strerror(errno));
+    usleep(100000);
+    printf("alive\n");
+    return 0;
+}
+"#;
+
+#[test]
+fn the_program_cannot_make_the_init_forward_signals() {
+    let signals = Signaller::new();
+    let outcome = sandbox()
+        .run_live(
+            &attack("signal_the_init", SIGNAL_THE_INIT, &[]),
+            LiveIo {
+                signals: Some(&signals),
+                ..LiveIo::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(outcome.status, Status::Ok, "{outcome:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&outcome.stdout),
+        "sigqueue(1): Operation not permitted\nkill(1): Operation not permitted\nalive\n"
+    );
+}
