@@ -42,6 +42,10 @@ pub enum Error {
         installed: String,
     },
 
+    /// The caller of a live job cancelled it (went away) before it ended.
+    #[error("the job was cancelled by its caller")]
+    Cancelled,
+
     /// The job itself is malformed: a file name, a size, a count, a limit.
     #[error("{message}")]
     InvalidJob {

@@ -61,6 +61,13 @@ pub struct Job {
     /// Files that come with the exercise rather than from the user: headers, a test
     /// driver, a test module; compiled or loaded with the user's files.
     pub harness: Harness,
+    /// The program's stderr goes into its stdout pipe, in the order written
+    /// (`2>&1`; Judge0's `redirect_stderr_to_stdout`); tests compare both.
+    pub stderr_to_stdout: bool,
+    /// How many times the program runs (0 and 1: once). Its times and memory are
+    /// then the mean over the runs, its output that of the last; the first run
+    /// that fails is the result. Judge0's `number_of_runs`; not with tests.
+    pub runs: u32,
 }
 
 /// One test case of a job.
@@ -121,6 +128,8 @@ pub struct JobBounds {
     pub max_tests: usize,
     /// Bytes of all tests' stdin and expected output together.
     pub max_test_bytes: usize,
+    /// Runs of one program ([`Job::runs`]).
+    pub max_runs: u32,
 }
 
 impl Default for JobBounds {
@@ -132,6 +141,7 @@ impl Default for JobBounds {
             max_args: 256,
             max_tests: 1000,
             max_test_bytes: 256 << 20,
+            max_runs: 20,
         }
     }
 }
@@ -232,6 +242,21 @@ impl Job {
                     format!("the file name '{name}' is given twice"),
                 ));
             }
+        }
+        if self.runs > bounds.max_runs {
+            return Err(Error::invalid(
+                "runs",
+                format!(
+                    "at most {} runs of one program are allowed",
+                    bounds.max_runs
+                ),
+            ));
+        }
+        if self.runs > 1 && !self.tests.is_empty() {
+            return Err(Error::invalid(
+                "runs",
+                "a job with tests runs each test once: leave runs out",
+            ));
         }
         self.check_tests(bounds)?;
         self.check_checker()

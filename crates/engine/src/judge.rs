@@ -7,26 +7,16 @@
 //! A custom checker is itself a compiled program, run in its own box with the
 //! test's input, the program's output and the expected output as files.
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use runbox_sandbox::{BindMount, Limits, Outcome, Sandbox, Status};
+use runbox_sandbox::{BindMount, Outcome, Sandbox, Status};
 
-use crate::catalog::Language;
 use crate::checker::{CheckOutcome, Checker};
 use crate::error::{Error, Result};
 use crate::job::{Job, TestCase};
-use crate::pipeline::{Layout, run_program};
+use crate::pipeline::{Program, RunInput, run_program};
 use crate::result::{ResultStatus, TestResult};
-
-/// A compiled program ready to run: the solution, or a custom checker.
-pub(crate) struct Program<'a> {
-    pub language: &'a Language,
-    pub layout: &'a Layout<'a>,
-    pub work: &'a Path,
-    pub limits: &'a Limits,
-}
 
 /// What judges a run's output.
 pub(crate) enum Judge<'a> {
@@ -132,14 +122,15 @@ fn run_test(
     };
     let run = run_program(
         sandbox,
-        program.language,
-        program.layout,
-        program.work,
-        &limits,
-        &test.stdin,
-        args,
-        &[],
-        cpu,
+        program,
+        RunInput {
+            limits: Some(&limits),
+            stdin: &test.stdin,
+            args,
+            cpu,
+            stderr_to_stdout: job.stderr_to_stdout,
+            ..RunInput::default()
+        },
     )?;
     let (verdict, comment) = if run.status != Status::Ok {
         (run.status.into(), None)
@@ -208,16 +199,16 @@ fn run_checker(
         .iter()
         .map(|n| format!("{JUDGE_DIR}/{n}"))
         .collect();
+    let extra = [BindMount::read_only(volume.path(), JUDGE_DIR)];
     let outcome = run_program(
         sandbox,
-        checker.language,
-        checker.layout,
-        checker.work,
-        checker.limits,
-        &[],
-        &args,
-        &[BindMount::read_only(volume.path(), JUDGE_DIR)],
-        cpu,
+        checker,
+        RunInput {
+            args: &args,
+            extra: &extra,
+            cpu,
+            ..RunInput::default()
+        },
     )?;
     Ok(checker_verdict(&outcome))
 }
@@ -311,6 +302,7 @@ mod tests {
             wall_time: Duration::ZERO,
             memory_kb: 0,
             limit_hit: None,
+            chunks: Vec::new(),
         }
     }
 

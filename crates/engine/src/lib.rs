@@ -40,6 +40,7 @@ mod installation;
 pub mod job;
 mod judge;
 pub mod limits;
+pub mod live;
 mod pipeline;
 pub mod result;
 pub mod units;
@@ -55,6 +56,7 @@ pub use error::{Error, Result};
 pub use installation::Installation;
 pub use job::{Harness, Job, JobBounds, JudgeOptions, SourceFile, TestCase};
 pub use limits::LimitOverrides;
+pub use live::{Live, LiveEvent};
 pub use pipeline::Commands;
 pub use result::{CompileStage, ResultStatus, RunResult, Stage, TestResult, Timing};
 
@@ -220,6 +222,29 @@ impl Engine {
         job: &Job,
         progress: &(dyn Fn(&TestResult) + Sync),
     ) -> Result<RunResult> {
+        self.run_inner(job, progress, None)
+    }
+
+    /// [`Engine::run`] for a caller that talks to the program while it runs: each
+    /// stage is announced, its output passed on as it is read, the run stage reads
+    /// the caller's stdin pipe, and the caller's signals reach the program. A live
+    /// job has no tests and runs once.
+    pub fn run_live(&self, job: &Job, live: &Live<'_>) -> Result<RunResult> {
+        if !job.tests.is_empty() {
+            return Err(Error::invalid("tests", "a live job cannot have tests"));
+        }
+        if job.runs > 1 {
+            return Err(Error::invalid("runs", "a live job runs once"));
+        }
+        self.run_inner(job, &|_| {}, Some(live))
+    }
+
+    fn run_inner(
+        &self,
+        job: &Job,
+        progress: &(dyn Fn(&TestResult) + Sync),
+        live: Option<&Live<'_>>,
+    ) -> Result<RunResult> {
         job.check(&self.config.bounds)?;
         let language = self.usable_language(&job.language, !job.args.is_empty(), "args")?;
         let limits = pipeline::StageLimits::resolve(
@@ -247,12 +272,12 @@ impl Engine {
         let cached = self.cache_use(&language);
         let known = self.installation_cell(&language).get().is_some();
         let build = if known || cached.is_some() {
-            pipeline::build(&self.sandbox, &language, &layout, &limits, cached)?
+            pipeline::build(&self.sandbox, &language, &layout, &limits, cached, live)?
         } else {
             // The first job of a language finds its version in a box beside it.
             std::thread::scope(|scope| {
                 scope.spawn(|| self.installation(&language));
-                pipeline::build(&self.sandbox, &language, &layout, &limits, None)
+                pipeline::build(&self.sandbox, &language, &layout, &limits, None, live)
             })?
         };
         let mut result = pipeline::empty_result(&language);
@@ -268,24 +293,43 @@ impl Engine {
                 work
             }
         };
-        let program = judge::Program {
+        let program = pipeline::Program {
             language: &language,
             layout: &layout,
             work: work.path(),
             limits: &limits.run,
         };
         if job.tests.is_empty() {
-            let outcome = pipeline::run_program(
-                &self.sandbox,
-                &language,
-                &layout,
-                work.path(),
-                &limits.run,
-                &job.stdin,
-                &job.args,
-                &[],
-                None,
-            )?;
+            let run_once = || {
+                pipeline::run_program(
+                    &self.sandbox,
+                    &program,
+                    pipeline::RunInput {
+                        stdin: &job.stdin,
+                        args: &job.args,
+                        stderr_to_stdout: job.stderr_to_stdout,
+                        live,
+                        ..pipeline::RunInput::default()
+                    },
+                )
+            };
+            // More runs measure more steadily: the result is the last (or the
+            // first that failed), with the mean times and memory of all of them.
+            let mut outcome = run_once()?;
+            let (mut cpu, mut wall, mut memory, mut count) =
+                (outcome.cpu_time, outcome.wall_time, outcome.memory_kb, 1u32);
+            while count < job.runs && outcome.status == runbox_sandbox::Status::Ok {
+                outcome = run_once()?;
+                cpu += outcome.cpu_time;
+                wall += outcome.wall_time;
+                memory += outcome.memory_kb;
+                count += 1;
+            }
+            if outcome.status == runbox_sandbox::Status::Ok {
+                outcome.cpu_time = cpu / count;
+                outcome.wall_time = wall / count;
+                outcome.memory_kb = memory / u64::from(count);
+            }
             result.status = outcome.status.into();
             result.run = Some(outcome);
             return Ok(result);
@@ -298,7 +342,7 @@ impl Engine {
     fn judge(
         &self,
         job: &Job,
-        program: &judge::Program<'_>,
+        program: &pipeline::Program<'_>,
         result: &mut RunResult,
         progress: &(dyn Fn(&TestResult) + Sync),
     ) -> Result<()> {
@@ -346,23 +390,29 @@ impl Engine {
                         other => other,
                     })?;
                 let cached = self.cache_use(&language);
-                let work =
-                    match pipeline::build(&self.sandbox, &language, &layout, &limits, cached)? {
-                        pipeline::Build::Ready(work, _) => work,
-                        pipeline::Build::Failed(stage) => {
-                            let mut messages = String::from_utf8_lossy(&stage.stderr).into_owned();
-                            messages.push_str(&String::from_utf8_lossy(&stage.stdout));
-                            return Err(Error::invalid(
-                                "checker.source",
-                                format!(
-                                    "the checker does not compile ({}): {}",
-                                    stage.status,
-                                    messages.trim()
-                                ),
-                            ));
-                        }
-                    };
-                let checker = judge::Program {
+                let work = match pipeline::build(
+                    &self.sandbox,
+                    &language,
+                    &layout,
+                    &limits,
+                    cached,
+                    None,
+                )? {
+                    pipeline::Build::Ready(work, _) => work,
+                    pipeline::Build::Failed(stage) => {
+                        let mut messages = String::from_utf8_lossy(&stage.stderr).into_owned();
+                        messages.push_str(&String::from_utf8_lossy(&stage.stdout));
+                        return Err(Error::invalid(
+                            "checker.source",
+                            format!(
+                                "the checker does not compile ({}): {}",
+                                stage.status,
+                                messages.trim()
+                            ),
+                        ));
+                    }
+                };
+                let checker = pipeline::Program {
                     language: &language,
                     layout: &layout,
                     work: work.path(),

@@ -7,12 +7,15 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
-use runbox_sandbox::{BindMount, BoxConfig, Limits, Outcome, Sandbox, Status, Volume};
+use runbox_sandbox::{
+    BindMount, BoxConfig, Limits, LiveIo, Outcome, Sandbox, Status, Stream, Volume,
+};
 
 use crate::catalog::{Language, Values};
 use crate::compile_cache::{CompileCache, Entry, Key, KeyBuilder};
 use crate::error::{Error, Result};
 use crate::job::{Job, check_file_name};
+use crate::live::{Live, LiveEvent};
 use crate::result::{CompileStage, ResultStatus, RunResult};
 
 /// Where the work volume appears in every box, and the working directory.
@@ -342,6 +345,7 @@ pub(crate) fn build(
     layout: &Layout<'_>,
     limits: &StageLimits,
     cache: Option<CacheUse<'_>>,
+    live: Option<&Live<'_>>,
 ) -> Result<Build> {
     let Some(compile) = &language.compile else {
         let volume = new_volume(sandbox, limits)?;
@@ -350,13 +354,14 @@ pub(crate) fn build(
     };
     let argv = compile.expand(&layout.values(limits.compile.memory_bytes, &[]));
     let Some(CacheUse { cache, identity }) = cache else {
-        return compile_in_volume(sandbox, language, layout, limits, argv);
+        return compile_in_volume(sandbox, language, layout, limits, argv, live);
     };
     let key = cache_key(&identity, language, layout, &argv);
     let flight = cache.flight(&key);
     // Identical jobs wait here for the first to finish, then find its entry.
     let mut earlier_failure = flight.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(outcome) = &*earlier_failure {
+        replay(live, "compile", outcome);
         return Ok(Build::Failed(CompileStage {
             outcome: outcome.clone(),
             cached: true,
@@ -367,9 +372,10 @@ pub(crate) fn build(
             outcome: entry.compile().clone(),
             cached: true,
         };
+        replay(live, "compile", &stage.outcome);
         return Ok(Build::Ready(WorkDir::Cached(entry), Some(stage)));
     }
-    let build = compile_in_volume(sandbox, language, layout, limits, argv)?;
+    let build = compile_in_volume(sandbox, language, layout, limits, argv, live)?;
     match &build {
         Build::Ready(work, Some(stage)) => {
             if let Err(err) = cache.store(&key, work.path(), &stage.outcome) {
@@ -425,12 +431,13 @@ fn compile_in_volume(
     layout: &Layout<'_>,
     limits: &StageLimits,
     argv: Vec<String>,
+    live: Option<&Live<'_>>,
 ) -> Result<Build> {
     let volume = new_volume(sandbox, limits)?;
     layout.write(volume.path())?;
     let config = box_config(language, argv, limits.compile.clone())
         .with_bind(BindMount::writable(volume.path(), WORK_DIR));
-    let outcome = stage(sandbox, "compile", &config)?;
+    let outcome = stage(sandbox, "compile", &config, live, None)?;
     let stage = CompileStage {
         cached: false,
         outcome,
@@ -441,32 +448,58 @@ fn compile_in_volume(
     Ok(Build::Ready(WorkDir::Volume(volume), Some(stage)))
 }
 
-/// One run of the program in a fresh box that sees `work` read-only at /box.
-#[allow(clippy::too_many_arguments)]
+/// A compiled program ready to run: the solution, or a custom checker.
+pub(crate) struct Program<'a> {
+    pub language: &'a Language,
+    pub layout: &'a Layout<'a>,
+    pub work: &'a Path,
+    pub limits: &'a Limits,
+}
+
+/// What one run of a [`Program`] gets besides the program.
+#[derive(Default)]
+pub(crate) struct RunInput<'a> {
+    /// Limits in place of the program's own (a test's).
+    pub limits: Option<&'a Limits>,
+    /// What the program reads, unless a live caller gives a pipe.
+    pub stdin: &'a [u8],
+    pub args: &'a [String],
+    /// More host directories to bind (a checker's files).
+    pub extra: &'a [BindMount],
+    /// The CPU to pin the box to.
+    pub cpu: Option<u32>,
+    /// stderr into the stdout pipe, in order.
+    pub stderr_to_stdout: bool,
+    /// The caller of a live job.
+    pub live: Option<&'a Live<'a>>,
+}
+
+/// One run of the program in a fresh box that sees its work directory read-only
+/// at /box.
 pub(crate) fn run_program(
     sandbox: &Sandbox,
-    language: &Language,
-    layout: &Layout<'_>,
-    work: &Path,
-    limits: &Limits,
-    stdin: &[u8],
-    args: &[String],
-    extra: &[BindMount],
-    cpu: Option<u32>,
+    program: &Program<'_>,
+    input: RunInput<'_>,
 ) -> Result<Outcome> {
-    let argv = language
+    let limits = input.limits.unwrap_or(program.limits);
+    let argv = program
+        .language
         .run
-        .expand(&layout.values(limits.memory_bytes, args));
-    let mut config = box_config(language, argv, limits.clone())
-        .with_bind(BindMount::read_only(work, WORK_DIR))
-        .with_stdin(stdin.to_vec());
-    for bind in extra {
+        .expand(&program.layout.values(limits.memory_bytes, input.args));
+    let mut config = box_config(program.language, argv, limits.clone())
+        .with_bind(BindMount::read_only(program.work, WORK_DIR))
+        .with_stdin(input.stdin.to_vec());
+    for bind in input.extra {
         config = config.with_bind(bind.clone());
     }
-    if let Some(cpu) = cpu {
+    if let Some(cpu) = input.cpu {
         config = config.with_cpus(cpu.to_string());
     }
-    stage(sandbox, "run", &config)
+    if input.stderr_to_stdout {
+        config = config.with_stderr_to_stdout();
+    }
+    let pipe = input.live.and_then(Live::take_stdin);
+    stage(sandbox, "run", &config, input.live, pipe)
 }
 
 /// A result with nothing run yet.
@@ -486,12 +519,66 @@ pub(crate) fn empty_result(language: &Language) -> RunResult {
     }
 }
 
-/// Runs one box.
-fn stage(sandbox: &Sandbox, name: &'static str, config: &BoxConfig) -> Result<Outcome> {
-    sandbox.run(config).map_err(|source| Error::Sandbox {
+/// Runs one box; for a live job, announces it, passes its output on and lets
+/// the caller signal it.
+fn stage(
+    sandbox: &Sandbox,
+    name: &'static str,
+    config: &BoxConfig,
+    live: Option<&Live<'_>>,
+    stdin: Option<std::os::fd::OwnedFd>,
+) -> Result<Outcome> {
+    let failed = |source| Error::Sandbox {
         stage: name,
         source,
-    })
+    };
+    let Some(live) = live else {
+        return sandbox.run(config).map_err(failed);
+    };
+    if live.signals.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    (live.events)(LiveEvent::Stage(name));
+    let mut forward = |stream: Stream, data: &[u8]| {
+        (live.events)(LiveEvent::Output {
+            stage: name,
+            stream,
+            data,
+        })
+    };
+    let io = LiveIo {
+        stdin,
+        output: Some(&mut forward),
+        signals: Some(&live.signals),
+    };
+    let outcome = sandbox.run_live(config, io).map_err(failed)?;
+    (live.events)(LiveEvent::Exit {
+        stage: name,
+        outcome: &outcome,
+    });
+    Ok(outcome)
+}
+
+/// Tells a live caller about a stage that did not run in a box (a cached compile).
+fn replay(live: Option<&Live<'_>>, name: &'static str, outcome: &Outcome) {
+    let Some(live) = live else { return };
+    (live.events)(LiveEvent::Stage(name));
+    for (stream, data) in [
+        (Stream::Stdout, &outcome.stdout),
+        (Stream::Stderr, &outcome.stderr),
+    ] {
+        if !data.is_empty() {
+            (live.events)(LiveEvent::Output {
+                stage: name,
+                stream,
+                data,
+            });
+        }
+    }
+    (live.events)(LiveEvent::Exit {
+        stage: name,
+        outcome,
+    });
 }
 
 #[cfg(test)]

@@ -295,3 +295,133 @@ fn a_limit_above_what_the_sandbox_accepts_names_the_stage() {
         "{err}"
     );
 }
+
+/// What a live job reported, as owned values.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Stage(&'static str),
+    Output(&'static str, runbox_sandbox::Stream, String),
+    Exit(&'static str, Status),
+}
+
+fn record(events: &std::sync::Mutex<Vec<Seen>>, event: runbox_engine::LiveEvent<'_>) {
+    use runbox_engine::LiveEvent;
+    let seen = match event {
+        LiveEvent::Stage(stage) => Seen::Stage(stage),
+        LiveEvent::Output {
+            stage,
+            stream,
+            data,
+        } => Seen::Output(stage, stream, text(data)),
+        LiveEvent::Exit { stage, outcome } => Seen::Exit(stage, outcome.status),
+    };
+    events.lock().unwrap().push(seen);
+}
+
+#[test]
+fn a_live_job_announces_its_stages_and_its_program_reads_the_callers_pipe() {
+    use std::io::Write;
+    let events = std::sync::Mutex::new(Vec::new());
+    let on_event = |event: runbox_engine::LiveEvent<'_>| record(&events, event);
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let live = runbox_engine::Live {
+        events: &on_event,
+        stdin: std::sync::Mutex::new(Some(reader.into())),
+        signals: runbox_sandbox::Signaller::new(),
+    };
+    // Typed ahead while the compiler runs: the pipe keeps it for the program.
+    writer.write_all(b"typed ahead\n").unwrap();
+    drop(writer);
+    let source = "echo compiling >&2; echo 'read line; echo \"got $line\"' > out.sh";
+    let result = engine().run_live(&job("built", source), &live).unwrap();
+    assert_eq!(result.status, ResultStatus::Ok, "{result:?}");
+    use runbox_sandbox::Stream::{Stderr, Stdout};
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            Seen::Stage("compile"),
+            Seen::Output("compile", Stderr, "compiling\n".into()),
+            Seen::Exit("compile", Status::Ok),
+            Seen::Stage("run"),
+            Seen::Output("run", Stdout, "got typed ahead\n".into()),
+            Seen::Exit("run", Status::Ok),
+        ]
+    );
+}
+
+#[test]
+fn a_cancelled_live_job_runs_no_further_stage() {
+    let events = std::sync::Mutex::new(Vec::new());
+    let on_event = |event: runbox_engine::LiveEvent<'_>| record(&events, event);
+    let live = runbox_engine::Live {
+        events: &on_event,
+        stdin: std::sync::Mutex::new(None),
+        signals: runbox_sandbox::Signaller::new(),
+    };
+    live.signals.cancel();
+    let err = engine()
+        .run_live(&job("built", "echo 'echo ran' > out.sh"), &live)
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert!(events.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_live_job_with_tests_is_refused() {
+    let live = runbox_engine::Live {
+        events: &|_| {},
+        stdin: std::sync::Mutex::new(None),
+        signals: runbox_sandbox::Signaller::new(),
+    };
+    let mut job = job("shell", "cat");
+    job.tests = vec![runbox_engine::TestCase {
+        name: "one".into(),
+        ..Default::default()
+    }];
+    let err = engine().run_live(&job, &live).unwrap_err();
+    assert!(err.to_string().contains("cannot have tests"), "{err}");
+}
+
+#[test]
+fn several_runs_take_the_mean_time() {
+    let mut job = job("shell", "sleep 0.2; echo done");
+    job.runs = 3;
+    let started = std::time::Instant::now();
+    let result = engine().run(&job).unwrap();
+    let elapsed = started.elapsed();
+    let run = result.run.unwrap();
+    assert_eq!(result.status, ResultStatus::Ok);
+    assert_eq!(text(&run.stdout), "done\n");
+    // Three runs took their time, and the reported wall time is one run's.
+    assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
+    assert!(run.wall_time >= Duration::from_millis(200), "{run:?}");
+    assert!(run.wall_time < Duration::from_millis(400), "{run:?}");
+}
+
+#[test]
+fn several_runs_stop_at_the_first_failure() {
+    let mut job = job("shell", "sleep 0.2; exit 4");
+    job.runs = 10;
+    let started = std::time::Instant::now();
+    let result = engine().run(&job).unwrap();
+    assert_eq!(result.status, ResultStatus::RuntimeError);
+    assert_eq!(result.run.unwrap().exit_code, Some(4));
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn more_runs_than_allowed_are_refused() {
+    let mut job = job("shell", "true");
+    job.runs = 21;
+    let err = engine().run(&job).unwrap_err();
+    assert!(err.to_string().contains("at most 20 runs"), "{err}");
+}
+
+#[test]
+fn merged_stderr_reaches_stdout_in_order() {
+    let mut job = job("shell", "echo a; echo b >&2; echo c");
+    job.stderr_to_stdout = true;
+    let run = engine().run(&job).unwrap().run.unwrap();
+    assert_eq!(text(&run.stdout), "a\nb\nc\n");
+    assert!(run.stderr.is_empty());
+}

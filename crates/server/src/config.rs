@@ -99,6 +99,8 @@ pub struct RequestBounds {
     pub max_batch: usize,
     /// Test cases per job.
     pub max_tests: usize,
+    /// Runs of one program in one request (`runs`, Judge0's `number_of_runs`).
+    pub max_runs: u32,
     /// Items per page of a listing.
     pub max_per_page: u32,
 }
@@ -113,6 +115,7 @@ impl Default for RequestBounds {
             max_args: 64,
             max_batch: 20,
             max_tests: 200,
+            max_runs: 20,
             max_per_page: 100,
         }
     }

@@ -10,7 +10,9 @@ use runbox_store::{ClaimedJob, Completion, JobState, NewSubmission, Store, Store
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 use crate::admission::{Admission, bucket_of};
-use crate::api::convert::{job_from_request, result_body, scrubbed_request, stored_result};
+use crate::api::convert::{
+    OutputFormat, job_from_request, result_body, scrubbed_request, stored_result,
+};
 use crate::api::types::{ExecuteRequest, ResultBody};
 use crate::auth::Caller;
 use crate::config::ServerConfig;
@@ -162,7 +164,7 @@ impl Runner {
         self.running.fetch_sub(1, Ordering::Relaxed);
         let _ = renewing.send(true);
         let mut body = match outcome {
-            Ok(Ok(result)) => result_body(&result, request.output_encoding),
+            Ok(Ok(result)) => result_body(&result, OutputFormat::of(request)),
             Ok(Err(error)) => internal_result(id, &request.language, error.to_string()),
             Err(panic) => {
                 internal_result(id, &request.language, format!("the job panicked: {panic}"))

@@ -94,6 +94,7 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
             max_args: config.requests.max_args,
             max_tests: config.requests.max_tests,
             max_test_bytes: config.requests.max_body_bytes,
+            max_runs: config.requests.max_runs,
         },
         version_cache: Some(options.state_dir.join("versions")),
         compile_cache: (config.compile_cache_mb > 0).then(|| CompileCacheConfig {

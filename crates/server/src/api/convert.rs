@@ -157,7 +157,29 @@ pub fn job_from_request(
             pin_cpu: request.pin_cpu,
         },
         harness,
+        stderr_to_stdout: request.stderr_to_stdout,
+        runs: runs_of(request, bounds)?,
     })
+}
+
+/// How many runs `request` asks for, checked against the server's maximum.
+fn runs_of(request: &ExecuteRequest, bounds: &RequestBounds) -> Result<u32, ApiError> {
+    match request.runs {
+        None => Ok(1),
+        Some(0) => Err(ApiError::invalid("runs", "runs must be at least 1")),
+        Some(n) if n > bounds.max_runs => Err(ApiError::invalid(
+            "runs",
+            format!(
+                "{n} runs is too many: this server allows at most {}",
+                bounds.max_runs
+            ),
+        )),
+        Some(_) if request.tests.as_ref().is_some_and(|t| !t.is_empty()) => Err(ApiError::invalid(
+            "runs",
+            "a job with tests runs each test once: leave runs out",
+        )),
+        Some(n) => Ok(n),
+    }
 }
 
 /// Named files, decoded; every one must have a name.
@@ -429,8 +451,12 @@ pub fn configured_defaults(
 }
 
 /// A stage as the API writes it.
-pub fn stage_body(stage: &Stage, encoding: Encoding) -> StageBody {
+pub fn stage_body(stage: &Stage, format: OutputFormat) -> StageBody {
+    let encoding = format.encoding;
     StageBody {
+        output: format
+            .combined
+            .then(|| encode(&stage.interleaved(), encoding)),
         status: stage.status.as_str().to_string(),
         exit_code: stage.exit_code,
         signal: stage.signal.clone(),
@@ -456,8 +482,27 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// How a result's outputs are written.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputFormat {
+    /// UTF-8 or base64.
+    pub encoding: Encoding,
+    /// With each stage's interleaved `output`.
+    pub combined: bool,
+}
+
+impl OutputFormat {
+    /// The format `request` asks for.
+    pub fn of(request: &ExecuteRequest) -> OutputFormat {
+        OutputFormat {
+            encoding: request.output_encoding,
+            combined: request.combined_output,
+        }
+    }
+}
+
 /// A result as the API writes it.
-pub fn result_body(result: &RunResult, encoding: Encoding) -> ResultBody {
+pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
     ResultBody {
         id: result.id.clone(),
         language: result.language.clone(),
@@ -465,9 +510,9 @@ pub fn result_body(result: &RunResult, encoding: Encoding) -> ResultBody {
         status: result.status.as_str().to_string(),
         compile: result.compile.as_ref().map(|c| StageBody {
             cached: Some(c.cached),
-            ..stage_body(&c.outcome, encoding)
+            ..stage_body(&c.outcome, format)
         }),
-        run: result.run.as_ref().map(|s| stage_body(s, encoding)),
+        run: result.run.as_ref().map(|s| stage_body(s, format)),
         tests: result.tests.as_ref().map(|tests| {
             tests
                 .iter()
@@ -475,7 +520,7 @@ pub fn result_body(result: &RunResult, encoding: Encoding) -> ResultBody {
                     name: t.name.clone(),
                     verdict: t.verdict.as_str().to_string(),
                     comment: t.comment.clone(),
-                    stage: stage_body(&t.run, encoding),
+                    stage: stage_body(&t.run, format),
                 })
                 .collect()
         }),
@@ -498,6 +543,7 @@ pub fn stored_result(body: &ResultBody, keep_output: bool) -> serde_json::Value 
         let strip = |stage: &mut StageBody| {
             stage.stdout.clear();
             stage.stderr.clear();
+            stage.output = None;
         };
         body.compile.iter_mut().for_each(strip);
         body.run.iter_mut().for_each(strip);

@@ -188,6 +188,19 @@ pub struct ExecuteRequest {
     /// How stdout and stderr are written in the result.
     #[serde(default)]
     pub output_encoding: Encoding,
+    /// The run's stderr goes into its stdout, in the exact order written (`2>&1`);
+    /// stderr comes back empty.
+    #[serde(default)]
+    pub stderr_to_stdout: bool,
+    /// Each stage also returns `output`: stdout and stderr interleaved in the
+    /// order they were read, as a terminal would have shown them.
+    #[serde(default)]
+    pub combined_output: bool,
+    /// Runs the program this many times (1 to the server's `requests.max_runs`):
+    /// its times and memory are then the mean, its output the last run's, and the
+    /// first run that fails is the result. Not with `tests`.
+    #[serde(default)]
+    pub runs: Option<u32>,
     /// Where the result is POSTed when done (asynchronous submissions only).
     #[serde(default)]
     pub callback_url: Option<String>,
@@ -212,8 +225,11 @@ pub struct StageBody {
     pub stdout: String,
     /// stderr, as `encoding` says.
     pub stderr: String,
-    /// How `stdout` and `stderr` are written.
+    /// How `stdout`, `stderr` and `output` are written.
     pub encoding: Encoding,
+    /// stdout and stderr interleaved in the order read (with `combined_output`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     /// Whether stdout was cut at the output limit.
     pub stdout_truncated: bool,
     /// Whether stderr was cut at the output limit.

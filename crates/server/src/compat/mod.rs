@@ -85,6 +85,9 @@ pub fn native_request(language: &str) -> ExecuteRequest {
         pin_cpu: false,
         harness: None,
         output_encoding: Encoding::Base64,
+        stderr_to_stdout: false,
+        combined_output: false,
+        runs: None,
         callback_url: None,
         adapter: None,
     }
@@ -102,13 +105,32 @@ pub async fn execute(
 
 /// The exact bytes of a stage's stdout and stderr.
 pub fn stage_bytes(stage: &StageBody) -> (Vec<u8>, Vec<u8>) {
-    let decode = |text: &str| match stage.encoding {
+    (
+        decode_output(stage, &stage.stdout),
+        decode_output(stage, &stage.stderr),
+    )
+}
+
+/// The exact bytes of a stage's stdout and stderr interleaved in the order read
+/// (stdout then stderr when the request did not ask for `combined_output`).
+pub fn combined_bytes(stage: &StageBody) -> Vec<u8> {
+    match &stage.output {
+        Some(output) => decode_output(stage, output),
+        None => {
+            let (stdout, stderr) = stage_bytes(stage);
+            [stdout, stderr].concat()
+        }
+    }
+}
+
+/// One of a stage's outputs, decoded as its encoding says.
+fn decode_output(stage: &StageBody, text: &str) -> Vec<u8> {
+    match stage.encoding {
         Encoding::Utf8 => text.as_bytes().to_vec(),
         Encoding::Base64 => BASE64
             .decode(text)
             .unwrap_or_else(|_| text.as_bytes().to_vec()),
-    };
-    (decode(&stage.stdout), decode(&stage.stderr))
+    }
 }
 
 /// Bytes as text, invalid UTF-8 replaced.

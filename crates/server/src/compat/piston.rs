@@ -22,7 +22,8 @@ use serde_json::{Map, Value, json};
 use crate::api::types::{Data, EncodedData, Encoding, FileInput, LimitsInput, StageBody};
 use crate::auth::Caller;
 use crate::compat::{
-    LenientJson, execute as run_now, installations, native_request, semver, stage_bytes,
+    LenientJson, combined_bytes, execute as run_now, installations, native_request, semver,
+    stage_bytes,
 };
 use crate::error::ApiError;
 use crate::state::SharedState;
@@ -295,6 +296,7 @@ async fn execute(
     let run_memory = limit(body, "run_memory_limit", run_max.max_memory_kb << 10)?;
 
     let mut request = native_request(&lang.id);
+    request.combined_output = true;
     request.files = Some(inputs);
     request.stdin = stdin.map(|s| {
         Data::Encoded(EncodedData {
@@ -382,8 +384,8 @@ pub fn status_of(stage: &StageBody) -> (Option<&'static str>, Option<String>) {
 /// A stage as Piston writes it (times in ms, memory in bytes).
 pub fn stage(stage: &StageBody) -> Value {
     let (stdout, stderr) = stage_bytes(stage);
+    let output = combined_bytes(stage);
     let (status, message) = status_of(stage);
-    let output = [stdout.as_slice(), stderr.as_slice()].concat();
     json!({
         "stdout": String::from_utf8_lossy(&stdout),
         "stderr": String::from_utf8_lossy(&stderr),

@@ -623,6 +623,8 @@ pub fn translate(
         })
     });
     request.args = args;
+    request.stderr_to_stdout = redirect;
+    request.runs = Some(u32::try_from(runs.max(1)).unwrap_or(u32::MAX));
     let ms = |seconds: f64| ((seconds * 1000.0).round() as u64).max(1);
     request.limits = Some(LimitsInput {
         // Judge0 lets a program run into its extra time, then judges by the limit.

@@ -406,6 +406,7 @@ mod tests {
 
     fn stage(status: &str, stdout: &str, exit: Option<i32>, signal: Option<&str>) -> StageBody {
         StageBody {
+            output: None,
             status: status.into(),
             exit_code: exit,
             signal: signal.map(str::to_string),
