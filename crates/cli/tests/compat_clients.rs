@@ -97,3 +97,32 @@ fn the_piston_npm_client_runs_programs_and_sees_piston_statuses() {
          unknown {\"message\":\"version is required as a string\"}\n"
     );
 }
+
+#[test]
+fn a_piston_websocket_session_is_interactive_and_its_signals_reach_the_program() {
+    let node_dir = clients_dir().join("node");
+    assert!(
+        node_dir.join("node_modules/ws/package.json").exists(),
+        "the ws package is not installed in {}: run scripts/install-test-clients.sh",
+        node_dir.display()
+    );
+    let copy = node_dir.join("piston_ws.mjs");
+    std::fs::copy(script("piston_ws.mjs"), &copy).expect("the script is copied");
+    let server = Server::start(&[]);
+    let mut command = Command::new("node");
+    command.arg(&copy).arg(&server.url).current_dir(&node_dir);
+    let output = run(command, "the WebSocket script");
+    assert_eq!(
+        output,
+        "python runtime stage:run exit:run \"name? hello Ada\\nage? in ten years 46\\n\" 0 4999 Job Completed\n\
+         c runtime stage:compile exit:compile stage:run exit:run \"42\\n100\\n\" \"done\\n\" 0 4999\n\
+         sigint \"ready\\ninterrupted\\n\" 130 true 4999\n\
+         bash \"ready\\n\" null SIGINT SG 4999\n\
+         early data 4003 Not yet initialized\n\
+         no init 4001 Initialization Timeout\n\
+         init twice 4000 Already Initialized\n\
+         stdout write 4004 Can only write to stdin\n\
+         bad signal 4005 Invalid signal\n\
+         unknown error cobol-* runtime is unknown 4002 Notified Error\n"
+    );
+}

@@ -387,3 +387,37 @@ fn languages_statuses_and_config_info_answer_in_judge0_shapes() {
     let (_, about) = server.get("/about", &[]);
     assert_eq!(about["version"], "1.13.1");
 }
+
+#[test]
+fn redirected_stderr_is_in_stdout_in_the_order_written_and_judged_with_it() {
+    let server = Server::start(&[]);
+    // Unbuffered on purpose: each line is its own write, in this order.
+    let program = "import sys\nprint('out1', flush=True)\nsys.stderr.write('err1\\n')\nprint('out2', flush=True)";
+    let answer = submit_wait(
+        &server,
+        &json!({"language_id": 71, "source_code": program, "redirect_stderr_to_stdout": true,
+            "expected_output": "out1\nerr1\nout2"}),
+        "",
+    );
+    assert_eq!(status_id(&answer), 3, "{answer}");
+    assert_eq!(answer["stdout"], "out1\nerr1\nout2\n");
+    assert_eq!(answer["stderr"], Value::Null);
+}
+
+#[test]
+fn number_of_runs_runs_the_program_that_often_and_reports_the_mean_time() {
+    let server = Server::start(&[]);
+    let program = "import time\ntime.sleep(0.3)\nprint('done')";
+    let started = Instant::now();
+    let answer = submit_wait(
+        &server,
+        &json!({"language_id": 71, "source_code": program, "number_of_runs": 3}),
+        "&fields=status,number_of_runs,wall_time",
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(status_id(&answer), 3, "{answer}");
+    assert_eq!(answer["number_of_runs"], 3, "{answer}");
+    let wall: f64 = answer["wall_time"].as_str().unwrap().parse().unwrap();
+    assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+    assert!((0.3..0.6).contains(&wall), "one run's wall time: {answer}");
+}

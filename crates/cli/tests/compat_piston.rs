@@ -2,7 +2,7 @@
 
 mod compat_support;
 
-use compat_support::{Server, json};
+use compat_support::{Server, Value, json};
 
 #[test]
 fn runtimes_list_installed_languages_with_piston_names() {
@@ -32,7 +32,7 @@ fn a_compiled_program_answers_compile_and_run_stages() {
     let (status, answer) = server.post(
         "/api/v2/execute",
         &json!({"language": "c++", "version": "*", "files": [{"name": "main.cpp",
-            "content": "#include <iostream>\nint main(int c, char **v){std::string s; std::cin >> s; std::cout << s << v[1]; std::cerr << \"E\"; return 4;}"}],
+            "content": "#include <iostream>\nint main(int c, char **v){std::string s; std::cin >> s; std::cout << s << v[1] << std::flush; std::cerr << \"E\"; return 4;}"}],
             "stdin": "in", "args": ["A"]}),
         &[],
     );
@@ -143,4 +143,164 @@ fn a_full_queue_answers_429_with_retry_after() {
     assert_eq!(response.status().as_u16(), 429);
     assert!(response.headers().get("retry-after").is_some());
     assert_eq!(first.join().unwrap().unwrap(), 200);
+}
+
+/// A WebSocket session with the server's `/api/v2/connect`.
+struct Session {
+    socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+}
+
+impl Session {
+    fn open(server: &Server, key: Option<&str>) -> Result<Session, tungstenite::Error> {
+        use tungstenite::client::IntoClientRequest;
+        let url = format!("{}/api/v2/connect", server.url.replace("http://", "ws://"));
+        let mut request = url.into_client_request()?;
+        if let Some(key) = key {
+            request
+                .headers_mut()
+                .insert("X-API-Key", key.parse().expect("a header value"));
+        }
+        let (socket, _) = tungstenite::connect(request)?;
+        Ok(Session { socket })
+    }
+
+    fn send(&mut self, message: Value) {
+        self.socket
+            .send(tungstenite::Message::text(message.to_string()))
+            .expect("the message is sent");
+    }
+
+    /// The next JSON message, or the close code.
+    fn next(&mut self) -> Result<Value, u16> {
+        loop {
+            match self.socket.read() {
+                Ok(tungstenite::Message::Text(text)) => {
+                    return Ok(serde_json::from_str(text.as_str()).expect("JSON"));
+                }
+                Ok(tungstenite::Message::Close(frame)) => {
+                    return Err(frame.map_or(0, |f| u16::from(f.code)));
+                }
+                Ok(_) => continue,
+                Err(error) => panic!("the socket broke: {error}"),
+            }
+        }
+    }
+
+    /// Reads until stdout holds `wanted`.
+    fn wait_for_stdout(&mut self, wanted: &str) {
+        let mut stdout = String::new();
+        while !stdout.contains(wanted) {
+            let message = self.next().expect("the session goes on");
+            if message["type"] == "data" && message["stream"] == "stdout" {
+                stdout.push_str(message["data"].as_str().unwrap());
+            }
+        }
+    }
+}
+
+fn bash_init(script: &str) -> Value {
+    json!({"type": "init", "language": "bash", "version": "*",
+        "files": [{"content": script}], "run_timeout": 60000, "run_cpu_time": 10000})
+}
+
+#[test]
+fn the_websocket_needs_a_key_once_keys_exist() {
+    let server = Server::start(&[]);
+    let key = server.create_key("ws", "execute");
+    match Session::open(&server, None) {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        Err(other) => panic!("expected a 401, got {other}"),
+        Ok(_) => panic!("a session opened without a key"),
+    }
+    let mut session = Session::open(&server, Some(&key)).expect("a session with the key");
+    session.send(bash_init("echo hi"));
+    assert_eq!(session.next().unwrap()["type"], "runtime");
+}
+
+#[test]
+fn leaving_a_session_kills_its_program_and_records_the_job() {
+    let server = Server::start(&[]);
+    let mut session = Session::open(&server, None).expect("a session");
+    session.send(bash_init("echo ready; sleep 60; echo never"));
+    session.wait_for_stdout("ready\n");
+    let left = std::time::Instant::now();
+    drop(session);
+    let deadline = left + std::time::Duration::from_secs(10);
+    let submission = loop {
+        let (status, page) = server.get("/api/v1/submissions?per_page=1", &[]);
+        assert_eq!(status, 200, "{page}");
+        let first = page["submissions"][0].clone();
+        if first["state"] == "done" {
+            break first;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running: {page}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(left.elapsed() < std::time::Duration::from_secs(5));
+    let path = format!("/api/v1/submissions/{}", submission["id"].as_str().unwrap());
+    let (status, submission) = server.get(&path, &[]);
+    assert_eq!(status, 200, "{submission}");
+    assert_eq!(submission["language"], "bash");
+    assert_eq!(submission["status"], "internal_error");
+    assert!(
+        submission["result"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cancelled by its caller"),
+        "{submission}"
+    );
+}
+
+#[test]
+fn a_signal_between_stages_or_after_the_end_is_harmless() {
+    let server = Server::start(&[]);
+    let mut session = Session::open(&server, None).expect("a session");
+    session.send(bash_init("echo 'the end'"));
+    session.wait_for_stdout("the end\n");
+    // The program has ended, or is ending: the signal has nothing to reach.
+    session.send(json!({"type": "signal", "signal": "SIGTERM"}));
+    let mut code = None;
+    while code.is_none() {
+        match session.next() {
+            Ok(message) if message["type"] == "exit" => assert_eq!(message["code"], 0),
+            Ok(_) => {}
+            Err(close) => code = Some(close),
+        }
+    }
+    assert_eq!(code, Some(4999));
+}
+
+#[test]
+fn stdin_beyond_the_servers_limit_ends_the_session_with_an_error() {
+    let server = Server::start(&[("RUNBOX_REQUESTS_MAX_STDIN_BYTES", "1000")]);
+    let mut session = Session::open(&server, None).expect("a session");
+    session.send(bash_init("echo ready; sleep 30"));
+    session.wait_for_stdout("ready\n");
+    session.send(json!({"type": "data", "stream": "stdin", "data": "x".repeat(1001)}));
+    let error = loop {
+        let message = session.next().expect("an error message before the close");
+        if message["type"] == "error" {
+            break message;
+        }
+    };
+    assert_eq!(error["message"], "stdin is limited to 1000 bytes");
+    assert_eq!(session.next(), Err(4002));
+}
+
+#[test]
+fn output_interleaves_stdout_and_stderr_in_the_order_written() {
+    let server = Server::start(&[]);
+    let program = "import sys, time\nsys.stderr.write('first\\n'); sys.stderr.flush()\ntime.sleep(0.1)\nprint('second', flush=True)\ntime.sleep(0.1)\nsys.stderr.write('third\\n')";
+    let (status, answer) = server.post(
+        "/api/v2/execute",
+        &json!({"language": "python", "version": "*", "files": [{"content": program}]}),
+        &[],
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["run"]["stdout"], "second\n");
+    assert_eq!(answer["run"]["stderr"], "first\nthird\n");
+    assert_eq!(answer["run"]["output"], "first\nsecond\nthird\n");
 }

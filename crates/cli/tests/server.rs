@@ -952,3 +952,22 @@ fn judged_jobs_report_verdicts_failed_tests_and_a_cached_compile() {
     );
     assert_eq!(bad["error"]["field"], "checker.type");
 }
+
+#[test]
+fn combined_output_interleaves_and_runs_are_bounded() {
+    let server = TestServer::start();
+    let program = "import sys, time\nsys.stderr.write('a\\n'); sys.stderr.flush()\ntime.sleep(0.1)\nprint('b')";
+    let body = json!({"language": "python", "source": program, "combined_output": true});
+    let result = server.post_expect("/api/v1/execute", &body, None, 200);
+    assert_eq!(result["run"]["output"], "a\nb\n", "{result}");
+    let plain = server.post_expect("/api/v1/execute", &python("print(1)"), None, 200);
+    assert!(plain["run"].get("output").is_none(), "{plain}");
+
+    for (runs, message) in [(0, "at least 1"), (21, "at most 20")] {
+        let body = json!({"language": "python", "source": "print(1)", "runs": runs});
+        let error = server.post_expect("/api/v1/execute", &body, None, 400);
+        assert_eq!(error["error"]["field"], "runs", "{error}");
+        let text = error["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{text}");
+    }
+}

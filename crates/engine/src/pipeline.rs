@@ -552,6 +552,10 @@ fn stage(
         signals: Some(&live.signals),
     };
     let outcome = sandbox.run_live(config, io).map_err(failed)?;
+    if live.signals.is_cancelled() {
+        // Killed because its caller left: not a result of the program's.
+        return Err(Error::Cancelled);
+    }
     (live.events)(LiveEvent::Exit {
         stage: name,
         outcome: &outcome,

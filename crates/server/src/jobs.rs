@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use runbox_engine::Engine;
+use std::os::fd::OwnedFd;
+
+use runbox_engine::{Engine, Live, LiveEvent};
+use runbox_sandbox::Signaller;
 use runbox_store::{ClaimedJob, Completion, JobState, NewSubmission, Store, StoreEvent, now_ms};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
@@ -18,6 +21,12 @@ use crate::auth::Caller;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::webhook::Webhooks;
+
+/// How a job is run on the engine: at once, or live.
+type RunWith = Box<
+    dyn FnOnce(&Engine, &runbox_engine::Job) -> runbox_engine::Result<runbox_engine::RunResult>
+        + Send,
+>;
 
 /// Runs jobs on this node's engine and keeps the store up to date.
 pub struct Runner {
@@ -101,6 +110,39 @@ impl Runner {
         caller: &Caller,
         request: ExecuteRequest,
     ) -> Result<ResultBody, ApiError> {
+        self.execute_with(caller, request, Box::new(|engine, job| engine.run(job)))
+            .await
+    }
+
+    /// Runs a request now as a live job: `events` hears each stage and its output
+    /// as they happen, the program reads `stdin`, and `signals` reach it (cancel
+    /// it to stop the job). The result is returned and stored like an execute's.
+    pub async fn execute_live(
+        self: &Arc<Self>,
+        caller: &Caller,
+        request: ExecuteRequest,
+        events: Box<dyn Fn(LiveEvent<'_>) + Send + Sync>,
+        stdin: OwnedFd,
+        signals: Signaller,
+    ) -> Result<ResultBody, ApiError> {
+        let run: RunWith = Box::new(move |engine, job| {
+            let live = Live {
+                events: &*events,
+                stdin: std::sync::Mutex::new(Some(stdin)),
+                signals,
+            };
+            engine.run_live(job, &live)
+        });
+        self.execute_with(caller, request, run).await
+    }
+
+    /// Admits, records and runs a request now with `run`.
+    async fn execute_with(
+        self: &Arc<Self>,
+        caller: &Caller,
+        request: ExecuteRequest,
+        run: RunWith,
+    ) -> Result<ResultBody, ApiError> {
         let job = self.prepare(&request)?;
         let Ok(admitted) = self.admitted.clone().try_acquire_owned() else {
             metrics::counter!("runbox_rejected_requests_total", "reason" => "queue_full")
@@ -139,7 +181,9 @@ impl Runner {
             return Err(error.into());
         }
         let run_slot = self.run_slots.clone().acquire_owned().await;
-        let body = self.run_job(&id, 1, job, &request, run_slot.ok()).await;
+        let body = self
+            .run_job(&id, 1, job, &request, run_slot.ok(), run)
+            .await;
         drop(admitted);
         self.admission.release_slot(&caller.bucket(), &id).await;
         Ok(body)
@@ -153,13 +197,14 @@ impl Runner {
         job: runbox_engine::Job,
         request: &ExecuteRequest,
         _run_slot: Option<OwnedSemaphorePermit>,
+        run: RunWith,
     ) -> ResultBody {
         let renewing = self.renew_while_running(id.to_string());
         self.running.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("runbox_boxes_in_use").increment(1.0);
         let started = Instant::now();
         let engine = self.engine.clone();
-        let outcome = tokio::task::spawn_blocking(move || engine.run(&job)).await;
+        let outcome = tokio::task::spawn_blocking(move || run(&engine, &job)).await;
         metrics::gauge!("runbox_boxes_in_use").decrement(1.0);
         self.running.fetch_sub(1, Ordering::Relaxed);
         let _ = renewing.send(true);
@@ -363,8 +408,16 @@ impl Runner {
         let body = match request {
             Ok(request) => match self.prepare(&request) {
                 Ok(job) => {
-                    self.run_job(&claimed.id, claimed.attempt, job, &request, Some(permit))
-                        .await
+                    let run: RunWith = Box::new(|engine, job| engine.run(job));
+                    self.run_job(
+                        &claimed.id,
+                        claimed.attempt,
+                        job,
+                        &request,
+                        Some(permit),
+                        run,
+                    )
+                    .await
                 }
                 Err(error) => self.fail(&claimed, &request.language, error.message).await,
             },

@@ -1,4 +1,5 @@
-//! Piston v2's API over the runner: `GET /api/v2/runtimes`, `POST /api/v2/execute`.
+//! Piston v2's API over the runner: `GET /api/v2/runtimes`, `POST /api/v2/execute`,
+//! and the WebSocket `GET /api/v2/connect` ([`connect`]).
 //!
 //! Better than Piston where it hurts: bodies up to the server's
 //! `requests.max_body_bytes` (Piston refuses above 100 KB), memory limits in
@@ -28,11 +29,14 @@ use crate::compat::{
 use crate::error::ApiError;
 use crate::state::SharedState;
 
+mod connect;
+
 /// Every Piston route.
 pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/api/v2/runtimes", get(runtimes))
         .route("/api/v2/execute", post(execute))
+        .route("/api/v2/connect", get(connect::connect))
 }
 
 /// Piston's defaults: 10 s to compile, 3 s to run.
@@ -205,18 +209,21 @@ fn decode_file(content: &str, encoding: &str, index: usize) -> Result<Vec<u8>, P
     }
 }
 
-/// `POST /api/v2/execute`.
-async fn execute(
-    State(state): State<SharedState>,
-    caller: Result<Caller, ApiError>,
-    body: Result<LenientJson<Value>, ApiError>,
-) -> Result<Response, PistonError> {
-    let caller = caller?;
-    caller.require(Scope::Execute)?;
-    let LenientJson(body) = body?;
-    let Some(body) = body.as_object() else {
-        return Err(PistonError::bad("the body must be a JSON object"));
-    };
+/// A Piston job, checked and translated: the native request and the runtime
+/// that will run it.
+pub(crate) struct PistonJob {
+    pub request: crate::api::types::ExecuteRequest,
+    /// Piston's name of the language.
+    pub language: String,
+    /// The installed version.
+    pub version: String,
+}
+
+/// Reads a Piston job (the body of `execute`, or the `init` message of `connect`).
+pub(crate) async fn parse_job(
+    state: &SharedState,
+    body: &Map<String, Value>,
+) -> Result<PistonJob, PistonError> {
     let Some(language) = body.get("language").and_then(Value::as_str) else {
         return Err(PistonError::bad("language is required as a string"));
     };
@@ -229,7 +236,7 @@ async fn execute(
     if files.is_empty() {
         return Err(PistonError::bad("files is required as an array"));
     }
-    let installed = installations(&state).await?;
+    let installed = installations(state).await?;
     let runtime = candidates(language, &installed)
         .into_iter()
         .find(|(_, installation)| {
@@ -320,7 +327,27 @@ async fn execute(
             ..LimitsInput::default()
         });
     }
-    let result = run_now(&state, &caller, request).await?;
+    Ok(PistonJob {
+        request,
+        language: piston_name(&lang.id).0.to_string(),
+        version: installation.version().unwrap_or("0.0.0").to_string(),
+    })
+}
+
+/// `POST /api/v2/execute`.
+async fn execute(
+    State(state): State<SharedState>,
+    caller: Result<Caller, ApiError>,
+    body: Result<LenientJson<Value>, ApiError>,
+) -> Result<Response, PistonError> {
+    let caller = caller?;
+    caller.require(Scope::Execute)?;
+    let LenientJson(body) = body?;
+    let Some(body) = body.as_object() else {
+        return Err(PistonError::bad("the body must be a JSON object"));
+    };
+    let job = parse_job(&state, body).await?;
+    let result = run_now(&state, &caller, job.request).await?;
     if result.status == "internal_error" && result.run.is_none() && result.compile.is_none() {
         return Err(PistonError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -329,8 +356,8 @@ async fn execute(
         });
     }
     let mut answer = json!({
-        "language": piston_name(&lang.id).0,
-        "version": installation.version().unwrap_or("0.0.0"),
+        "language": job.language,
+        "version": job.version,
     });
     if let Some(compile) = &result.compile {
         answer["compile"] = stage(compile);
