@@ -421,3 +421,28 @@ fn number_of_runs_runs_the_program_that_often_and_reports_the_mean_time() {
     assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
     assert!((0.3..0.6).contains(&wall), "one run's wall time: {answer}");
 }
+
+#[test]
+fn compiler_options_reach_the_compiler_and_a_language_without_them_says_so() {
+    let server = Server::start(&[]);
+    let program = "#include <stdio.h>\nint main(void){ puts(GREETING); return LEVEL; }";
+    let answer = submit_wait(
+        &server,
+        &json!({"language_id": 50, "source_code": program,
+            "compiler_options": "-DGREETING='\"hi there\"' -DLEVEL=0 -O0"}),
+        "",
+    );
+    assert_eq!(status_id(&answer), 3, "{answer}");
+    assert_eq!(answer["stdout"], "hi there\n");
+
+    let (status, answer) = server.post(
+        "/submissions?wait=true",
+        &json!({"language_id": 71, "source_code": "print(1)", "compiler_options": "-O"}),
+        &[],
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        answer["compiler_options"],
+        json!(["Python takes no compiler options"])
+    );
+}

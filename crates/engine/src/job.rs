@@ -47,6 +47,10 @@ pub struct Job {
     pub stdin: Vec<u8>,
     /// The program's arguments.
     pub args: Vec<String>,
+    /// Options added to the compile command, for languages whose compile command
+    /// places `{options}` (C, C++, Rust, Go, Java, ...). The compiler runs in its
+    /// own box, so an option can do no more than the source itself could.
+    pub compiler_options: Vec<String>,
     /// Limits of the run stage the user set.
     pub limits: LimitOverrides,
     /// Limits of the compile stage the user set.
@@ -208,6 +212,13 @@ impl Job {
             ));
         }
         check_args(&self.args, "args")?;
+        if self.compiler_options.len() > bounds.max_args {
+            return Err(Error::invalid(
+                "compiler_options",
+                format!("at most {} compiler options are allowed", bounds.max_args),
+            ));
+        }
+        check_args(&self.compiler_options, "compiler_options")?;
         let mut seen = std::collections::HashSet::new();
         for (i, file) in self.files.iter().enumerate() {
             let field = format!("files[{i}].name");

@@ -38,6 +38,7 @@ pub(crate) struct Layout<'a> {
     stem: String,
     sources: Vec<String>,
     main: String,
+    options: &'a [String],
 }
 
 impl<'a> Layout<'a> {
@@ -46,6 +47,12 @@ impl<'a> Layout<'a> {
     /// harness files follow the user's; the harness may name another entry.
     pub(crate) fn new(language: &Language, job: &'a Job) -> Result<Layout<'a>> {
         let harness = &job.harness;
+        if !job.compiler_options.is_empty() && !language.takes_compiler_options() {
+            return Err(Error::invalid(
+                "compiler_options",
+                format!("{} takes no compiler options", language.name),
+            ));
+        }
         let prelude = match (&language.rename_main, harness.rename_main) {
             (_, false) => None,
             (Some(prelude), true) => Some(prelude.as_str()),
@@ -136,6 +143,7 @@ impl<'a> Layout<'a> {
             stem,
             sources,
             main,
+            options: &job.compiler_options,
         })
     }
 
@@ -149,6 +157,7 @@ impl<'a> Layout<'a> {
             memory_mb: memory_bytes >> 20,
             heap_mb: heap_mb(memory_bytes),
             args,
+            options: self.options,
         }
     }
 

@@ -425,3 +425,14 @@ fn merged_stderr_reaches_stdout_in_order() {
     assert_eq!(text(&run.stdout), "a\nb\nc\n");
     assert!(run.stderr.is_empty());
 }
+
+#[test]
+fn compiler_options_are_refused_by_a_language_whose_compiler_takes_none() {
+    let mut job = job("built", "echo 'echo ran' > out.sh");
+    job.compiler_options = vec!["-O3".into()];
+    let err = engine().run(&job).unwrap_err();
+    assert!(
+        err.to_string().contains("Built takes no compiler options"),
+        "{err}"
+    );
+}

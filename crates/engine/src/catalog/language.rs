@@ -71,6 +71,12 @@ impl Language {
         self.compile.is_some()
     }
 
+    /// Whether the user may add compiler options: its compile command places
+    /// `{options}`.
+    pub fn takes_compiler_options(&self) -> bool {
+        self.compile.as_ref().is_some_and(|c| c.takes_options())
+    }
+
     /// Whether a file of this name is a source of this language (by extension).
     pub(crate) fn is_source(&self, name: &str) -> bool {
         std::path::Path::new(name)

@@ -13,6 +13,7 @@ pub(crate) enum Var {
     MemoryMb,
     HeapMb,
     Args,
+    Options,
 }
 
 /// Every placeholder with its name: the one table parsing and printing share.
@@ -24,6 +25,7 @@ const VARS: &[(&str, Var)] = &[
     ("memory_mb", Var::MemoryMb),
     ("heap_mb", Var::HeapMb),
     ("args", Var::Args),
+    ("options", Var::Options),
 ];
 
 impl Var {
@@ -39,7 +41,7 @@ impl Var {
 
     /// Whether the placeholder stands for a list of arguments.
     fn is_list(self) -> bool {
-        matches!(self, Var::Sources | Var::Args)
+        matches!(self, Var::Sources | Var::Args | Var::Options)
     }
 }
 
@@ -69,6 +71,8 @@ pub(crate) struct Values<'a> {
     pub memory_mb: u64,
     pub heap_mb: u64,
     pub args: &'a [String],
+    /// The user's compiler options, where a compile command places `{options}`.
+    pub options: &'a [String],
 }
 
 impl Template {
@@ -112,6 +116,13 @@ impl Template {
             })
     }
 
+    /// Whether the template places the user's compiler options (`{options}`).
+    pub(crate) fn takes_options(&self) -> bool {
+        self.args
+            .iter()
+            .any(|a| a.0.contains(&Piece::Var(Var::Options)))
+    }
+
     /// Whether the template places the user's arguments itself.
     pub(crate) fn uses_args(&self) -> bool {
         self.args
@@ -127,6 +138,7 @@ impl Template {
             match arg.0.as_slice() {
                 [Piece::Var(Var::Sources)] => out.extend(values.sources.iter().cloned()),
                 [Piece::Var(Var::Args)] => out.extend(values.args.iter().cloned()),
+                [Piece::Var(Var::Options)] => out.extend(values.options.iter().cloned()),
                 pieces => out.push(pieces.iter().map(|p| piece_text(p, values)).collect()),
             }
         }
@@ -146,7 +158,7 @@ fn piece_text(piece: &Piece, v: &Values<'_>) -> String {
         Piece::Var(Var::MemoryMb) => v.memory_mb.to_string(),
         Piece::Var(Var::HeapMb) => v.heap_mb.to_string(),
         // Lists stand alone (checked at parse time).
-        Piece::Var(Var::Sources | Var::Args) => String::new(),
+        Piece::Var(Var::Sources | Var::Args | Var::Options) => String::new(),
     }
 }
 
@@ -186,7 +198,7 @@ fn parse_arg(text: &str) -> Result<Arg, String> {
             .any(|p| matches!(p, Piece::Var(v) if v.is_list()));
     if list_inside {
         return Err(format!(
-            "'{text}': {{sources}} and {{args}} must be a whole argument"
+            "'{text}': {{sources}}, {{args}} and {{options}} must be a whole argument"
         ));
     }
     Ok(Arg(pieces))

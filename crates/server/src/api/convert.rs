@@ -147,6 +147,7 @@ pub fn job_from_request(
         files,
         stdin,
         args: request.args.clone(),
+        compiler_options: request.compiler_options.clone(),
         limits,
         compile_limits,
         tests,

@@ -332,6 +332,7 @@ pub async fn languages(
                 aliases: language.aliases.clone(),
                 extensions: language.extensions.clone(),
                 compiled: language.is_compiled(),
+                compiler_options: language.takes_compiler_options(),
                 source_file: language.source_file.clone(),
             })
             .collect(),

@@ -161,6 +161,10 @@ pub struct ExecuteRequest {
     /// The program's arguments.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Options added to the compile command (`["-O0", "-std=c11"]`), for
+    /// languages that take them (`compiler_options` in `GET /api/v1/languages`).
+    #[serde(default)]
+    pub compiler_options: Vec<String>,
     /// Limits of the run stage.
     #[serde(default)]
     pub limits: Option<LimitsInput>,
@@ -393,6 +397,8 @@ pub struct LanguageBody {
     pub extensions: Vec<String>,
     /// Whether it has a compile stage.
     pub compiled: bool,
+    /// Whether its compile stage takes `compiler_options`.
+    pub compiler_options: bool,
     /// The name a `source` gets.
     pub source_file: String,
 }

@@ -76,6 +76,7 @@ pub fn native_request(language: &str) -> ExecuteRequest {
         files: None,
         stdin: None,
         args: Vec::new(),
+        compiler_options: Vec::new(),
         limits: None,
         compile_limits: None,
         tests: None,

@@ -460,14 +460,18 @@ pub fn translate(
         );
     }
     let compiler_options = f.text("compiler_options");
-    if compiler_options
-        .as_ref()
-        .is_some_and(|o| !o.trim().is_empty())
-    {
-        f.error(
-            "compiler_options",
-            "setting compiler options is not supported by this server: each language's compiler flags are fixed",
-        );
+    let mut options = Vec::new();
+    if let Some(text) = &compiler_options {
+        if text.chars().count() > 512 {
+            f.error(
+                "compiler_options",
+                "is too long (maximum is 512 characters)",
+            );
+        }
+        match split_arguments(text) {
+            Ok(words) => options = words,
+            Err(message) => f.error("compiler_options", message),
+        }
     }
     let arguments = f.text("command_line_arguments");
     let mut args = Vec::new();
@@ -623,6 +627,7 @@ pub fn translate(
         })
     });
     request.args = args;
+    request.compiler_options = options;
     request.stderr_to_stdout = redirect;
     request.runs = Some(u32::try_from(runs.max(1)).unwrap_or(u32::MAX));
     let ms = |seconds: f64| ((seconds * 1000.0).round() as u64).max(1);
@@ -739,7 +744,7 @@ mod tests {
     }
 
     #[test]
-    fn network_and_compiler_options_are_refused() {
+    fn network_is_refused_and_compiler_options_are_split_into_words() {
         let errors = translate(
             &json!({"language_id": 50, "source_code": "x", "enable_network": true,
                     "compiler_options": "-O3"}),
@@ -748,7 +753,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(errors.contains_key("enable_network"));
-        assert!(errors.contains_key("compiler_options"));
+        assert!(!errors.contains_key("compiler_options"));
+        let request = translate(
+            &json!({"language_id": 50, "source_code": "x",
+                    "compiler_options": "-O0 -DNAME='a b'"}),
+            false,
+            &ServerConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(request.compiler_options, ["-O0", "-DNAME=a b"]);
     }
 
     #[test]

@@ -627,7 +627,7 @@ async fn config_info(
     Ok(Json(json!({
         "maintenance_mode": false,
         "enable_wait_result": true,
-        "enable_compiler_options": false,
+        "enable_compiler_options": true,
         "allowed_languages_for_compile_options": [],
         "enable_command_line_arguments": true,
         "enable_submission_delete": true,
