@@ -204,6 +204,24 @@ impl Fields<'_> {
         }
     }
 
+    /// A text of at most 512 characters, as given and split into words like a
+    /// shell's (`compiler_options`, `command_line_arguments`).
+    fn words(&mut self, field: &str) -> (Option<String>, Vec<String>) {
+        let Some(text) = self.text(field) else {
+            return (None, Vec::new());
+        };
+        if text.chars().count() > 512 {
+            self.error(field, "is too long (maximum is 512 characters)");
+        }
+        match split_arguments(&text) {
+            Ok(words) => (Some(text), words),
+            Err(message) => {
+                self.error(field, message);
+                (Some(text), Vec::new())
+            }
+        }
+    }
+
     /// A number within `[min, max]`, or `default` when absent.
     fn number(&mut self, field: &str, default: f64, min: f64, max: f64) -> f64 {
         let value = match self.get(field) {
@@ -459,34 +477,8 @@ pub fn translate(
             "can't be blank for a multi-file program (language 89): send a zip with a run script",
         );
     }
-    let compiler_options = f.text("compiler_options");
-    let mut options = Vec::new();
-    if let Some(text) = &compiler_options {
-        if text.chars().count() > 512 {
-            f.error(
-                "compiler_options",
-                "is too long (maximum is 512 characters)",
-            );
-        }
-        match split_arguments(text) {
-            Ok(words) => options = words,
-            Err(message) => f.error("compiler_options", message),
-        }
-    }
-    let arguments = f.text("command_line_arguments");
-    let mut args = Vec::new();
-    if let Some(text) = &arguments {
-        if text.chars().count() > 512 {
-            f.error(
-                "command_line_arguments",
-                "is too long (maximum is 512 characters)",
-            );
-        }
-        match split_arguments(text) {
-            Ok(words) => args = words,
-            Err(message) => f.error("command_line_arguments", message),
-        }
-    }
+    let (compiler_options, options) = f.words("compiler_options");
+    let (arguments, args) = f.words("command_line_arguments");
     let cpu = f.number(
         "cpu_time_limit",
         judge0.cpu_time_limit,

@@ -34,7 +34,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::{PistonError, parse_job, status_of};
+use super::{PistonError, add_ending, parse_job};
 use crate::api::convert::{OutputFormat, stage_body};
 use crate::api::types::{Data, Encoding};
 use crate::auth::Caller;
@@ -384,18 +384,9 @@ fn exit_event(stage: &'static str, outcome: &runbox_sandbox::Outcome) -> Value {
             combined: false,
         },
     );
-    let (status, message) = status_of(&body);
-    json!({
-        "type": "exit",
-        "stage": stage,
-        "code": body.exit_code,
-        "signal": body.signal,
-        "status": status,
-        "message": message,
-        "cpu_time": body.cpu_time_ms.round() as u64,
-        "wall_time": body.wall_time_ms.round() as u64,
-        "memory": body.memory_kb * 1024,
-    })
+    let mut exit = json!({"type": "exit", "stage": stage});
+    add_ending(&mut exit, &body);
+    exit
 }
 
 /// Turns output chunks into text without breaking a character split across two

@@ -412,11 +412,20 @@ pub fn status_of(stage: &StageBody) -> (Option<&'static str>, Option<String>) {
 pub fn stage(stage: &StageBody) -> Value {
     let (stdout, stderr) = stage_bytes(stage);
     let output = combined_bytes(stage);
-    let (status, message) = status_of(stage);
-    json!({
+    let mut fields = json!({
         "stdout": String::from_utf8_lossy(&stdout),
         "stderr": String::from_utf8_lossy(&stderr),
         "output": String::from_utf8_lossy(&output),
+    });
+    add_ending(&mut fields, stage);
+    fields
+}
+
+/// How a stage ended, as Piston writes it into a stage and a WebSocket `exit`:
+/// code, signal name, message, status, times in ms, memory in bytes.
+pub(crate) fn add_ending(fields: &mut Value, stage: &StageBody) {
+    let (status, message) = status_of(stage);
+    let ending = json!({
         "code": stage.exit_code,
         "signal": stage.signal,
         "message": message,
@@ -424,5 +433,8 @@ pub fn stage(stage: &StageBody) -> Value {
         "cpu_time": stage.cpu_time_ms.round() as u64,
         "wall_time": stage.wall_time_ms.round() as u64,
         "memory": stage.memory_kb * 1024,
-    })
+    });
+    if let (Some(fields), Value::Object(ending)) = (fields.as_object_mut(), ending) {
+        fields.extend(ending);
+    }
 }
