@@ -8,6 +8,7 @@ packages=(
   bubblewrap           # the benchmark's baseline sandbox
   procps               # ps, used when a test fails to show what is left running
   postgresql           # the PostgreSQL store's tests (their own cluster: scripts/postgres-test-cluster.sh)
+  slirp4netns nftables # boxes with network (network.enabled), and their tests
 )
 
 missing=()

@@ -446,3 +446,54 @@ fn compiler_options_reach_the_compiler_and_a_language_without_them_says_so() {
         json!(["Python takes no compiler options"])
     );
 }
+
+/// A TCP server on all of this host's addresses that greets each connection, and
+/// the host's address on its default route (not loopback, so a box reaches it
+/// only through its own network).
+fn greeter() -> (std::net::IpAddr, u16) {
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"hello");
+        }
+    });
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect("192.0.2.254:9").unwrap();
+    (probe.local_addr().unwrap().ip(), port)
+}
+
+#[test]
+fn enable_network_reaches_the_internet_only_where_the_operator_allows_it() {
+    let (host, port) = greeter();
+    // This test's "internet" is the host's own address, so the operator's deny
+    // list is emptied; the sandbox tests check the default list.
+    let server = Server::start(&[
+        ("RUNBOX_NETWORK_ENABLED", "true"),
+        ("RUNBOX_NETWORK_DENY", "[]"),
+    ]);
+    let program = format!(
+        "import socket\ntry:\n    s = socket.create_connection(('{host}', {port}), timeout=3)\n    print(s.recv(5).decode())\nexcept OSError as e:\n    print('no network:', type(e).__name__)"
+    );
+    let with = submit_wait(
+        &server,
+        &json!({"language_id": 71, "source_code": program, "enable_network": true}),
+        "",
+    );
+    assert_eq!(with["stdout"], "hello\n", "{with}");
+    let without = submit_wait(
+        &server,
+        &json!({"language_id": 71, "source_code": program}),
+        "",
+    );
+    assert!(
+        without["stdout"]
+            .as_str()
+            .unwrap()
+            .starts_with("no network:"),
+        "{without}"
+    );
+    let (status, config) = server.get("/config_info", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(config["allow_enable_network"], true);
+}

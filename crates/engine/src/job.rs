@@ -68,6 +68,9 @@ pub struct Job {
     /// The program's stderr goes into its stdout pipe, in the order written
     /// (`2>&1`; Judge0's `redirect_stderr_to_stdout`); tests compare both.
     pub stderr_to_stdout: bool,
+    /// The run stage may reach the internet (not the host or local networks);
+    /// only on a sandbox with network. Judge0's `enable_network`.
+    pub network: bool,
     /// How many times the program runs (0 and 1: once). Its times and memory are
     /// then the mean over the runs, its output that of the last; the first run
     /// that fails is the result. Judge0's `number_of_runs`; not with tests.

@@ -129,6 +129,7 @@ fn run_test(
             args,
             cpu,
             stderr_to_stdout: job.stderr_to_stdout,
+            network: job.network,
             ..RunInput::default()
         },
     )?;

@@ -246,6 +246,7 @@ impl Engine {
         live: Option<&Live<'_>>,
     ) -> Result<RunResult> {
         job.check(&self.config.bounds)?;
+        self.check_network(job)?;
         let language = self.usable_language(&job.language, !job.args.is_empty(), "args")?;
         let limits = pipeline::StageLimits::resolve(
             &language,
@@ -308,6 +309,7 @@ impl Engine {
                         stdin: &job.stdin,
                         args: &job.args,
                         stderr_to_stdout: job.stderr_to_stdout,
+                        network: job.network,
                         live,
                         ..pipeline::RunInput::default()
                     },
@@ -501,9 +503,21 @@ impl Engine {
         Some(pipeline::CacheUse { cache, identity })
     }
 
+    /// Refuses network to a job when the sandbox gives none.
+    fn check_network(&self, job: &Job) -> Result<()> {
+        if job.network && !self.sandbox.has_network() {
+            return Err(Error::invalid(
+                "network",
+                "this server gives programs no network (the operator can allow it: network.enabled)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The files and commands `job` would run, without running them.
     pub fn commands(&self, job: &Job) -> Result<Commands> {
         job.check(&self.config.bounds)?;
+        self.check_network(job)?;
         let language = self.catalog.get(&job.language)?;
         let limits = pipeline::StageLimits::resolve(
             language,

@@ -479,6 +479,8 @@ pub(crate) struct RunInput<'a> {
     pub cpu: Option<u32>,
     /// stderr into the stdout pipe, in order.
     pub stderr_to_stdout: bool,
+    /// Outbound network for the program.
+    pub network: bool,
     /// The caller of a live job.
     pub live: Option<&'a Live<'a>>,
 }
@@ -506,6 +508,9 @@ pub(crate) fn run_program(
     }
     if input.stderr_to_stdout {
         config = config.with_stderr_to_stdout();
+    }
+    if input.network {
+        config = config.with_network();
     }
     let pipe = input.live.and_then(Live::take_stdin);
     stage(sandbox, "run", &config, input.live, pipe)

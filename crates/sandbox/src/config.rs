@@ -187,6 +187,7 @@ pub struct BoxConfig {
     pub(crate) cwd: PathBuf,
     pub(crate) cpus: Option<String>,
     pub(crate) stderr_to_stdout: bool,
+    pub(crate) network: bool,
 }
 
 impl BoxConfig {
@@ -209,6 +210,7 @@ impl BoxConfig {
             cwd: PathBuf::from("/box"),
             cpus: None,
             stderr_to_stdout: false,
+            network: false,
         }
     }
 
@@ -262,6 +264,14 @@ impl BoxConfig {
     /// empty, and stdout holds both in the exact order they were written.
     pub fn with_stderr_to_stdout(mut self) -> Self {
         self.stderr_to_stdout = true;
+        self
+    }
+
+    /// Gives the box outbound network: its own network namespace with a user-mode
+    /// link to the outside and a firewall refusing local networks (see
+    /// [`crate::network`]). The sandbox must have been created with network.
+    pub fn with_network(mut self) -> Self {
+        self.network = true;
         self
     }
 

@@ -43,6 +43,28 @@ impl Diagnosis {
     }
 }
 
+/// Whether boxes could be given network (`network.enabled`): the programs it
+/// needs are installed. Optional: without it, no box has network.
+fn network_available() -> Result<String, (String, String)> {
+    let options = crate::network::NetworkOptions::default();
+    let missing: Vec<String> = [&options.slirp4netns, &options.nft]
+        .into_iter()
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(
+            "slirp4netns and nft found (boxes get network only when the operator enables it)"
+                .into(),
+        )
+    } else {
+        Err((
+            format!("{} missing: boxes can have no network", missing.join(", ")),
+            "apt-get install slirp4netns nftables (only to allow network.enabled)".into(),
+        ))
+    }
+}
+
 fn check(name: &'static str, required: bool, result: Result<String, (String, String)>) -> Check {
     match result {
         Ok(detail) => Check {
@@ -145,6 +167,7 @@ pub fn diagnose(options: &SandboxOptions) -> Diagnosis {
     checks.push(check("pidfd", true, pidfd_available()));
     checks.push(check("landlock", false, landlock_abi()));
     checks.push(check("overlayfs", false, filesystem_available("overlay")));
+    checks.push(check("network for boxes", false, network_available()));
 
     if checks.iter().all(|c| c.ok || !c.required) {
         checks.push(check("a real box", true, smoke_test(options)));

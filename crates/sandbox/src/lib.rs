@@ -33,6 +33,7 @@ mod launcher;
 pub mod live;
 mod mounts;
 mod namespaces;
+pub mod network;
 pub mod outcome;
 mod run;
 mod seccomp;
@@ -48,6 +49,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use config::{BindMount, BoxConfig, Limits};
 pub use error::{Error, Result};
 pub use live::{LiveIo, OutputChunk, OutputSink, Signaller, Stream};
+pub use network::NetworkOptions;
 pub use outcome::{LimitHit, Outcome, Status};
 pub use volume::Volume;
 
@@ -67,6 +69,9 @@ pub struct SandboxOptions {
     /// Refuse to start without a usable cgroup hierarchy (memory limits and whole-box
     /// CPU accounting need one). When false, limits fall back to rlimits.
     pub require_cgroups: bool,
+    /// Outbound network for boxes that ask for it ([`BoxConfig::with_network`]);
+    /// `None`, the default: no box has any network.
+    pub network: Option<NetworkOptions>,
 }
 
 impl Default for SandboxOptions {
@@ -76,6 +81,7 @@ impl Default for SandboxOptions {
             max_boxes: 64,
             uid_base: 1_500_000,
             require_cgroups: true,
+            network: None,
         }
     }
 }
@@ -107,6 +113,7 @@ pub(crate) struct Shared {
     host_layout: mounts::HostLayout,
     cap_last: u32,
     volumes_dir: PathBuf,
+    network: Option<network::Network>,
 }
 
 impl Drop for Shared {
@@ -155,6 +162,7 @@ impl Sandbox {
                 "no writable cgroup hierarchy with memory, pids and cpu accounting below this process's cgroup; run `runbox doctor`".into(),
             ));
         }
+        let network = options.network.map(network::Network::prepare).transpose()?;
         let shared = Shared {
             cgroups,
             seccomp: SeccompPolicy::new()?,
@@ -163,6 +171,7 @@ impl Sandbox {
             host_layout: mounts::HostLayout::detect(&options.state_dir)?,
             cap_last: namespaces::last_capability(),
             volumes_dir: volume::prepare_dir(&options.state_dir)?,
+            network,
         };
         let reaper = teardown::Reaper::start().map_err(|e| Error::Syscall {
             call: "spawn reaper thread",
@@ -198,6 +207,11 @@ impl Sandbox {
     /// controller is available.
     pub fn can_pin_cpus(&self) -> bool {
         self.shared.cgroups.as_ref().is_some_and(|m| m.has_cpuset())
+    }
+
+    /// Whether boxes may have network ([`BoxConfig::with_network`]).
+    pub fn has_network(&self) -> bool {
+        self.shared.network.is_some()
     }
 
     /// Which cgroup version boxes use, if any.

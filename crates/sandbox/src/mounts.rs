@@ -227,7 +227,7 @@ impl MountPlan {
         }
 
         plan.mkdir(&r("/etc"))?;
-        for (name, content) in etc_files() {
+        for (name, content) in etc_files(config.network) {
             plan.push(
                 Step::WriteFile {
                     path: cpath(&r(&format!("/etc/{name}")))?,
@@ -238,6 +238,12 @@ impl MountPlan {
         }
         for (path, entry) in &host.etc {
             plan.reproduce(Path::new(path), &r(path), entry)?;
+        }
+        // A box that talks to the internet needs the CA certificates for TLS.
+        let certs = Path::new("/etc/ssl/certs");
+        if config.network && certs.is_dir() {
+            plan.mkdir_all(root, &r("/etc/ssl/certs"))?;
+            plan.bind_anything(certs, &r("/etc/ssl/certs"), false)?;
         }
 
         plan.mkdir(&r("/proc"))?;
@@ -517,9 +523,11 @@ impl MountPlan {
     }
 }
 
-/// The generated /etc: the box's users and hosts, nothing of the host's.
-fn etc_files() -> Vec<(&'static str, String)> {
-    vec![
+/// The generated /etc: the box's users and hosts, nothing of the host's; with
+/// network, a resolver that asks slirp4netns's forwarder.
+fn etc_files(network: bool) -> Vec<(&'static str, String)> {
+    let hosts_from = if network { "files dns" } else { "files" };
+    let mut files = vec![
         (
             "passwd",
             format!(
@@ -537,9 +545,16 @@ fn etc_files() -> Vec<(&'static str, String)> {
         ("hostname", "runbox\n".to_string()),
         (
             "nsswitch.conf",
-            "passwd: files\ngroup: files\nhosts: files\n".to_string(),
+            format!("passwd: files\ngroup: files\nhosts: {hosts_from}\n"),
         ),
-    ]
+    ];
+    if network {
+        files.push((
+            "resolv.conf",
+            format!("nameserver {}\n", crate::network::DNS_SERVER),
+        ));
+    }
+    files
 }
 
 fn c(s: &str) -> Result<CString> {

@@ -58,6 +58,11 @@ pub(crate) fn run(
     io: LiveIo<'_>,
 ) -> Result<Outcome> {
     config.validate()?;
+    if config.network && shared.network.is_none() {
+        return Err(Error::InvalidConfig(
+            "this sandbox gives boxes no network (SandboxOptions::network is not set)".into(),
+        ));
+    }
     let limits = &config.limits;
     let mut lease = Lease::take(shared);
     let wanted = cgroup_limits(shared, config);
@@ -132,7 +137,8 @@ pub(crate) fn run(
     let slot = lease.slot.as_ref().ok_or_else(missing_slot)?;
     let launcher = slot.launcher.as_ref().ok_or_else(missing_slot)?;
     let shared_plan = SharedPlan(&plan);
-    let child = launcher.run(move || clone_box(shared_plan.get(), cgroup_fd))??;
+    let network = config.network;
+    let child = launcher.run(move || clone_box(shared_plan.get(), cgroup_fd, network))??;
     drop((go_r, report_w, stdin, stdout_w, stderr_w));
     if let Some(signals) = io.signals {
         signals.attach(child.pidfd_clone()?);
@@ -146,6 +152,11 @@ pub(crate) fn run(
         (Some(cg), None) => cg.add_process(child.pid)?,
         _ => {}
     }
+    // Waits for the link, so the program starts with its network up.
+    let link = match (&shared.network, config.network) {
+        (Some(network), true) => Some(network.attach(child.pid)?),
+        _ => None,
+    };
     // What the box used before the program may start (its clone and set-up) is
     // not the program's.
     let meter = cgroup
@@ -178,6 +189,7 @@ pub(crate) fn run(
         child,
         lease,
         go: go_w,
+        network: link,
     };
     let measured = match usage {
         Some(u) => Measured {
@@ -302,10 +314,17 @@ fn stack_top(stack: &mut [u8]) -> *mut libc::c_void {
 /// Clones the box's init into fresh namespaces and, on v2, straight into its
 /// cgroup. Runs on the slot's launcher thread, which sits in the slot's network
 /// namespace (and on v1 in its cgroup), so the box is born in them.
-fn clone_box(plan: &ChildPlan<'_>, cgroup_fd: Option<RawFd>) -> Result<Child> {
+fn clone_box(plan: &ChildPlan<'_>, cgroup_fd: Option<RawFd>, network: bool) -> Result<Child> {
     let mut pidfd: RawFd = -1;
+    // A box with network gets a network namespace of its own; the others stay in
+    // the slot's empty one.
+    let own_netns = if network {
+        libc::CLONE_NEWNET as u64
+    } else {
+        0
+    };
     let mut args = CloneArgs {
-        flags: NAMESPACES | libc::CLONE_PIDFD as u64,
+        flags: NAMESPACES | own_netns | libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()

@@ -122,6 +122,8 @@ pub(crate) struct Remains {
     pub lease: Lease,
     /// The go pipe's write end: held until the init is gone (see `init`).
     pub go: OwnedFd,
+    /// The box's link to the outside, when it has network.
+    pub network: Option<crate::network::Link>,
 }
 
 impl Remains {
@@ -130,9 +132,11 @@ impl Remains {
             mut child,
             lease,
             go,
+            network,
         } = self;
         child.kill();
         child.reap();
+        drop(network);
         drop(go);
         drop(lease);
     }

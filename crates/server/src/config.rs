@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub webhooks: WebhookSettings,
     /// Queue leases (how a job whose worker died is found and run again).
     pub queue: QueueSettings,
+    /// Outbound network for programs that ask for it.
+    pub network: NetworkSettings,
     /// How long a graceful shutdown waits for running jobs, in seconds.
     pub shutdown_grace_seconds: u64,
     /// Size bound of the compile cache (under `<data_dir>/compile-cache`), in MiB;
@@ -65,6 +67,7 @@ impl Default for ServerConfig {
             history: HistorySettings::default(),
             webhooks: WebhookSettings::default(),
             queue: QueueSettings::default(),
+            network: NetworkSettings::default(),
             shutdown_grace_seconds: 30,
             compile_cache_mb: 1024,
         }
@@ -269,6 +272,32 @@ impl Default for QueueSettings {
         QueueSettings {
             lease_seconds: 30,
             max_attempts: 3,
+        }
+    }
+}
+
+/// Outbound network for programs that ask for it (`network: true`, Judge0's
+/// `enable_network`). Off by default: no box has any network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSettings {
+    /// Let programs that ask for it reach the internet (needs `slirp4netns` and
+    /// `nftables`). Each such box gets its own network namespace and firewall.
+    pub enabled: bool,
+    /// Destinations such a program may still not reach (CIDR blocks); the
+    /// default is every private, loopback, link-local (cloud metadata), shared
+    /// and multicast range.
+    pub deny: Vec<String>,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings {
+            enabled: false,
+            deny: runbox_sandbox::network::DEFAULT_DENY
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }

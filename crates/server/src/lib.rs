@@ -78,6 +78,13 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
     let options = SandboxOptions {
         // Room for every worker's box plus version detection beside it.
         max_boxes: workers.max(1) * 2 + 2,
+        network: config
+            .network
+            .enabled
+            .then(|| runbox_sandbox::NetworkOptions {
+                deny: config.network.deny.clone(),
+                ..runbox_sandbox::NetworkOptions::default()
+            }),
         ..SandboxOptions::default()
     };
     let defaults = EngineConfig::default();

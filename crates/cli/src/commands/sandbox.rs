@@ -57,6 +57,10 @@ pub struct SandboxArgs {
     /// Working directory inside the box.
     #[arg(long, value_name = "PATH", default_value = "/box")]
     cwd: PathBuf,
+    /// Give the box outbound network (slirp4netns), with private, loopback and
+    /// link-local destinations refused.
+    #[arg(long)]
+    network: bool,
     /// File to feed on stdin (`-` for runbox's own stdin); default: empty.
     #[arg(long, value_name = "FILE")]
     stdin: Option<PathBuf>,
@@ -101,10 +105,14 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.stdin {
         config = config.with_stdin(read_input(path)?);
     }
+    if args.network {
+        config = config.with_network();
+    }
     config.validate()?;
 
     let sandbox = Sandbox::new(SandboxOptions {
         max_boxes: 1,
+        network: args.network.then(runbox_sandbox::NetworkOptions::default),
         ..SandboxOptions::default()
     })?;
     let outcome = sandbox.run(&config)?;

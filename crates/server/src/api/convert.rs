@@ -159,6 +159,7 @@ pub fn job_from_request(
         },
         harness,
         stderr_to_stdout: request.stderr_to_stdout,
+        network: request.network,
         runs: runs_of(request, bounds)?,
     })
 }

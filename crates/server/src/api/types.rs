@@ -192,6 +192,10 @@ pub struct ExecuteRequest {
     /// How stdout and stderr are written in the result.
     #[serde(default)]
     pub output_encoding: Encoding,
+    /// The program may reach the internet (never the host or local networks);
+    /// refused unless the operator enabled `network`.
+    #[serde(default)]
+    pub network: bool,
     /// The run's stderr goes into its stdout, in the exact order written (`2>&1`);
     /// stderr comes back empty.
     #[serde(default)]

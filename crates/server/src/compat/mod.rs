@@ -86,6 +86,7 @@ pub fn native_request(language: &str) -> ExecuteRequest {
         pin_cpu: false,
         harness: None,
         output_encoding: Encoding::Base64,
+        network: false,
         stderr_to_stdout: false,
         combined_output: false,
         runs: None,

@@ -128,7 +128,8 @@ pub struct Stored {
     pub max_file_size: u64,
     /// stderr appended to stdout in answers.
     pub redirect_stderr_to_stdout: bool,
-    /// Always false: boxes have no network.
+    /// Whether the program could reach the internet (only when the operator
+    /// enabled `network`).
     pub enable_network: bool,
     /// Runs asked for.
     pub number_of_runs: u64,
@@ -523,7 +524,7 @@ pub fn translate(
     );
     let redirect = f.boolean("redirect_stderr_to_stdout", false);
     let network = f.boolean("enable_network", false);
-    if network {
+    if network && !config.network.enabled {
         f.error(
             "enable_network",
             "enabling network is not allowed: boxes have no network on this server",
@@ -620,6 +621,7 @@ pub fn translate(
     });
     request.args = args;
     request.compiler_options = options;
+    request.network = network;
     request.stderr_to_stdout = redirect;
     request.runs = Some(u32::try_from(runs.max(1)).unwrap_or(u32::MAX));
     let ms = |seconds: f64| ((seconds * 1000.0).round() as u64).max(1);

@@ -662,7 +662,7 @@ async fn config_info(
         "max_submission_batch_size": state.config.requests.max_batch,
         "submission_cache_duration": 0.0,
         "use_docs_as_homepage": false,
-        "allow_enable_network": false,
+        "allow_enable_network": state.config.network.enabled,
         "enable_network": false,
     }))
     .into_response())

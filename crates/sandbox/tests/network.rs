@@ -1,0 +1,167 @@
+//! Boxes with network: they reach what the firewall allows, never the host's
+//! loopback or a denied range, cannot change their firewall, and boxes without
+//! network still have none.
+
+use std::io::Write;
+use std::net::{IpAddr, TcpListener, UdpSocket};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use runbox_sandbox::{BoxConfig, Limits, NetworkOptions, Outcome, Sandbox, SandboxOptions, Status};
+
+/// The host's own address on its default route: what a box would reach if the
+/// firewall let it, and a stand-in for "another machine" (it is not loopback).
+fn host_address() -> IpAddr {
+    let probe = UdpSocket::bind("0.0.0.0:0").expect("a UDP socket");
+    // No packet is sent: connecting a UDP socket only picks the route.
+    probe
+        .connect("192.0.2.254:9")
+        .expect("this host has a default route or a route to TEST-NET-1");
+    probe.local_addr().expect("a local address").ip()
+}
+
+/// A TCP server on all of the host's addresses that greets every connection.
+fn greeter() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let listener = TcpListener::bind("0.0.0.0:0").expect("a listener");
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = stream.write_all(b"hello");
+            }
+        });
+        port
+    })
+}
+
+fn sandbox_with(deny: Vec<String>, uid_base: u32) -> Sandbox {
+    Sandbox::new(SandboxOptions {
+        max_boxes: 4,
+        uid_base,
+        network: Some(NetworkOptions {
+            deny,
+            ..NetworkOptions::default()
+        }),
+        ..SandboxOptions::default()
+    })
+    .expect("a sandbox with network (slirp4netns and nftables installed)")
+}
+
+/// Network, and no range denied: only slirp4netns's own guard of the host's loopback.
+fn open_sandbox() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| sandbox_with(Vec::new(), 1_820_000))
+}
+
+/// Network with the default deny list, plus the host's address.
+fn guarded_sandbox() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        let mut deny = NetworkOptions::default().deny;
+        deny.push(match host_address() {
+            IpAddr::V4(a) => format!("{a}/32"),
+            IpAddr::V6(a) => format!("{a}/128"),
+        });
+        sandbox_with(deny, 1_830_000)
+    })
+}
+
+/// A Bash script in a box: `connect HOST PORT` prints what the server sent or
+/// the error.
+fn connect_script(host: &str, port: u16) -> String {
+    format!(
+        "if exec 3<>/dev/tcp/{host}/{port}; then head -c 5 <&3; echo; else echo refused; fi 2>/dev/null"
+    )
+}
+
+fn run(sandbox: &Sandbox, script: &str, network: bool) -> Outcome {
+    let mut config = BoxConfig::new(["/bin/bash", "-c", script]).with_limits(Limits {
+        wall_time: Duration::from_secs(10),
+        ..Limits::default()
+    });
+    if network {
+        config = config.with_network();
+    }
+    sandbox.run(&config).expect("the box runs")
+}
+
+fn stdout(outcome: &Outcome) -> String {
+    String::from_utf8_lossy(&outcome.stdout).into_owned()
+}
+
+#[test]
+fn a_box_with_network_reaches_an_allowed_host() {
+    let host = host_address().to_string();
+    let outcome = run(open_sandbox(), &connect_script(&host, greeter()), true);
+    assert_eq!(stdout(&outcome), "hello\n", "{outcome:?}");
+}
+
+#[test]
+fn a_box_without_network_reaches_nothing_even_on_a_sandbox_with_network() {
+    let host = host_address().to_string();
+    let outcome = run(open_sandbox(), &connect_script(&host, greeter()), false);
+    assert_eq!(stdout(&outcome), "refused\n", "{outcome:?}");
+}
+
+#[test]
+fn the_hosts_loopback_is_unreachable_with_network() {
+    let port = greeter();
+    // 10.0.2.2 is slirp4netns's alias of the host's loopback (disabled); 127.0.0.1
+    // is the box's own loopback, where nothing listens.
+    for host in ["10.0.2.2", "127.0.0.1"] {
+        let outcome = run(open_sandbox(), &connect_script(host, port), true);
+        assert_eq!(stdout(&outcome), "refused\n", "{host}: {outcome:?}");
+    }
+}
+
+#[test]
+fn a_denied_range_is_refused_at_once() {
+    let host = host_address().to_string();
+    let started = std::time::Instant::now();
+    let outcome = run(guarded_sandbox(), &connect_script(&host, greeter()), true);
+    assert_eq!(stdout(&outcome), "refused\n", "{outcome:?}");
+    // A reset, not a silent drop that would wait for a timeout.
+    assert!(started.elapsed() < Duration::from_secs(3), "{outcome:?}");
+}
+
+#[test]
+fn the_program_cannot_remove_its_firewall() {
+    let host = host_address().to_string();
+    let script = format!(
+        "/usr/sbin/nft flush ruleset 2>&1 | head -c 200; echo; {}",
+        connect_script(&host, greeter())
+    );
+    let outcome = run(guarded_sandbox(), &script, true);
+    let out = stdout(&outcome);
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.ends_with("refused\n"), "{out}");
+}
+
+#[test]
+fn a_box_with_network_has_a_resolver_and_the_ca_certificates() {
+    let outcome = run(
+        open_sandbox(),
+        "cat /etc/resolv.conf; grep hosts /etc/nsswitch.conf; ls /etc/ssl/certs | head -c 1 | wc -c",
+        true,
+    );
+    assert_eq!(outcome.status, Status::Ok, "{outcome:?}");
+    assert_eq!(
+        stdout(&outcome),
+        "nameserver 10.0.2.3\nhosts: files dns\n1\n"
+    );
+}
+
+#[test]
+fn a_sandbox_without_network_refuses_a_box_that_asks_for_it() {
+    let sandbox = Sandbox::new(SandboxOptions {
+        max_boxes: 1,
+        uid_base: 1_840_000,
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    let err = sandbox
+        .run(&BoxConfig::new(["true"]).with_network())
+        .unwrap_err();
+    assert!(err.to_string().contains("no network"), "{err}");
+}
