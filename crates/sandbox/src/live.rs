@@ -114,18 +114,15 @@ impl Signaller {
         self.inner.cancelled.load(Ordering::SeqCst)
     }
 
-    /// Attaches the box whose init has this pidfd (a duplicate the signaller owns).
-    pub(crate) fn attach(&self, pidfd: OwnedFd) {
+    /// Attaches the box whose init has this pidfd (a duplicate the signaller
+    /// owns) until the returned guard is dropped.
+    pub(crate) fn attach(&self, pidfd: OwnedFd) -> Attached<'_> {
         let mut target = self.target();
         if self.is_cancelled() {
             kill_init(&pidfd);
         }
         *target = Some(pidfd);
-    }
-
-    /// Detaches the box: it has ended, and its pidfd is closed.
-    pub(crate) fn detach(&self) {
-        *self.target() = None;
+        Attached(self)
     }
 
     fn target(&self) -> MutexGuard<'_, Option<OwnedFd>> {
@@ -133,6 +130,16 @@ impl Signaller {
             .target
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A box attached to a [`Signaller`]; dropping it detaches the box (it has
+/// ended, or its run failed), so no signal is sent to what is left of it.
+pub(crate) struct Attached<'a>(&'a Signaller);
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        *self.0.target() = None;
     }
 }
 

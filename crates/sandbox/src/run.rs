@@ -140,9 +140,10 @@ pub(crate) fn run(
     let network = config.network;
     let child = launcher.run(move || clone_box(shared_plan.get(), cgroup_fd, network))??;
     drop((go_r, report_w, stdin, stdout_w, stderr_w));
-    if let Some(signals) = io.signals {
-        signals.attach(child.pidfd_clone()?);
-    }
+    let attached = match io.signals {
+        Some(signals) => Some(signals.attach(child.pidfd_clone()?)),
+        None => None,
+    };
 
     namespaces::write_id_maps(child.pid, slot, BOX_UID)?;
     say(&go_w, init::GO_MAPPED)?;
@@ -177,9 +178,8 @@ pub(crate) fn run(
         start,
         limits,
     );
-    if let Some(signals) = io.signals {
-        signals.detach();
-    }
+    // The program has ended: nothing more to signal.
+    drop(attached);
     let watched = watched?;
     let usage = meter.as_ref().map(Meter::usage).transpose()?;
     if let Some(slot) = lease.slot.as_mut() {
