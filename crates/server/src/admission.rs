@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -27,8 +27,21 @@ pub struct Admission {
     store: Arc<dyn Store>,
     defaults: RateSettings,
     shared: bool,
-    local: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+    local: Mutex<HashMap<String, LocalBucket>>,
 }
+
+/// A bucket of this process, with what is needed to forget it once idle.
+struct LocalBucket {
+    limiter: Arc<DefaultDirectRateLimiter>,
+    last_used: Instant,
+    /// How long an unused bucket takes to fill up again: after that it is the
+    /// same as a new one, so forgetting it changes nothing.
+    refill: Duration,
+}
+
+/// Above this many buckets, the full ones are forgotten (many anonymous client
+/// addresses must not grow the map without end).
+const MAX_IDLE_BUCKETS: usize = 1024;
 
 impl Admission {
     /// Limits over `store`; `shared` keeps the rate buckets in the store too.
@@ -83,15 +96,30 @@ impl Admission {
         burst: u32,
     ) -> Arc<DefaultDirectRateLimiter> {
         let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(bucket.to_string())
-            .or_insert_with(|| {
-                let period = Duration::from_secs_f64(1.0 / per_second.max(1e-3));
-                let quota = Quota::with_period(period)
-                    .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-                    .allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN));
-                Arc::new(RateLimiter::direct(quota))
-            })
-            .clone()
+        let now = Instant::now();
+        if map.len() >= MAX_IDLE_BUCKETS && !map.contains_key(bucket) {
+            map.retain(|_, b| now.duration_since(b.last_used) < b.refill);
+        }
+        let entry = map.entry(bucket.to_string()).or_insert_with(|| {
+            let period = Duration::from_secs_f64(1.0 / per_second.max(1e-3));
+            let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+            let quota = Quota::with_period(period)
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(burst);
+            LocalBucket {
+                limiter: Arc::new(RateLimiter::direct(quota)),
+                last_used: now,
+                refill: period.saturating_mul(burst.get()),
+            }
+        });
+        entry.last_used = now;
+        entry.limiter.clone()
+    }
+
+    /// How many rate buckets this process keeps.
+    #[cfg(test)]
+    fn local_buckets(&self) -> usize {
+        self.local.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Takes a concurrency slot of the caller for `holder` (a submission id); 429
@@ -128,5 +156,50 @@ pub fn bucket_of(key_id: Option<&str>, client_addr: Option<&str>) -> String {
     match key_id {
         Some(id) => format!("key:{id}"),
         None => format!("anonymous:{}", client_addr.unwrap_or("")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn admission(per_second: f64, burst: u32) -> Admission {
+        let store = runbox_store::open("sqlite::memory:").await.unwrap();
+        let defaults = RateSettings {
+            per_second,
+            burst,
+            ..RateSettings::default()
+        };
+        Admission::new(store, defaults, false)
+    }
+
+    #[tokio::test]
+    async fn idle_buckets_are_forgotten_once_there_are_many() {
+        // 1000 per second with a burst of 1: a bucket is full again after 1 ms.
+        let admission = admission(1000.0, 1).await;
+        for i in 0..MAX_IDLE_BUCKETS + 500 {
+            admission.local_limiter(&format!("anonymous:10.0.{i}"), 1000.0, 1);
+            if i % 256 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        assert!(
+            admission.local_buckets() <= MAX_IDLE_BUCKETS,
+            "{} buckets kept",
+            admission.local_buckets()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bucket_still_filling_is_kept_with_its_state() {
+        // One request per hour: a bucket that was used stays empty for an hour.
+        let admission = admission(1.0 / 3600.0, 1).await;
+        let busy = admission.local_limiter("key:busy", 1.0 / 3600.0, 1);
+        assert!(busy.check().is_ok());
+        for i in 0..MAX_IDLE_BUCKETS + 10 {
+            admission.local_limiter(&format!("anonymous:{i}"), 1.0 / 3600.0, 1);
+        }
+        let again = admission.local_limiter("key:busy", 1.0 / 3600.0, 1);
+        assert!(again.check().is_err(), "the spent bucket was forgotten");
     }
 }
