@@ -126,11 +126,8 @@ impl Webhooks {
             }
         }
         let secret = match key_id {
-            Some(key_id) => match self.store.list_keys().await {
-                Ok(keys) => keys
-                    .into_iter()
-                    .find(|k| k.id == key_id)
-                    .map(|k| k.webhook_secret),
+            Some(key_id) => match self.store.key_by_id(key_id).await {
+                Ok(key) => key.map(|k| k.webhook_secret),
                 Err(error) => {
                     tracing::warn!(id, %error, "cannot read the key of a webhook");
                     None

@@ -150,6 +150,9 @@ pub trait Store: Send + Sync + 'static {
     /// The key whose hash this is, revoked or not.
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
 
+    /// The key with this id, revoked or not.
+    async fn key_by_id(&self, id: &str) -> Result<Option<ApiKey>>;
+
     /// How many keys are not revoked.
     async fn active_key_count(&self) -> Result<u64>;
 

@@ -534,6 +534,16 @@ impl crate::Store for SqliteStore {
         key.map(ApiKey::try_from).transpose()
     }
 
+    async fn key_by_id(&self, id: &str) -> Result<Option<ApiKey>> {
+        let key: Option<KeyRow> =
+            sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(query("look a key up by id"))?;
+        key.map(ApiKey::try_from).transpose()
+    }
+
     async fn active_key_count(&self) -> Result<u64> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE revoked_ms IS NULL")
             .fetch_one(&self.reader)

@@ -904,6 +904,13 @@ async fn a_key_is_created_listed_and_found_by_hash(backend: &Backend) {
         store.key_by_hash("hash-of-nobody").await.expect("find"),
         None
     );
+    let by_id = store
+        .key_by_id("key-1")
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!(by_id.name, "alice");
+    assert_eq!(store.key_by_id("nobody").await.expect("find"), None);
     assert_eq!(store.active_key_count().await.expect("count"), 2);
 }
 
