@@ -165,11 +165,21 @@ fn kind(message: &Map<String, Value>) -> &str {
     message.get("type").and_then(Value::as_str).unwrap_or("")
 }
 
+/// How long one message may wait for a client that does not read: past it the
+/// client is taken as gone (its job is cancelled), so a stalled reader holds
+/// no session, box or memory for long.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends `message`; false when the client is gone or stopped reading.
+async fn send_message(socket: &mut WebSocket, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
 async fn send(socket: &mut WebSocket, value: Value) -> bool {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .is_ok()
+    send_message(socket, Message::Text(value.to_string().into())).await
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
@@ -177,7 +187,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
         code,
         reason: reason.into(),
     };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    send_message(socket, Message::Close(Some(frame))).await;
 }
 
 /// Reports an error to the client, as Piston does: a message, then close 4002
@@ -281,7 +291,9 @@ async fn session(state: SharedState, caller: Caller, mut socket: WebSocket) {
             done = &mut running => {
                 while let Ok(event) = heard.try_recv() {
                     for message in text.event(event) {
-                        send(&mut socket, message).await;
+                        if !send(&mut socket, message).await {
+                            return;
+                        }
                     }
                 }
                 return match done {
