@@ -244,8 +244,7 @@ async fn session(state: SharedState, caller: Caller, mut socket: WebSocket) {
             return fail(&mut socket, format!("cannot use the stdin pipe: {error}")).await;
         }
     };
-    let max_stdin = state.config.requests.max_stdin_bytes;
-    let mut stdin_bytes = first_stdin.len();
+    let stdin_bytes = first_stdin.len();
     if !first_stdin.is_empty() {
         let _ = stdin.send(StdinChunk::Data(first_stdin));
     }
@@ -276,14 +275,19 @@ async fn session(state: SharedState, caller: Caller, mut socket: WebSocket) {
     });
 
     let mut text = Utf8Streams::default();
-    let mut stdin = Some(stdin);
+    let mut controls = Controls {
+        stdin: Some(stdin),
+        stdin_bytes,
+        max_stdin: state.config.requests.max_stdin_bytes,
+        signals,
+    };
     loop {
         tokio::select! {
             biased;
             Some(event) = heard.recv() => {
                 for message in text.event(event) {
                     if !send(&mut socket, message).await {
-                        signals.cancel();
+                        controls.signals.cancel();
                         return;
                     }
                 }
@@ -303,57 +307,82 @@ async fn session(state: SharedState, caller: Caller, mut socket: WebSocket) {
                 };
             }
             incoming = receive(&mut socket) => {
-                let message = match incoming {
-                    Incoming::Message(message) => message,
-                    Incoming::Malformed(why) => {
-                        signals.cancel();
-                        return fail(&mut socket, why).await;
-                    }
-                    Incoming::Gone => {
-                        signals.cancel();
-                        return;
-                    }
+                let ending = match incoming {
+                    Incoming::Message(message) => match controls.handle(&message) {
+                        Ok(()) => continue,
+                        Err(ending) => ending,
+                    },
+                    Incoming::Malformed(why) => Ending::Fail(why),
+                    Incoming::Gone => Ending::Gone,
                 };
-                match kind(&message) {
-                    "init" => {
-                        signals.cancel();
-                        return close(&mut socket, 4000, "Already Initialized").await;
-                    }
-                    "data" => {
-                        if message.get("stream").and_then(Value::as_str) != Some("stdin") {
-                            signals.cancel();
-                            return close(&mut socket, 4004, "Can only write to stdin").await;
-                        }
-                        let data = message.get("data").and_then(Value::as_str).unwrap_or("");
-                        stdin_bytes += data.len();
-                        if stdin_bytes > max_stdin {
-                            signals.cancel();
-                            let why = format!("stdin is limited to {max_stdin} bytes");
-                            return fail(&mut socket, why).await;
-                        }
-                        if let Some(pipe) = &stdin {
-                            if !data.is_empty() {
-                                let _ = pipe.send(StdinChunk::Data(data.as_bytes().to_vec()));
-                            }
-                            if message.get("eof").and_then(Value::as_bool) == Some(true) {
-                                let _ = pipe.send(StdinChunk::End);
-                                stdin = None;
-                            }
-                        }
-                    }
-                    "signal" => {
-                        let name = message.get("signal").and_then(Value::as_str).unwrap_or("");
-                        let Some(number) = signal_number(name) else {
-                            signals.cancel();
-                            return close(&mut socket, 4005, "Invalid signal").await;
-                        };
-                        if let Err(error) = signals.send(number) {
-                            tracing::warn!(%error, "a signal could not be forwarded");
-                        }
-                    }
-                    _ => {}
-                }
+                controls.signals.cancel();
+                return match ending {
+                    Ending::Close(code, reason) => close(&mut socket, code, reason).await,
+                    Ending::Fail(why) => fail(&mut socket, why).await,
+                    Ending::Gone => {}
+                };
             }
+        }
+    }
+}
+
+/// Why a session ends before its job does.
+enum Ending {
+    /// With one of Piston's close codes.
+    Close(u16, &'static str),
+    /// With an error message, then close 4002.
+    Fail(String),
+    /// The client left.
+    Gone,
+}
+
+/// What the client controls while its job runs: the program's stdin and signals.
+struct Controls {
+    /// Where stdin goes, until the client ends it.
+    stdin: Option<mpsc::UnboundedSender<StdinChunk>>,
+    stdin_bytes: usize,
+    max_stdin: usize,
+    signals: Signaller,
+}
+
+impl Controls {
+    /// Acts on one message of a running session; `Err` ends the session.
+    fn handle(&mut self, message: &Map<String, Value>) -> Result<(), Ending> {
+        match kind(message) {
+            "init" => Err(Ending::Close(4000, "Already Initialized")),
+            "data" => {
+                if message.get("stream").and_then(Value::as_str) != Some("stdin") {
+                    return Err(Ending::Close(4004, "Can only write to stdin"));
+                }
+                let data = message.get("data").and_then(Value::as_str).unwrap_or("");
+                self.stdin_bytes += data.len();
+                if self.stdin_bytes > self.max_stdin {
+                    let why = format!("stdin is limited to {} bytes", self.max_stdin);
+                    return Err(Ending::Fail(why));
+                }
+                if let Some(pipe) = &self.stdin {
+                    if !data.is_empty() {
+                        let _ = pipe.send(StdinChunk::Data(data.as_bytes().to_vec()));
+                    }
+                    if message.get("eof").and_then(Value::as_bool) == Some(true) {
+                        let _ = pipe.send(StdinChunk::End);
+                        self.stdin = None;
+                    }
+                }
+                Ok(())
+            }
+            "signal" => {
+                let name = message.get("signal").and_then(Value::as_str).unwrap_or("");
+                let Some(number) = signal_number(name) else {
+                    return Err(Ending::Close(4005, "Invalid signal"));
+                };
+                if let Err(error) = self.signals.send(number) {
+                    tracing::warn!(%error, "a signal could not be forwarded");
+                }
+                Ok(())
+            }
+            // Piston ignores messages of other types.
+            _ => Ok(()),
         }
     }
 }
