@@ -227,3 +227,18 @@ fn the_program_cannot_make_the_init_forward_signals() {
         "sigqueue(1): Operation not permitted\nkill(1): Operation not permitted\nalive\n"
     );
 }
+
+#[test]
+fn endless_output_in_a_live_box_stops_at_the_output_limit() {
+    let config = sh("yes flood").with_limits(limits(|l| {
+        l.output_bytes = 64 << 10;
+        l.wall_time = Duration::from_secs(10);
+    }));
+    let live = LiveBox::start(config);
+    let outcome = live.done.join().unwrap();
+    let handed: usize = live.output.try_iter().map(|(_, data)| data.len()).sum();
+    assert_eq!(outcome.status, Status::OutputLimitExceeded, "{outcome:?}");
+    // What the caller was handed is what was kept: never more than the limit.
+    assert_eq!(handed, outcome.stdout.len());
+    assert!(handed <= 64 << 10, "{handed} bytes handed over");
+}
