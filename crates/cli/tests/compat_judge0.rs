@@ -419,7 +419,7 @@ fn number_of_runs_runs_the_program_that_often_and_reports_the_mean_time() {
     assert_eq!(answer["number_of_runs"], 3, "{answer}");
     let wall: f64 = answer["wall_time"].as_str().unwrap().parse().unwrap();
     assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
-    assert!((0.3..0.6).contains(&wall), "one run's wall time: {answer}");
+    assert!((0.3..0.8).contains(&wall), "one run's wall time: {answer}");
 }
 
 #[test]

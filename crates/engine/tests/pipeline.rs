@@ -395,7 +395,7 @@ fn several_runs_take_the_mean_time() {
     // Three runs took their time, and the reported wall time is one run's.
     assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
     assert!(run.wall_time >= Duration::from_millis(200), "{run:?}");
-    assert!(run.wall_time < Duration::from_millis(400), "{run:?}");
+    assert!(run.wall_time < Duration::from_millis(550), "{run:?}");
 }
 
 #[test]
