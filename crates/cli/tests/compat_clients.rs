@@ -69,23 +69,29 @@ fn the_official_judge0_python_sdk_runs_programs_test_cases_and_limits() {
     );
 }
 
-#[test]
-fn the_piston_npm_client_runs_programs_and_sees_piston_statuses() {
+/// Runs the Node.js script `name` against a fresh server; `package` is the npm
+/// package it needs. Returns what it printed.
+fn node_script(name: &str, package: &str) -> String {
     let node_dir = clients_dir().join("node");
     assert!(
         node_dir
-            .join("node_modules/piston-client/package.json")
+            .join(format!("node_modules/{package}/package.json"))
             .exists(),
-        "piston-client is not installed in {}: run scripts/install-test-clients.sh",
+        "{package} is not installed in {}: run scripts/install-test-clients.sh",
         node_dir.display()
     );
     // An ES module resolves its imports from where it lies: put it beside node_modules.
-    let copy = node_dir.join("piston_client.mjs");
-    std::fs::copy(script("piston_client.mjs"), &copy).expect("the script is copied");
+    let copy = node_dir.join(name);
+    std::fs::copy(script(name), &copy).expect("the script is copied");
     let server = Server::start(&[]);
     let mut command = Command::new("node");
     command.arg(&copy).arg(&server.url).current_dir(&node_dir);
-    let output = run(command, "the piston-client script");
+    run(command, name)
+}
+
+#[test]
+fn the_piston_npm_client_runs_programs_and_sees_piston_statuses() {
+    let output = node_script("piston_client.mjs", "piston-client");
     assert_eq!(
         output,
         "runtimes true\n\
@@ -100,18 +106,7 @@ fn the_piston_npm_client_runs_programs_and_sees_piston_statuses() {
 
 #[test]
 fn a_piston_websocket_session_is_interactive_and_its_signals_reach_the_program() {
-    let node_dir = clients_dir().join("node");
-    assert!(
-        node_dir.join("node_modules/ws/package.json").exists(),
-        "the ws package is not installed in {}: run scripts/install-test-clients.sh",
-        node_dir.display()
-    );
-    let copy = node_dir.join("piston_ws.mjs");
-    std::fs::copy(script("piston_ws.mjs"), &copy).expect("the script is copied");
-    let server = Server::start(&[]);
-    let mut command = Command::new("node");
-    command.arg(&copy).arg(&server.url).current_dir(&node_dir);
-    let output = run(command, "the WebSocket script");
+    let output = node_script("piston_ws.mjs", "ws");
     assert_eq!(
         output,
         "python runtime stage:run exit:run \"name? hello Ada\\nage? in ten years 46\\n\" 0 4999 Job Completed\n\
