@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real client libraries the compatibility tests drive: the official
-# Judge0 Python SDK (`judge0` on PyPI) into a venv and `piston-client` from npm,
-# both under target/test-clients/ (or $RUNBOX_TEST_CLIENTS). Idempotent; the tests
+# Judge0 Python SDK (`judge0` on PyPI) into a venv, and `piston-client` and `ws`
+# (for Piston's WebSocket) from npm, all under target/test-clients/ (or $RUNBOX_TEST_CLIENTS). Idempotent; the tests
 # fail loudly when a client is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c 'import judge0
   "$dir/venv/bin/pip" install -q --disable-pip-version-check 'judge0==0.0.8'
 fi
 
-if [ ! -f "$dir/node/node_modules/piston-client/package.json" ]; then
+if [ ! -f "$dir/node/node_modules/piston-client/package.json" ] || [ ! -f "$dir/node/node_modules/ws/package.json" ]; then
   mkdir -p "$dir/node"
   (cd "$dir/node" && { [ -f package.json ] || echo '{"private": true}' > package.json; } \
     && npm install --no-audit --no-fund --silent 'piston-client@1.0.2' 'ws@8')
