@@ -467,10 +467,12 @@ fn greeter() -> (std::net::IpAddr, u16) {
 fn enable_network_reaches_the_internet_only_where_the_operator_allows_it() {
     let (host, port) = greeter();
     // This test's "internet" is the host's own address, so the operator's deny
-    // list is emptied; the sandbox tests check the default list.
+    // list is emptied and the host's addresses allowed; the sandbox tests check
+    // the defaults.
     let server = Server::start(&[
         ("RUNBOX_NETWORK_ENABLED", "true"),
         ("RUNBOX_NETWORK_DENY", "[]"),
+        ("RUNBOX_NETWORK_DENY_HOST_ADDRESSES", "false"),
     ]);
     let program = format!(
         "import socket\ntry:\n    s = socket.create_connection(('{host}', {port}), timeout=3)\n    print(s.recv(5).decode())\nexcept OSError as e:\n    print('no network:', type(e).__name__)"

@@ -420,7 +420,7 @@ fn reset_signals(carrier: libc::c_int) {
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = libc::SIG_DFL;
-        for signal in 1..libc::SIGRTMAX() {
+        for signal in 1..=libc::SIGRTMAX() {
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
         let mut only_carrier: libc::sigset_t = std::mem::zeroed();

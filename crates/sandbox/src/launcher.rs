@@ -93,7 +93,8 @@ impl Launcher {
 }
 
 /// Blocks the carrier of forwarded signals in this thread, so a box's init is born
-/// with it blocked: one queued before the init is ready waits instead of killing it.
+/// with it blocked: one queued before the init has its handler waits for it (a
+/// PID namespace's init would silently drop a signal it has no handler for).
 fn block_forward_signal() {
     // SAFETY: pthread_sigmask on a local set changes only this thread's mask.
     unsafe {

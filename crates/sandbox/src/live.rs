@@ -8,7 +8,7 @@
 //! group, as a terminal's Ctrl-C would. The init blocks the carrier signal until the
 //! program has started, so a signal sent early waits for it instead of being lost.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -92,12 +92,14 @@ impl Signaller {
         let Some(pidfd) = target.as_ref() else {
             return Ok(false);
         };
-        queue_to_init(pidfd, signal).map_err(|source| Error::Syscall {
+        let delivered = queue_to_init(pidfd, signal).map_err(|source| Error::Syscall {
             call: "pidfd_send_signal",
             source,
         })?;
-        tracing::debug!("forwarded {} to a box", signal_name(signal));
-        Ok(true)
+        if delivered {
+            tracing::debug!("forwarded {} to a box", signal_name(signal));
+        }
+        Ok(delivered)
     }
 
     /// Kills the attached box, and every box attached from now on: for a caller
@@ -121,8 +123,12 @@ impl Signaller {
         if self.is_cancelled() {
             kill_init(&pidfd);
         }
+        let fd = pidfd.as_raw_fd();
         *target = Some(pidfd);
-        Attached(self)
+        Attached {
+            signaller: self,
+            fd,
+        }
     }
 
     fn target(&self) -> MutexGuard<'_, Option<OwnedFd>> {
@@ -135,16 +141,25 @@ impl Signaller {
 
 /// A box attached to a [`Signaller`]; dropping it detaches the box (it has
 /// ended, or its run failed), so no signal is sent to what is left of it.
-pub(crate) struct Attached<'a>(&'a Signaller);
+pub(crate) struct Attached<'a> {
+    signaller: &'a Signaller,
+    /// The attached pidfd's number: a box attached later (the signaller moved on
+    /// to the next stage) is not detached by this one's end.
+    fd: RawFd,
+}
 
 impl Drop for Attached<'_> {
     fn drop(&mut self) {
-        *self.0.target() = None;
+        let mut target = self.signaller.target();
+        if target.as_ref().map(AsRawFd::as_raw_fd) == Some(self.fd) {
+            *target = None;
+        }
     }
 }
 
-/// The kernel's `siginfo_t` for `SI_QUEUE` as x86_64 and aarch64 lay it out:
-/// three ints, padding, the sender's pid and uid, the value; 128 bytes in all.
+/// The kernel's `siginfo_t` for `SI_QUEUE` as 64-bit Linux lays it out (x86_64,
+/// aarch64): three ints, padding, the sender's pid and uid, the value; 128 bytes.
+#[cfg(target_pointer_width = "64")]
 #[repr(C)]
 struct QueuedInfo {
     signo: libc::c_int,
@@ -157,8 +172,12 @@ struct QueuedInfo {
     _rest: [u8; 128 - 32],
 }
 
-/// Queues the carrier signal, with `signal` as its value, to the init behind `pidfd`.
-fn queue_to_init(pidfd: &OwnedFd, signal: i32) -> std::io::Result<()> {
+// The layout above, checked when it is built.
+const _: () = assert!(size_of::<QueuedInfo>() == size_of::<libc::siginfo_t>());
+
+/// Queues the carrier signal, with `signal` as its value, to the init behind
+/// `pidfd`; false when the box has already ended.
+fn queue_to_init(pidfd: &OwnedFd, signal: i32) -> std::io::Result<bool> {
     let carrier = forward_signal();
     let info = QueuedInfo {
         signo: carrier,
@@ -187,11 +206,11 @@ fn queue_to_init(pidfd: &OwnedFd, signal: i32) -> std::io::Result<()> {
         let error = std::io::Error::last_os_error();
         // The box ended between its attachment and now: nothing to signal.
         if error.raw_os_error() == Some(libc::ESRCH) {
-            return Ok(());
+            return Ok(false);
         }
         return Err(error);
     }
-    Ok(())
+    Ok(true)
 }
 
 fn kill_init(pidfd: &OwnedFd) {

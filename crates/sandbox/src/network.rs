@@ -39,6 +39,10 @@ pub struct NetworkOptions {
     pub nft: PathBuf,
     /// Destinations a box may not reach (IPv4 and IPv6 CIDR blocks).
     pub deny: Vec<String>,
+    /// Also refuse every address of this host's own interfaces (read once, when
+    /// the sandbox is made): slirp4netns connects from the host, so a service of
+    /// the host listening on all addresses would otherwise be reachable.
+    pub deny_host_addresses: bool,
     /// How long the network may take to come up before the run fails.
     pub setup_timeout: Duration,
 }
@@ -49,6 +53,8 @@ pub const DEFAULT_DENY: &[&str] = &[
     "10.0.0.0/8",
     "100.64.0.0/10",
     "127.0.0.0/8",
+    // Azure's WireServer answers VMs from outside the link-local range.
+    "168.63.129.16/32",
     "169.254.0.0/16",
     "172.16.0.0/12",
     "192.0.0.0/24",
@@ -67,6 +73,7 @@ impl Default for NetworkOptions {
             slirp4netns: PathBuf::from("/usr/bin/slirp4netns"),
             nft: PathBuf::from("/usr/sbin/nft"),
             deny: DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
+            deny_host_addresses: true,
             setup_timeout: Duration::from_secs(5),
         }
     }
@@ -93,7 +100,14 @@ impl Network {
                 )));
             }
         }
-        let ruleset = firewall(&options.deny)?;
+        let mut deny = options.deny.clone();
+        if options.deny_host_addresses {
+            deny.extend(host_addresses()?.iter().map(|a| match a {
+                IpAddr::V4(a) => format!("{a}/32"),
+                IpAddr::V6(a) => format!("{a}/128"),
+            }));
+        }
+        let ruleset = firewall(&deny)?;
         Ok(Network { options, ruleset })
     }
 
@@ -134,26 +148,43 @@ impl Network {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // SAFETY: between fork and exec the closure only calls dup2, which is
-        // async-signal-safe, on descriptors that stay open until spawn returns.
-        // dup2 clears close-on-exec on the copies, so slirp4netns keeps them.
+        // SAFETY: between fork and exec the closure only calls fcntl, dup2 and
+        // setrlimit, which are async-signal-safe, on descriptors that stay open
+        // until spawn returns.
         unsafe {
             command.pre_exec(move || {
-                for (from, to) in [(raw_ready, 3), (raw_exit, 4)] {
-                    if libc::dup2(from, to) < 0 {
+                // Both are first lifted above 3 and 4, so neither can be the other's
+                // target; dup2 then clears close-on-exec on the copies.
+                let lifted = [
+                    libc::fcntl(raw_ready, libc::F_DUPFD, 10),
+                    libc::fcntl(raw_exit, libc::F_DUPFD, 10),
+                ];
+                for (from, to) in lifted.into_iter().zip([3, 4]) {
+                    if from < 0 || libc::dup2(from, to) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
+                }
+                // Every connection of the box is a socket of slirp4netns's: bound
+                // them, since slirp4netns runs outside the box's limits.
+                let sockets = libc::rlimit {
+                    rlim_cur: SLIRP_OPEN_FILES,
+                    rlim_max: SLIRP_OPEN_FILES,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &sockets) < 0 {
+                    return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(|source| Error::Syscall {
+        let mut child = command.spawn().map_err(|source| Error::Syscall {
             call: "spawn slirp4netns",
             source,
         })?;
         drop((ready_fd, exit_fd));
+        let said = child.stderr.take().map(keep_tail);
         let mut link = Link {
             child: Some(child),
+            said,
             _exit: exit_w,
         };
         let deadline = Instant::now() + self.options.setup_timeout;
@@ -195,8 +226,12 @@ impl Network {
             source,
         };
         let mut child = command.spawn().map_err(failed)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(self.ruleset.as_bytes()).map_err(failed)?;
+        if let Some(mut stdin) = child.stdin.take()
+            && let Err(error) = stdin.write_all(self.ruleset.as_bytes())
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(failed(error));
         }
         let output = child.wait_with_output().map_err(failed)?;
         if !output.status.success() {
@@ -235,28 +270,56 @@ fn wait_readable(pipe: &std::io::PipeReader, deadline: Instant) -> bool {
     }
 }
 
+/// Open files of a box's slirp4netns: its sockets, one per connection of the box.
+const SLIRP_OPEN_FILES: libc::rlim_t = 1024;
+
+/// How much of slirp4netns's messages is kept, for the error when it fails.
+const KEPT_MESSAGES: usize = 4096;
+
 /// A box's running slirp4netns: killed and reaped when dropped.
 pub(crate) struct Link {
     child: Option<Child>,
+    /// The end of what it printed (its stderr is read all the time, so that
+    /// messages the box's traffic provokes can never fill the pipe and stall it).
+    said: Option<std::thread::JoinHandle<Vec<u8>>>,
     /// Closing it tells slirp4netns to exit.
     _exit: std::io::PipeWriter,
 }
 
+/// Reads `stderr` to its end on a thread of its own, keeping the last bytes.
+fn keep_tail(mut stderr: std::process::ChildStderr) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut tail = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while let Ok(n) = stderr.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            tail.extend_from_slice(&chunk[..n]);
+            if tail.len() > KEPT_MESSAGES {
+                tail.drain(..tail.len() - KEPT_MESSAGES);
+            }
+        }
+        tail
+    })
+}
+
 impl Link {
-    /// Why the link did not come up: its exit and what it printed.
+    /// Why the link did not come up: its exit and the end of what it printed.
     fn failure(&mut self) -> String {
         let Some(mut child) = self.child.take() else {
             return "slirp4netns is gone".into();
         };
         let _ = child.kill();
         let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
+        let said = self
+            .said
+            .take()
+            .and_then(|reader| reader.join().ok())
+            .unwrap_or_default();
         format!(
             "slirp4netns did not get ready ({status}): {}",
-            stderr.trim()
+            String::from_utf8_lossy(&said).trim()
         )
     }
 }
@@ -267,6 +330,10 @@ impl Drop for Link {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Its stderr is closed now: the reader ends.
+        if let Some(reader) = self.said.take() {
+            let _ = reader.join();
+        }
     }
 }
 
@@ -274,16 +341,31 @@ impl Drop for Link {
 /// allowed, the deny list refused (a reset for TCP, an ICMP error otherwise, so
 /// programs fail at once instead of timing out).
 fn firewall(deny: &[String]) -> Result<String> {
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    let mut blocks = Vec::with_capacity(deny.len());
     for block in deny {
-        match cidr(block) {
-            Some(net @ (IpAddr::V4(_), _)) => v4.push(format!("{}/{}", net.0, net.1)),
-            Some(net) => v6.push(format!("{}/{}", net.0, net.1)),
-            None => {
-                return Err(Error::InvalidConfig(format!(
-                    "'{block}' in the network deny list is not a CIDR block (such as 10.0.0.0/8)"
-                )));
-            }
+        let Some(net) = cidr(block) else {
+            return Err(Error::InvalidConfig(format!(
+                "'{block}' in the network deny list is not a CIDR block (such as 10.0.0.0/8)"
+            )));
+        };
+        blocks.push(net);
+    }
+    // nft refuses overlapping intervals in one set: keep only the outermost.
+    let outermost: Vec<(IpAddr, u8)> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(i, inner)| {
+            !blocks.iter().enumerate().any(|(j, outer)| {
+                j != *i && contains(*outer, **inner) && (outer != *inner || j < *i)
+            })
+        })
+        .map(|(_, b)| *b)
+        .collect();
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for (address, prefix) in outermost {
+        match address {
+            IpAddr::V4(_) => v4.push(format!("{address}/{prefix}")),
+            IpAddr::V6(_) => v6.push(format!("{address}/{prefix}")),
         }
     }
     let mut rules = String::from(
@@ -310,6 +392,45 @@ fn firewall(deny: &[String]) -> Result<String> {
     Ok(rules)
 }
 
+/// The addresses of this host's interfaces.
+fn host_addresses() -> Result<Vec<IpAddr>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that is freed below.
+    if unsafe { libc::getifaddrs(&mut list) } < 0 {
+        return Err(Error::last_os("getifaddrs"));
+    }
+    let mut addresses = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a node of the list getifaddrs returned, alive until
+        // freeifaddrs; its address, when not null, is a sockaddr of the family it
+        // names, so the casts read structures of the right type.
+        unsafe {
+            let address = (*entry).ifa_addr;
+            if !address.is_null() {
+                match i32::from((*address).sa_family) {
+                    libc::AF_INET => {
+                        let v4 = &*(address as *const libc::sockaddr_in);
+                        addresses
+                            .push(IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let v6 = &*(address as *const libc::sockaddr_in6);
+                        addresses.push(IpAddr::from(v6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            entry = (*entry).ifa_next;
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    addresses.sort();
+    addresses.dedup();
+    Ok(addresses)
+}
+
 /// Parses `ADDRESS/PREFIX` and clears the host bits (nft wants the network).
 fn cidr(block: &str) -> Option<(IpAddr, u8)> {
     let (address, prefix) = block.trim().split_once('/')?;
@@ -327,6 +448,16 @@ fn cidr(block: &str) -> Option<(IpAddr, u8)> {
     }
 }
 
+/// Whether block `outer` holds all of block `inner`.
+fn contains(outer: (IpAddr, u8), inner: (IpAddr, u8)) -> bool {
+    outer.1 <= inner.1
+        && match (outer.0, inner.0) {
+            (IpAddr::V4(_), IpAddr::V4(i)) => cidr(&format!("{i}/{}", outer.1)) == Some(outer),
+            (IpAddr::V6(_), IpAddr::V6(i)) => cidr(&format!("{i}/{}", outer.1)) == Some(outer),
+            _ => false,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +473,30 @@ mod tests {
         assert!(rules.contains("ip6 daddr { fc00::/7 } reject"));
         // DNS is allowed before the deny rules that would refuse 10.0.2.3.
         assert!(rules.find("dport 53").unwrap() < rules.find("10.0.0.0/8").unwrap());
+    }
+
+    #[test]
+    fn blocks_inside_others_and_repeats_are_left_out() {
+        let rules = firewall(&[
+            "10.1.0.0/16".into(),
+            "10.0.0.0/8".into(),
+            "10.0.0.0/8".into(),
+            "192.168.1.7/32".into(),
+        ])
+        .unwrap();
+        assert!(
+            rules.contains("ip daddr { 10.0.0.0/8, 192.168.1.7/32 } meta"),
+            "{rules}"
+        );
+    }
+
+    #[test]
+    fn the_hosts_own_addresses_are_found() {
+        let addresses = host_addresses().unwrap();
+        assert!(
+            addresses.contains(&"127.0.0.1".parse().unwrap()),
+            "{addresses:?}"
+        );
     }
 
     #[test]

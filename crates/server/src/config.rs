@@ -288,6 +288,9 @@ pub struct NetworkSettings {
     /// default is every private, loopback, link-local (cloud metadata), shared
     /// and multicast range.
     pub deny: Vec<String>,
+    /// Also refuse this host's own addresses (services of the host listening on
+    /// all addresses would otherwise be reachable through slirp4netns).
+    pub deny_host_addresses: bool,
 }
 
 impl Default for NetworkSettings {
@@ -298,6 +301,7 @@ impl Default for NetworkSettings {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            deny_host_addresses: true,
         }
     }
 }

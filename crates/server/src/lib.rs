@@ -83,6 +83,7 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
             .enabled
             .then(|| runbox_sandbox::NetworkOptions {
                 deny: config.network.deny.clone(),
+                deny_host_addresses: config.network.deny_host_addresses,
                 ..runbox_sandbox::NetworkOptions::default()
             }),
         ..SandboxOptions::default()
