@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real client libraries the compatibility tests drive: the official
 # Judge0 Python SDK (`judge0` on PyPI) into a venv, and `piston-client` and `ws`
-# (for Piston's WebSocket) from npm, all under target/test-clients/ (or $RUNBOX_TEST_CLIENTS). Idempotent; the tests
-# fail loudly when a client is missing.
+# (for Piston's WebSocket) from npm, all under target/test-clients/ (or
+# $RUNBOX_TEST_CLIENTS). Idempotent; the tests fail loudly when a client is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${RUNBOX_TEST_CLIENTS:-$PWD/target/test-clients}
