@@ -241,6 +241,19 @@ fn languages_health_ready_metrics_and_openapi_answer() {
     ] {
         assert!(schemas.contains_key(schema), "{schema} missing");
     }
+    let request = schemas["ExecuteRequest"]["properties"].as_object().unwrap();
+    for field in [
+        "compiler_options",
+        "network",
+        "stderr_to_stdout",
+        "combined_output",
+        "runs",
+    ] {
+        assert!(
+            request.contains_key(field),
+            "ExecuteRequest.{field} missing"
+        );
+    }
 }
 
 #[test]
