@@ -161,3 +161,31 @@ fn a_sandbox_without_network_refuses_a_box_that_asks_for_it() {
         .unwrap_err();
     assert!(err.to_string().contains("no network"), "{err}");
 }
+
+#[test]
+fn one_box_cannot_take_more_than_slirp4netns_may_hold_of_the_hosts_sockets() {
+    let host = host_address().to_string();
+    let port = greeter();
+    // The box may open many descriptors itself; its connections each cost
+    // slirp4netns a host socket, and slirp4netns may hold about 1024.
+    let script = format!(
+        "import socket\nheld = []\ntry:\n    for _ in range(2000):\n        held.append(socket.create_connection(('{host}', {port}), timeout=2))\nexcept OSError:\n    pass\nprint(len(held))"
+    );
+    let config = BoxConfig::new(["/usr/bin/python3", "-c", &script])
+        .with_limits(Limits {
+            open_files: 4096,
+            wall_time: Duration::from_secs(30),
+            cpu_time: Duration::from_secs(20),
+            ..Limits::default()
+        })
+        .with_network();
+    let outcome = open_sandbox().run(&config).expect("the box runs");
+    let held: usize = stdout(&outcome)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{outcome:?}"));
+    assert!(
+        (100..1024).contains(&held),
+        "{held} connections held: {outcome:?}"
+    );
+}

@@ -22,8 +22,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRequest, Request};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use runbox_engine::{Installation, Language};
 use serde::de::DeserializeOwned;
 
@@ -125,14 +123,11 @@ pub fn combined_bytes(stage: &StageBody) -> Vec<u8> {
     }
 }
 
-/// One of a stage's outputs, decoded as its encoding says.
+/// One of a stage's outputs, decoded as its encoding says (the server wrote
+/// it, so it decodes; the text itself otherwise).
 fn decode_output(stage: &StageBody, text: &str) -> Vec<u8> {
-    match stage.encoding {
-        Encoding::Utf8 => text.as_bytes().to_vec(),
-        Encoding::Base64 => BASE64
-            .decode(text)
-            .unwrap_or_else(|_| text.as_bytes().to_vec()),
-    }
+    crate::api::convert::decode(text, stage.encoding, "output")
+        .unwrap_or_else(|_| text.as_bytes().to_vec())
 }
 
 /// Bytes as text, invalid UTF-8 replaced.

@@ -135,7 +135,7 @@ pub struct Verdict {
     pub status_id: u32,
     /// runbox's finer status where Judge0 has none (Memory Limit Exceeded).
     pub extended: Option<(u32, &'static str)>,
-    /// stdout (with stderr after it when redirected).
+    /// stdout (both streams, in order, when redirected).
     pub stdout: Option<Vec<u8>>,
     /// stderr.
     pub stderr: Option<Vec<u8>>,
@@ -222,13 +222,11 @@ pub fn verdict(state: JobState, result: Option<&ResultBody>, stored: &Stored) ->
         });
         return verdict;
     };
+    // With redirect_stderr_to_stdout the box gave both streams one pipe: stderr
+    // is empty and stdout holds both, in order.
     let (stdout, stderr) = stage_bytes(run);
-    if stored.redirect_stderr_to_stdout {
-        verdict.stdout = non_empty([stdout.clone(), stderr].concat());
-    } else {
-        verdict.stdout = non_empty(stdout.clone());
-        verdict.stderr = non_empty(stderr);
-    }
+    verdict.stdout = non_empty(stdout.clone());
+    verdict.stderr = non_empty(stderr);
     verdict.time = Some(run.cpu_time_ms / 1000.0);
     verdict.wall_time = Some(run.wall_time_ms / 1000.0);
     verdict.memory = Some(run.memory_kb);

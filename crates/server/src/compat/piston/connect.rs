@@ -26,7 +26,6 @@ use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use base64::Engine as _;
 use runbox_engine::LiveEvent;
 use runbox_sandbox::{Signaller, Stream};
 use runbox_store::Scope;
@@ -35,8 +34,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::{PistonError, add_ending, parse_job};
-use crate::api::convert::{OutputFormat, stage_body};
-use crate::api::types::{Data, Encoding};
+use crate::api::convert::{OutputFormat, decode_data, stage_body};
+use crate::api::types::Encoding;
 use crate::auth::Caller;
 use crate::compat::refuse_when_shutting_down;
 use crate::error::ApiError;
@@ -226,9 +225,10 @@ async fn session(state: SharedState, caller: Caller, mut socket: WebSocket) {
         Ok(job) => job,
         Err(error) => return fail(&mut socket, error.message).await,
     };
-    let first_stdin = match job.request.stdin.take() {
-        Some(data) => decode_stdin(&data),
+    let first_stdin = match job.request.stdin.take().map(|d| decode_data(&d, "stdin")) {
         None => Vec::new(),
+        Some(Ok(bytes)) => bytes,
+        Some(Err(error)) => return fail(&mut socket, error.message).await,
     };
     let runtime = json!({"type": "runtime", "language": job.language, "version": job.version});
     if !send(&mut socket, runtime).await {
@@ -384,19 +384,6 @@ impl Controls {
             // Piston ignores messages of other types.
             _ => Ok(()),
         }
-    }
-}
-
-/// The bytes of the init's `stdin`.
-fn decode_stdin(data: &Data) -> Vec<u8> {
-    match data {
-        Data::Text(text) => text.as_bytes().to_vec(),
-        Data::Encoded(encoded) => match encoded.encoding {
-            Encoding::Utf8 => encoded.content.as_bytes().to_vec(),
-            Encoding::Base64 => base64::engine::general_purpose::STANDARD
-                .decode(&encoded.content)
-                .unwrap_or_default(),
-        },
     }
 }
 
