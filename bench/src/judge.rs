@@ -77,7 +77,7 @@ fn main() -> anyhow::Result<()> {
     };
     let plain = engine(false)?;
     // Warm up: the version is detected, the compiler's files are in the page cache.
-    plain.run(&Job {
+    plain.check_and_run(&Job {
         tests: Vec::new(),
         ..judged.clone()
     })?;
@@ -89,7 +89,7 @@ fn main() -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(cache_dir.path().join("cache"));
         let cached_engine = engine(true)?;
         let started = Instant::now();
-        let result = cached_engine.run(&judged)?;
+        let result = cached_engine.check_and_run(&judged)?;
         one_job.push(started.elapsed());
         if result.status != ResultStatus::Accepted {
             bail!("the judged job was not accepted: {:?}", result.failed_tests);
@@ -101,7 +101,7 @@ fn main() -> anyhow::Result<()> {
         compile_ms.push(compile.wall_time);
         // The same submission again: the compile comes from the cache.
         let started = Instant::now();
-        let again = cached_engine.run(&judged)?;
+        let again = cached_engine.check_and_run(&judged)?;
         from_cache.push(started.elapsed());
         if !again.compile.as_ref().is_some_and(|c| c.cached) {
             bail!("the second judged job did not hit the cache");
@@ -124,7 +124,7 @@ fn main() -> anyhow::Result<()> {
                                 stdin: test.stdin.clone(),
                                 ..Job::default()
                             };
-                            let result = plain.run(&job)?;
+                            let result = plain.check_and_run(&job)?;
                             let out = result.run.as_ref().map(|r| r.stdout.clone());
                             if out.as_ref() != test.expected_output.as_ref() {
                                 bail!("separate job {i} printed {out:?}");

@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
             )],
             ..Job::default()
         };
-        let commands = engine.commands(&job)?;
+        let commands = engine.commands(&engine.check(job)?);
         let bare = measure(n, || run_bare(&commands))
             .with_context(|| format!("{}: bare run", language.id))?;
         let boxed = measure(n, || run_runbox(&runbox, &language.id, &hello))

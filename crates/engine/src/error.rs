@@ -1,14 +1,18 @@
-//! The one error type of the engine crate.
+//! The engine's two error types: a client's mistake ([`JobError`]) and the host
+//! failing ([`Error`]).
+//!
+//! They are separate types on purpose: [`Engine::check`](crate::Engine::check)
+//! answers only [`JobError`]s, and once a job is checked the engine can fail only
+//! for reasons of the host, so no caller can present one as the other.
 
 use std::path::PathBuf;
 
-/// What can stop the engine from producing a result.
+/// Why a job cannot run as asked: the request is at fault, not the host.
 ///
 /// A program that fails to compile or run is not an error: that is a
-/// [`RunResult`](crate::RunResult) with a status. Errors are about the request
-/// (unknown language, bad file names, limits), the catalog, or the host.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
+/// [`RunResult`](crate::RunResult) with a status.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobError {
     /// No catalog entry has this id, alias or extension.
     #[error("unknown language '{name}'{}", suggest(.suggestions))]
     UnknownLanguage {
@@ -29,6 +33,8 @@ pub enum Error {
         missing: String,
         /// The command that installs it.
         install: String,
+        /// The request field that named the language (`language`, `checker.language`).
+        field: String,
     },
 
     /// The requested version is not the installed one.
@@ -42,18 +48,69 @@ pub enum Error {
         installed: String,
     },
 
-    /// The caller of a live job cancelled it (went away) before it ended.
-    #[error("the job was cancelled by its caller")]
-    Cancelled,
-
     /// The job itself is malformed: a file name, a size, a count, a limit.
     #[error("{message}")]
-    InvalidJob {
+    Invalid {
         /// The request field at fault, e.g. `files[1].name`.
         field: String,
         /// What is wrong and how to fix it.
         message: String,
     },
+}
+
+impl JobError {
+    /// A [`JobError::Invalid`] about `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        JobError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The request field at fault.
+    pub fn field(&self) -> &str {
+        match self {
+            JobError::UnknownLanguage { .. } => "language",
+            JobError::NotInstalled { field, .. } => field,
+            JobError::VersionUnavailable { .. } => "version",
+            JobError::Invalid { field, .. } => field,
+        }
+    }
+
+    /// The same error about a field of a part of the request (`checker.source`
+    /// for a checker's `source`).
+    pub(crate) fn within(self, prefix: &str) -> Self {
+        match self {
+            JobError::Invalid { field, message } => JobError::Invalid {
+                field: format!("{prefix}.{field}"),
+                message,
+            },
+            JobError::UnknownLanguage { name, suggestions } => JobError::Invalid {
+                field: format!("{prefix}.language"),
+                message: JobError::UnknownLanguage { name, suggestions }.to_string(),
+            },
+            JobError::NotInstalled {
+                name,
+                missing,
+                install,
+                ..
+            } => JobError::NotInstalled {
+                name,
+                missing,
+                install,
+                field: format!("{prefix}.language"),
+            },
+            other => other,
+        }
+    }
+}
+
+/// What stops a checked job from producing a result: the host, never the request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller of a live job cancelled it (went away) before it ended.
+    #[error("the job was cancelled by its caller")]
+    Cancelled,
 
     /// A catalog file is malformed.
     #[error("language file {file}: {message}")]
@@ -95,18 +152,8 @@ pub enum Error {
     },
 }
 
-/// The engine crate's result type.
+/// The engine crate's result type (host errors).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl Error {
-    /// An [`Error::InvalidJob`] about `field`.
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::InvalidJob {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
 
 fn suggest(suggestions: &[String]) -> String {
     match suggestions {
@@ -116,4 +163,16 @@ fn suggest(suggestions: &[String]) -> String {
             suggestions.join(", ")
         ),
     }
+}
+
+/// Either failure of a job run in one go ([`Engine::check_and_run`](crate::Engine::check_and_run)):
+/// the request's or the host's, still told apart.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The job was refused by its check.
+    #[error(transparent)]
+    Job(#[from] JobError),
+    /// The host failed while running it.
+    #[error(transparent)]
+    Host(#[from] Error),
 }

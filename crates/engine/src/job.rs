@@ -3,7 +3,7 @@
 use std::path::{Component, Path};
 
 use crate::checker::Checker;
-use crate::error::{Error, Result};
+use crate::error::JobError;
 use crate::limits::LimitOverrides;
 
 /// One source file of a job.
@@ -158,12 +158,12 @@ const MAX_NAME_BYTES: usize = 255;
 
 impl Job {
     /// Checks what does not depend on the language: file names, counts, sizes.
-    pub fn check(&self, bounds: &JobBounds) -> Result<()> {
+    pub fn check(&self, bounds: &JobBounds) -> Result<(), JobError> {
         if self.files.is_empty() {
-            return Err(Error::invalid("files", "a job needs at least one file"));
+            return Err(JobError::invalid("files", "a job needs at least one file"));
         }
         if self.files.len() > bounds.max_files {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "files",
                 format!(
                     "{} files is too many: at most {} per job",
@@ -174,7 +174,7 @@ impl Job {
         }
         let harness = &self.harness.files;
         if self.files.len() + harness.len() > bounds.max_files {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "harness.files",
                 format!(
                     "{} files with the harness is too many: at most {} per job",
@@ -190,7 +190,7 @@ impl Job {
             .map(|f| f.content.len())
             .sum();
         if total > bounds.max_total_bytes {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "files",
                 format!(
                     "the files hold {total} bytes, more than the {} allowed",
@@ -199,7 +199,7 @@ impl Job {
             ));
         }
         if self.stdin.len() > bounds.max_stdin_bytes {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "stdin",
                 format!(
                     "stdin has {} bytes, more than the {} allowed",
@@ -209,14 +209,14 @@ impl Job {
             ));
         }
         if self.args.len() > bounds.max_args {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "args",
                 format!("at most {} arguments are allowed", bounds.max_args),
             ));
         }
         check_args(&self.args, "args")?;
         if self.compiler_options.len() > bounds.max_args {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "compiler_options",
                 format!("at most {} compiler options are allowed", bounds.max_args),
             ));
@@ -227,16 +227,16 @@ impl Job {
             let field = format!("files[{i}].name");
             match &file.name {
                 None if i > 0 => {
-                    return Err(Error::invalid(
+                    return Err(JobError::invalid(
                         field,
                         "only the first file may be given without a name",
                     ));
                 }
                 None => {}
                 Some(name) => {
-                    check_file_name(name).map_err(|m| Error::invalid(&field, m))?;
+                    check_file_name(name).map_err(|m| JobError::invalid(&field, m))?;
                     if !seen.insert(name.as_str()) {
-                        return Err(Error::invalid(
+                        return Err(JobError::invalid(
                             field,
                             format!("the file name '{name}' is given twice"),
                         ));
@@ -247,18 +247,18 @@ impl Job {
         for (i, file) in harness.iter().enumerate() {
             let field = format!("harness.files[{i}].name");
             let Some(name) = &file.name else {
-                return Err(Error::invalid(field, "a harness file needs a name"));
+                return Err(JobError::invalid(field, "a harness file needs a name"));
             };
-            check_file_name(name).map_err(|m| Error::invalid(&field, m))?;
+            check_file_name(name).map_err(|m| JobError::invalid(&field, m))?;
             if !seen.insert(name.as_str()) {
-                return Err(Error::invalid(
+                return Err(JobError::invalid(
                     field,
                     format!("the file name '{name}' is given twice"),
                 ));
             }
         }
         if self.runs > bounds.max_runs {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "runs",
                 format!(
                     "at most {} runs of one program are allowed",
@@ -267,7 +267,7 @@ impl Job {
             ));
         }
         if self.runs > 1 && !self.tests.is_empty() {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "runs",
                 "a job with tests runs each test once: leave runs out",
             ));
@@ -276,9 +276,9 @@ impl Job {
         self.check_checker()
     }
 
-    fn check_tests(&self, bounds: &JobBounds) -> Result<()> {
+    fn check_tests(&self, bounds: &JobBounds) -> Result<(), JobError> {
         if self.tests.len() > bounds.max_tests {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "tests",
                 format!(
                     "{} tests is too many: at most {} per job",
@@ -293,7 +293,7 @@ impl Job {
             .map(|t| t.stdin.len() + t.expected_output.as_ref().map_or(0, Vec::len))
             .sum();
         if bytes > bounds.max_test_bytes {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "tests",
                 format!(
                     "the tests hold {bytes} bytes of input and expected output, more than the {} allowed",
@@ -304,19 +304,19 @@ impl Job {
         let mut names = std::collections::HashSet::new();
         for (i, test) in self.tests.iter().enumerate() {
             if test.name.is_empty() || test.name.chars().any(char::is_control) {
-                return Err(Error::invalid(
+                return Err(JobError::invalid(
                     format!("tests[{i}].name"),
                     "a test needs a name without control characters",
                 ));
             }
             if !names.insert(test.name.as_str()) {
-                return Err(Error::invalid(
+                return Err(JobError::invalid(
                     format!("tests[{i}].name"),
                     format!("the test name '{}' is given twice", test.name),
                 ));
             }
             if test.stdin.len() > bounds.max_stdin_bytes {
-                return Err(Error::invalid(
+                return Err(JobError::invalid(
                     format!("tests[{i}].stdin"),
                     format!(
                         "stdin has {} bytes, more than the {} allowed",
@@ -326,7 +326,7 @@ impl Job {
                 ));
             }
             if test.args.len() > bounds.max_args {
-                return Err(Error::invalid(
+                return Err(JobError::invalid(
                     format!("tests[{i}].args"),
                     format!("at most {} arguments are allowed", bounds.max_args),
                 ));
@@ -336,19 +336,19 @@ impl Job {
         Ok(())
     }
 
-    fn check_checker(&self) -> Result<()> {
+    fn check_checker(&self) -> Result<(), JobError> {
         match &self.checker {
             Checker::Float { epsilon } if !(epsilon.is_finite() && *epsilon >= 0.0) => {
-                Err(Error::invalid(
+                Err(JobError::invalid(
                     "checker.epsilon",
                     format!("epsilon must be a number >= 0, not {epsilon}"),
                 ))
             }
-            Checker::Custom(custom) if custom.language.is_empty() => Err(Error::invalid(
+            Checker::Custom(custom) if custom.language.is_empty() => Err(JobError::invalid(
                 "checker.language",
                 "a custom checker needs a language",
             )),
-            Checker::Custom(custom) if custom.files.is_empty() => Err(Error::invalid(
+            Checker::Custom(custom) if custom.files.is_empty() => Err(JobError::invalid(
                 "checker.source",
                 "a custom checker needs its source",
             )),
@@ -358,9 +358,9 @@ impl Job {
 }
 
 /// Arguments must not contain NUL bytes.
-fn check_args(args: &[String], field: &str) -> Result<()> {
+fn check_args(args: &[String], field: &str) -> Result<(), JobError> {
     match args.iter().position(|a| a.contains('\0')) {
-        Some(i) => Err(Error::invalid(
+        Some(i) => Err(JobError::invalid(
             format!("{field}[{i}]"),
             "an argument cannot contain a NUL byte",
         )),
@@ -415,9 +415,9 @@ mod tests {
         }
     }
 
-    fn field_of(err: Error) -> String {
+    fn field_of(err: JobError) -> String {
         match err {
-            Error::InvalidJob { field, .. } => field,
+            JobError::Invalid { field, .. } => field,
             other => panic!("not an invalid job: {other}"),
         }
     }

@@ -33,6 +33,7 @@
 //! ```
 
 pub mod catalog;
+mod check;
 pub mod checker;
 pub mod compile_cache;
 mod error;
@@ -50,9 +51,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use catalog::{Catalog, Language};
+pub use check::CheckedJob;
 pub use checker::{CheckOutcome, Checker, CustomChecker};
 pub use compile_cache::CompileCacheConfig;
-pub use error::{Error, Result};
+pub use error::{Error, Failure, JobError, Result};
 pub use installation::Installation;
 pub use job::{Harness, Job, JobBounds, JudgeOptions, SourceFile, TestCase};
 pub use limits::LimitOverrides;
@@ -204,22 +206,28 @@ impl Engine {
             .collect()
     }
 
-    /// Compiles (when the language compiles) and runs one job: once, or once per
-    /// test case with a verdict for each.
+    /// Compiles (when the language compiles) and runs one checked job: once, or
+    /// once per test case with a verdict for each.
     ///
     /// `Ok` whatever the program did (a compile error, a crash, a limit, a wrong
-    /// answer); `Err` when the job is malformed, the language (or the checker's)
-    /// unknown or not installed, a custom checker does not compile, or a box could
-    /// not be run.
-    pub fn run(&self, job: &Job) -> Result<RunResult> {
+    /// answer, a checker that does not compile); `Err` only when the host failed
+    /// (a box could not be run, the work directory could not be written).
+    pub fn run(&self, job: &CheckedJob) -> Result<RunResult> {
         self.run_with_progress(job, &|_| {})
+    }
+
+    /// [`Engine::check`] then [`Engine::run`]: for callers that hold a job once
+    /// (the CLI, tests), with both kinds of failure kept apart.
+    pub fn check_and_run(&self, job: &Job) -> std::result::Result<RunResult, Failure> {
+        let checked = self.check(job.clone())?;
+        Ok(self.run(&checked)?)
     }
 
     /// [`Engine::run`], calling `progress` with each test's result as it is judged
     /// (from the test workers' threads, in completion order).
     pub fn run_with_progress(
         &self,
-        job: &Job,
+        job: &CheckedJob,
         progress: &(dyn Fn(&TestResult) + Sync),
     ) -> Result<RunResult> {
         self.run_inner(job, progress, None)
@@ -228,61 +236,36 @@ impl Engine {
     /// [`Engine::run`] for a caller that talks to the program while it runs: each
     /// stage is announced, its output passed on as it is read, the run stage reads
     /// the caller's stdin pipe, and the caller's signals reach the program. A live
-    /// job has no tests and runs once.
-    pub fn run_live(&self, job: &Job, live: &Live<'_>) -> Result<RunResult> {
+    /// job has no tests and runs once (checked by [`Engine::check_live`]).
+    pub fn run_live(&self, job: &CheckedJob, live: &Live<'_>) -> Result<RunResult> {
+        self.run_inner(job, &|_| {}, Some(live))
+    }
+
+    /// [`Engine::check`] for a live job, which has no tests and runs once.
+    pub fn check_live(&self, job: Job) -> std::result::Result<CheckedJob, JobError> {
         if !job.tests.is_empty() {
-            return Err(Error::invalid("tests", "a live job cannot have tests"));
+            return Err(JobError::invalid("tests", "a live job cannot have tests"));
         }
         if job.runs > 1 {
-            return Err(Error::invalid("runs", "a live job runs once"));
+            return Err(JobError::invalid("runs", "a live job runs once"));
         }
-        self.run_inner(job, &|_| {}, Some(live))
+        self.check(job)
     }
 
     fn run_inner(
         &self,
-        job: &Job,
+        checked: &CheckedJob,
         progress: &(dyn Fn(&TestResult) + Sync),
         live: Option<&Live<'_>>,
     ) -> Result<RunResult> {
-        job.check(&self.config.bounds)?;
-        self.check_network(job)?;
-        let language = self.usable_language(&job.language, !job.args.is_empty(), "args")?;
-        let limits = pipeline::StageLimits::resolve(
-            &language,
-            job,
-            &self.config.compile_limits,
-            &self.config.run_limits,
-        )?;
-        for (i, test) in job.tests.iter().enumerate() {
-            test.limits
-                .apply(&limits.run)
-                .validate()
-                .map_err(|e| Error::invalid(format!("tests[{i}].limits"), e.to_string()))?;
-            if !language.accepts_args && !test.args.is_empty() {
-                return Err(Error::invalid(
-                    format!("tests[{i}].args"),
-                    format!("{} programs cannot be given arguments", language.name),
-                ));
-            }
-        }
-        let layout = pipeline::Layout::new(&language, job)?;
-        if let Some(wanted) = &job.version {
-            self.check_version(&language, wanted)?;
-        }
-        let cached = self.cache_use(&language);
-        let known = self.installation_cell(&language).get().is_some();
-        let build = if known || cached.is_some() {
-            pipeline::build(&self.sandbox, &language, &layout, &limits, cached, live)?
-        } else {
-            // The first job of a language finds its version in a box beside it.
-            std::thread::scope(|scope| {
-                scope.spawn(|| self.installation(&language));
-                pipeline::build(&self.sandbox, &language, &layout, &limits, None, live)
-            })?
-        };
-        let mut result = pipeline::empty_result(&language);
-        result.version = self.installation(&language).version().map(str::to_string);
+        let job = &checked.job;
+        let language = &checked.language;
+        let layout = &checked.layout;
+        let limits = &checked.limits;
+        let cached = self.cache_use(language);
+        let build = pipeline::build(&self.sandbox, language, layout, limits, cached, live)?;
+        let mut result = pipeline::empty_result(language);
+        result.version = self.installation(language).version().map(str::to_string);
         let work = match build {
             pipeline::Build::Failed(stage) => {
                 result.status = ResultStatus::CompileError;
@@ -295,8 +278,8 @@ impl Engine {
             }
         };
         let program = pipeline::Program {
-            language: &language,
-            layout: &layout,
+            language,
+            layout,
             work: work.path(),
             limits: &limits.run,
         };
@@ -336,18 +319,19 @@ impl Engine {
             result.run = Some(outcome);
             return Ok(result);
         }
-        self.judge(job, &program, &mut result, progress)?;
+        self.judge(checked, &program, &mut result, progress)?;
         Ok(result)
     }
 
     /// Runs the tests of `job` and fills in the verdicts.
     fn judge(
         &self,
-        job: &Job,
+        checked: &CheckedJob,
         program: &pipeline::Program<'_>,
         result: &mut RunResult,
         progress: &(dyn Fn(&TestResult) + Sync),
     ) -> Result<()> {
+        let job = &checked.job;
         let options = job.judge;
         let pinned = options.pin_cpu && self.sandbox.can_pin_cpus();
         let mut workers = if options.sequential {
@@ -370,65 +354,47 @@ impl Engine {
             cpus,
             progress,
         };
-        let tests = match &job.checker {
-            Checker::Custom(custom) => {
-                let checker_job = Job {
-                    language: custom.language.clone(),
-                    files: custom.files.clone(),
-                    ..Job::default()
-                };
-                let language = self.usable_language(&custom.language, true, "checker.language")?;
-                let limits = pipeline::StageLimits::resolve(
-                    &language,
-                    &checker_job,
-                    &self.config.compile_limits,
-                    &self.config.checker_limits,
-                )?;
-                let layout =
-                    pipeline::Layout::new(&language, &checker_job).map_err(|e| match e {
-                        Error::InvalidJob { message, .. } => {
-                            Error::invalid("checker.source", message)
-                        }
-                        other => other,
-                    })?;
-                let cached = self.cache_use(&language);
+        let tests = match (&job.checker, &checked.checker) {
+            (Checker::Custom(_), Some(checker)) => {
+                let cached = self.cache_use(&checker.language);
                 let work = match pipeline::build(
                     &self.sandbox,
-                    &language,
-                    &layout,
-                    &limits,
+                    &checker.language,
+                    &checker.layout,
+                    &checker.limits,
                     cached,
                     None,
                 )? {
                     pipeline::Build::Ready(work, _) => work,
                     pipeline::Build::Failed(stage) => {
+                        // The request's checker is at fault, not the program and
+                        // not the host: the result says so, with the compiler's words.
                         let mut messages = String::from_utf8_lossy(&stage.stderr).into_owned();
                         messages.push_str(&String::from_utf8_lossy(&stage.stdout));
-                        return Err(Error::invalid(
-                            "checker.source",
-                            format!(
-                                "the checker does not compile ({}): {}",
-                                stage.status,
-                                messages.trim()
-                            ),
+                        result.status = ResultStatus::CheckerError;
+                        result.message = Some(format!(
+                            "the checker does not compile ({}): {}",
+                            stage.status,
+                            messages.trim()
                         ));
+                        return Ok(());
                     }
                 };
-                let checker = pipeline::Program {
-                    language: &language,
-                    layout: &layout,
+                let program_of_checker = pipeline::Program {
+                    language: &checker.language,
+                    layout: &checker.layout,
                     work: work.path(),
-                    limits: &limits.run,
+                    limits: &checker.limits.run,
                 };
                 judge::run_tests(
                     &self.sandbox,
                     program,
                     job,
-                    &judge::Judge::Program(checker),
+                    &judge::Judge::Program(program_of_checker),
                     &spread,
                 )?
             }
-            builtin => judge::run_tests(
+            (builtin, _) => judge::run_tests(
                 &self.sandbox,
                 program,
                 job,
@@ -462,30 +428,6 @@ impl Engine {
         Ok(())
     }
 
-    /// The catalog entry of `name`, installed, that may be given arguments when `with_args`.
-    fn usable_language(
-        &self,
-        name: &str,
-        with_args: bool,
-        args_field: &str,
-    ) -> Result<Arc<Language>> {
-        let language = self.catalog.get(name)?.clone();
-        if let Some(missing) = installation::first_missing(&language) {
-            return Err(Error::NotInstalled {
-                name: language.name.clone(),
-                missing,
-                install: language.install_command(),
-            });
-        }
-        if !language.accepts_args && with_args {
-            return Err(Error::invalid(
-                args_field,
-                format!("{} programs cannot be given arguments", language.name),
-            ));
-        }
-        Ok(language)
-    }
-
     /// The compile cache and the identity of `language`, for a compiled language
     /// when there is a cache. Learning the identity may detect the version.
     fn cache_use(&self, language: &Language) -> Option<pipeline::CacheUse<'_>> {
@@ -503,43 +445,9 @@ impl Engine {
         Some(pipeline::CacheUse { cache, identity })
     }
 
-    /// Refuses network to a job when the sandbox gives none.
-    fn check_network(&self, job: &Job) -> Result<()> {
-        if job.network && !self.sandbox.has_network() {
-            return Err(Error::invalid(
-                "network",
-                "this server gives programs no network (the operator can allow it: network.enabled)",
-            ));
-        }
-        Ok(())
-    }
-
     /// The files and commands `job` would run, without running them.
-    pub fn commands(&self, job: &Job) -> Result<Commands> {
-        job.check(&self.config.bounds)?;
-        self.check_network(job)?;
-        let language = self.catalog.get(&job.language)?;
-        let limits = pipeline::StageLimits::resolve(
-            language,
-            job,
-            &self.config.compile_limits,
-            &self.config.run_limits,
-        )?;
-        let layout = pipeline::Layout::new(language, job)?;
-        Ok(layout.commands(language, &limits, &job.args))
-    }
-
-    /// Refuses a job that asks for a version this host does not have.
-    fn check_version(&self, language: &Language, wanted: &str) -> Result<()> {
-        let installation = self.installation(language);
-        let installed = installation.version().unwrap_or("an unknown version");
-        if installation::version_matches(wanted, installed) {
-            return Ok(());
-        }
-        Err(Error::VersionUnavailable {
-            name: language.name.clone(),
-            wanted: wanted.to_string(),
-            installed: installed.to_string(),
-        })
+    pub fn commands(&self, job: &CheckedJob) -> Commands {
+        job.layout
+            .commands(&job.language, &job.limits, &job.job.args)
     }
 }

@@ -1,7 +1,6 @@
 //! One job, start to end: lay out its files in a work volume, compile in one box,
 //! run in another.
 
-use std::borrow::Cow;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -13,7 +12,7 @@ use runbox_sandbox::{
 
 use crate::catalog::{Language, Values};
 use crate::compile_cache::{CompileCache, Entry, Key, KeyBuilder};
-use crate::error::{Error, Result};
+use crate::error::{Error, JobError, Result};
 use crate::job::{Job, check_file_name};
 use crate::live::{Live, LiveEvent};
 use crate::result::{CompileStage, ResultStatus, RunResult};
@@ -31,24 +30,24 @@ const BASE_ENV: &[(&str, &str)] = &[
 ];
 
 /// The job's files as the language will see them.
-pub(crate) struct Layout<'a> {
+pub(crate) struct Layout {
     /// `(path in the work dir, contents)`, the entry first.
-    files: Vec<(String, Cow<'a, [u8]>)>,
+    files: Vec<(String, Vec<u8>)>,
     entry: String,
     stem: String,
     sources: Vec<String>,
     main: String,
-    options: &'a [String],
+    options: Vec<String>,
 }
 
-impl<'a> Layout<'a> {
+impl Layout {
     /// Names the files: the unnamed source gets the language's file name, and the
     /// entry file is renamed when the language says so (Java's public class). The
     /// harness files follow the user's; the harness may name another entry.
-    pub(crate) fn new(language: &Language, job: &'a Job) -> Result<Layout<'a>> {
+    pub(crate) fn new(language: &Language, job: &Job) -> Result<Layout, JobError> {
         let harness = &job.harness;
         if !job.compiler_options.is_empty() && !language.takes_compiler_options() {
-            return Err(Error::invalid(
+            return Err(JobError::invalid(
                 "compiler_options",
                 format!("{} takes no compiler options", language.name),
             ));
@@ -57,13 +56,13 @@ impl<'a> Layout<'a> {
             (_, false) => None,
             (Some(prelude), true) => Some(prelude.as_str()),
             (None, true) => {
-                return Err(Error::invalid(
+                return Err(JobError::invalid(
                     "harness.rename_main",
                     format!("{} cannot rename the user's main", language.name),
                 ));
             }
         };
-        let mut files: Vec<(String, Cow<'a, [u8]>)> =
+        let mut files: Vec<(String, Vec<u8>)> =
             Vec::with_capacity(job.files.len() + harness.files.len());
         let all = job
             .files
@@ -88,9 +87,9 @@ impl<'a> Layout<'a> {
             } else {
                 given
             };
-            check_file_name(&name).map_err(|m| Error::invalid(&field, m))?;
+            check_file_name(&name).map_err(|m| JobError::invalid(&field, m))?;
             if files.iter().any(|(n, _)| *n == name) {
-                return Err(Error::invalid(
+                return Err(JobError::invalid(
                     field,
                     format!(
                         "the file name '{name}' is given twice (the entry file is named '{}' after its contents)",
@@ -102,15 +101,15 @@ impl<'a> Layout<'a> {
                 Some(prelude) if from_user && language.is_source(&name) => {
                     let mut text = prelude.replace("{file}", &name).into_bytes();
                     text.extend_from_slice(&file.content);
-                    Cow::Owned(text)
+                    text
                 }
-                _ => Cow::Borrowed(file.content.as_slice()),
+                _ => file.content.clone(),
             };
             files.push((name, content));
         }
         if let Some(wanted) = &harness.entry {
             let Some(at) = files.iter().position(|(n, _)| n == wanted) else {
-                return Err(Error::invalid(
+                return Err(JobError::invalid(
                     "harness.entry",
                     format!("the entry '{wanted}' is none of the job's or the harness's files"),
                 ));
@@ -143,7 +142,7 @@ impl<'a> Layout<'a> {
             stem,
             sources,
             main,
-            options: &job.compiler_options,
+            options: job.compiler_options.clone(),
         })
     }
 
@@ -157,7 +156,7 @@ impl<'a> Layout<'a> {
             memory_mb: memory_bytes >> 20,
             heap_mb: heap_mb(memory_bytes),
             args,
-            options: self.options,
+            options: &self.options,
         }
     }
 
@@ -200,7 +199,7 @@ pub struct Commands {
     pub env: Vec<(String, String)>,
 }
 
-impl Layout<'_> {
+impl Layout {
     /// The commands of `language` for this layout.
     pub(crate) fn commands(
         &self,
@@ -299,16 +298,16 @@ impl StageLimits {
         job: &Job,
         compile_defaults: &Limits,
         run_defaults: &Limits,
-    ) -> Result<StageLimits> {
+    ) -> Result<StageLimits, JobError> {
         let compile = job
             .compile_limits
             .apply(&language.compile_limits.apply(compile_defaults));
         let run = job.limits.apply(&language.run_limits.apply(run_defaults));
         compile
             .validate()
-            .map_err(|e| Error::invalid("compile_limits", e.to_string()))?;
+            .map_err(|e| JobError::invalid("compile_limits", e.to_string()))?;
         run.validate()
-            .map_err(|e| Error::invalid("limits", e.to_string()))?;
+            .map_err(|e| JobError::invalid("limits", e.to_string()))?;
         Ok(StageLimits { compile, run })
     }
 }
@@ -351,7 +350,7 @@ pub(crate) struct CacheUse<'c> {
 pub(crate) fn build(
     sandbox: &Sandbox,
     language: &Language,
-    layout: &Layout<'_>,
+    layout: &Layout,
     limits: &StageLimits,
     cache: Option<CacheUse<'_>>,
     live: Option<&Live<'_>>,
@@ -398,7 +397,7 @@ pub(crate) fn build(
 }
 
 /// The compile cache key of a job.
-fn cache_key(identity: &str, language: &Language, layout: &Layout<'_>, argv: &[String]) -> Key {
+fn cache_key(identity: &str, language: &Language, layout: &Layout, argv: &[String]) -> Key {
     let mut key = KeyBuilder::new();
     key.part(identity.as_bytes());
     key.part(b"argv");
@@ -437,7 +436,7 @@ fn new_volume(sandbox: &Sandbox, limits: &StageLimits) -> Result<Volume> {
 fn compile_in_volume(
     sandbox: &Sandbox,
     language: &Language,
-    layout: &Layout<'_>,
+    layout: &Layout,
     limits: &StageLimits,
     argv: Vec<String>,
     live: Option<&Live<'_>>,
@@ -460,7 +459,7 @@ fn compile_in_volume(
 /// A compiled program ready to run: the solution, or a custom checker.
 pub(crate) struct Program<'a> {
     pub language: &'a Language,
-    pub layout: &'a Layout<'a>,
+    pub layout: &'a Layout,
     pub work: &'a Path,
     pub limits: &'a Limits,
 }
@@ -530,6 +529,7 @@ pub(crate) fn empty_result(language: &Language) -> RunResult {
         failed: None,
         failed_tests: None,
         timing: None,
+        message: None,
     }
 }
 

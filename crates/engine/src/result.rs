@@ -28,6 +28,9 @@ pub enum ResultStatus {
     Accepted,
     /// The program ran to its end (exit 0) but its output is not the expected one.
     WrongAnswer,
+    /// The request's own checker failed (it does not compile, or it crashed):
+    /// neither the program's fault nor the host's. The result's `message` says why.
+    CheckerError,
 }
 
 impl ResultStatus {
@@ -43,6 +46,7 @@ impl ResultStatus {
             ResultStatus::CompileError => "compile_error",
             ResultStatus::Accepted => "accepted",
             ResultStatus::WrongAnswer => "wrong_answer",
+            ResultStatus::CheckerError => "checker_error",
         }
     }
 }
@@ -145,6 +149,10 @@ pub struct RunResult {
     /// Which CPU time the verdicts used (only with tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
+    /// What went wrong beside the program, when something did (a checker that
+    /// does not compile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl RunResult {

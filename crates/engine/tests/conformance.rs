@@ -98,7 +98,7 @@ fn check(engine: &Engine, language: &Language, path: &Path, stem: &str) -> Optio
         "compile_error" => ("", ResultStatus::CompileError, None),
         _ => unreachable!("unknown program {stem}"),
     };
-    let result = match engine.run(&job) {
+    let result = match engine.check_and_run(&job) {
         Ok(result) => result,
         Err(err) => return Some(format!("{}/{stem}: error: {err}", language.id)),
     };

@@ -10,8 +10,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use runbox_engine::{
-    Catalog, Checker, CompileCacheConfig, CustomChecker, Engine, EngineConfig, Error, Harness, Job,
-    JudgeOptions, Language, LimitOverrides, ResultStatus, RunResult, SourceFile, TestCase,
+    Catalog, Checker, CompileCacheConfig, CustomChecker, Engine, EngineConfig, Failure, Harness,
+    Job, JobError, JudgeOptions, Language, LimitOverrides, ResultStatus, RunResult, SourceFile,
+    TestCase,
 };
 use runbox_sandbox::{Sandbox, SandboxOptions, Status};
 
@@ -160,7 +161,7 @@ fn each_test_gets_its_verdict_and_the_first_failure_in_test_order_is_the_status(
             .map(|w| test(w, w, Some("3\n")))
             .collect(),
     );
-    let result = engine().run(&job).unwrap();
+    let result = engine().check_and_run(&job).unwrap();
     assert_eq!(
         verdicts(&result),
         [
@@ -196,7 +197,7 @@ fn each_test_gets_its_verdict_and_the_first_failure_in_test_order_is_the_status(
 fn a_solution_that_does_not_compile_is_a_compile_error_with_no_tests() {
     let mut job = behaviours_job(vec![test("1", "ac", Some("3"))]);
     job.files = vec![SourceFile::unnamed("int main(void) { return x; }")];
-    let result = engine().run(&job).unwrap();
+    let result = engine().check_and_run(&job).unwrap();
     assert_eq!(result.status, ResultStatus::CompileError);
     assert!(result.tests.is_none());
     assert!(String::from_utf8_lossy(&result.compile.unwrap().stderr).contains("undeclared"));
@@ -211,7 +212,7 @@ fn stopping_at_the_first_failure_lists_the_tests_up_to_it() {
         test("4", "ac", Some("3")),
     ]);
     job.judge.stop_on_first_failure = true;
-    let result = engine().run(&job).unwrap();
+    let result = engine().check_and_run(&job).unwrap();
     assert_eq!(
         verdicts(&result),
         [
@@ -231,7 +232,7 @@ fn sequential_pinned_tests_run_one_by_one_on_one_cpu_with_their_own_limits() {
         pin_cpu: true,
         ..JudgeOptions::default()
     };
-    let result = engine().run(&job).unwrap();
+    let result = engine().check_and_run(&job).unwrap();
     let timing = result.timing.as_ref().unwrap();
     assert!(timing.pinned, "this host has the cpuset controller");
     assert_eq!(timing.parallel, 1);
@@ -273,7 +274,7 @@ sys.exit(0 if abs(got - want) <= 1 else 1)
         }),
         ..Job::default()
     };
-    let result = engine().run(&job).unwrap();
+    let result = engine().check_and_run(&job).unwrap();
     let tests = result.tests.as_ref().unwrap();
     assert_eq!(
         verdicts(&result),
@@ -292,19 +293,20 @@ sys.exit(0 if abs(got - want) <= 1 else 1)
 }
 
 #[test]
-fn a_custom_checker_that_does_not_compile_is_refused() {
+fn a_custom_checker_that_does_not_compile_is_a_checker_error_with_the_compiler_output() {
     let mut job = behaviours_job(vec![test("1", "ac", Some("3"))]);
     job.checker = Checker::Custom(CustomChecker {
         language: "c".into(),
         files: vec![SourceFile::unnamed("int main( {")],
     });
-    match engine().run(&job).unwrap_err() {
-        Error::InvalidJob { field, message } => {
-            assert_eq!(field, "checker.source");
-            assert!(message.contains("does not compile"), "{message}");
-        }
-        other => panic!("{other}"),
-    }
+    let result = engine().check_and_run(&job).unwrap();
+    assert_eq!(result.status, ResultStatus::CheckerError);
+    let message = result.message.unwrap();
+    assert!(
+        message.contains("the checker does not compile"),
+        "{message}"
+    );
+    assert!(message.contains("error"), "the compiler's words: {message}");
 }
 
 fn c_recipe(solution: &str) -> Job {
@@ -326,14 +328,14 @@ fn c_recipe(solution: &str) -> Job {
 
 #[test]
 fn the_c_assertion_recipe_accepts_a_solution_with_its_own_main() {
-    let result = engine().run(&c_recipe("solution.c")).unwrap();
+    let result = engine().check_and_run(&c_recipe("solution.c")).unwrap();
     assert_eq!(result.status, ResultStatus::Accepted, "{result:?}");
     assert_eq!(result.passed, Some(4));
 }
 
 #[test]
 fn the_c_assertion_recipe_names_exactly_the_failing_assertion_functions() {
-    let result = engine().run(&c_recipe("buggy.c")).unwrap();
+    let result = engine().check_and_run(&c_recipe("buggy.c")).unwrap();
     assert_eq!(result.status, ResultStatus::RuntimeError);
     assert_eq!(
         result.failed_tests.as_deref().unwrap(),
@@ -361,8 +363,8 @@ fn renaming_main_is_refused_for_a_language_that_cannot() {
         },
         ..Job::default()
     };
-    match engine().run(&job).unwrap_err() {
-        Error::InvalidJob { field, .. } => assert_eq!(field, "harness.rename_main"),
+    match engine().check_and_run(&job).unwrap_err() {
+        Failure::Job(JobError::Invalid { field, .. }) => assert_eq!(field, "harness.rename_main"),
         other => panic!("{other}"),
     }
 }
@@ -389,9 +391,13 @@ fn python_recipe(solution: &str) -> Job {
 
 #[test]
 fn the_python_unittest_recipe_runs_each_test_method_by_name() {
-    let result = engine().run(&python_recipe("solution.py")).unwrap();
+    let result = engine()
+        .check_and_run(&python_recipe("solution.py"))
+        .unwrap();
     assert_eq!(result.status, ResultStatus::Accepted, "{result:?}");
-    let failed = engine().run(&python_recipe("buggy/solution.py")).unwrap();
+    let failed = engine()
+        .check_and_run(&python_recipe("buggy/solution.py"))
+        .unwrap();
     assert_eq!(
         failed.failed_tests.as_deref().unwrap(),
         ["test_palindrome_sentence"]
@@ -440,21 +446,24 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 fn an_identical_job_is_served_from_the_cache_and_any_changed_byte_misses() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_with(cache_in(dir.path(), 1 << 30));
-    let first = engine.run(&built("one", 0)).unwrap();
+    let first = engine.check_and_run(&built("one", 0)).unwrap();
     assert!(!cached(&first));
-    let again = engine.run(&built("one", 0)).unwrap();
+    let again = engine.check_and_run(&built("one", 0)).unwrap();
     assert!(cached(&again));
     assert_eq!(stdout(&again), "one\n");
     assert_eq!(again.status, ResultStatus::Ok);
-    let changed = engine.run(&built("onf", 0)).unwrap();
+    let changed = engine.check_and_run(&built("onf", 0)).unwrap();
     assert!(!cached(&changed), "one byte of the source changed");
     assert_eq!(stdout(&changed), "onf\n");
     let mut renamed = built("one", 0);
     renamed.files.push(SourceFile::named("notes.txt", "x"));
-    assert!(!cached(&engine.run(&renamed).unwrap()), "another file");
+    assert!(
+        !cached(&engine.check_and_run(&renamed).unwrap()),
+        "another file"
+    );
     // Another engine (another process) finds the entries on disk.
     let later = engine_with(cache_in(dir.path(), 1 << 30));
-    assert!(cached(&later.run(&built("one", 0)).unwrap()));
+    assert!(cached(&later.check_and_run(&built("one", 0)).unwrap()));
 }
 
 #[test]
@@ -465,8 +474,8 @@ fn a_judged_job_from_the_cache_runs_its_tests_on_the_cached_artifacts() {
     job.files = vec![SourceFile::unnamed(format!(
         "{BEHAVIOURS}\n// cache test\n"
     ))];
-    let first = engine.run(&job).unwrap();
-    let second = engine.run(&job).unwrap();
+    let first = engine.check_and_run(&job).unwrap();
+    let second = engine.check_and_run(&job).unwrap();
     assert!(!cached(&first) && cached(&second));
     assert_eq!(verdicts(&first), verdicts(&second));
     assert_eq!(
@@ -486,7 +495,7 @@ fn identical_jobs_arriving_together_compile_once() {
         .splice(0..0, b"sleep 0.3\n".iter().copied());
     let results: Vec<RunResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
-            .map(|_| scope.spawn(|| engine.run(&job).unwrap()))
+            .map(|_| scope.spawn(|| engine.check_and_run(&job).unwrap()))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -501,21 +510,21 @@ fn least_recently_used_entries_are_evicted_under_the_size_bound() {
     // Each entry holds ~30 KiB (20 KB of padding, three files): two fit in 80 KiB.
     let engine = engine_with(cache_in(dir.path(), 80 << 10));
     for marker in ["a", "b", "c"] {
-        engine.run(&built(marker, 20_000)).unwrap();
+        engine.check_and_run(&built(marker, 20_000)).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(entries(dir.path()).len(), 2);
     assert!(
-        cached(&engine.run(&built("c", 20_000)).unwrap()),
+        cached(&engine.check_and_run(&built("c", 20_000)).unwrap()),
         "c is kept"
     );
     std::thread::sleep(Duration::from_millis(20));
     assert!(
-        !cached(&engine.run(&built("a", 20_000)).unwrap()),
+        !cached(&engine.check_and_run(&built("a", 20_000)).unwrap()),
         "a was evicted"
     );
     // Storing a again evicted b, the least recently used; c stays.
-    assert!(cached(&engine.run(&built("c", 20_000)).unwrap()));
+    assert!(cached(&engine.check_and_run(&built("c", 20_000)).unwrap()));
     assert_eq!(entries(dir.path()).len(), 2);
 }
 
@@ -523,17 +532,17 @@ fn least_recently_used_entries_are_evicted_under_the_size_bound() {
 fn a_damaged_or_half_written_entry_is_never_used() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_with(cache_in(dir.path(), 1 << 30));
-    engine.run(&built("intact", 0)).unwrap();
+    engine.check_and_run(&built("intact", 0)).unwrap();
     let [entry] = entries(dir.path()).try_into().unwrap();
     // The artifact changed on disk after it was committed.
     std::fs::write(entry.join("files/out.sh"), "echo tampered\n").unwrap();
-    let result = engine.run(&built("intact", 0)).unwrap();
+    let result = engine.check_and_run(&built("intact", 0)).unwrap();
     assert!(!cached(&result));
     assert_eq!(stdout(&result), "intact\n");
     // A crash before the commit marker: the entry has its files but no marker.
     let [entry] = entries(dir.path()).try_into().unwrap();
     std::fs::remove_file(entry.join("COMMITTED")).unwrap();
-    let result = engine.run(&built("intact", 0)).unwrap();
+    let result = engine.check_and_run(&built("intact", 0)).unwrap();
     assert!(!cached(&result));
     assert_eq!(stdout(&result), "intact\n");
 }
@@ -547,13 +556,13 @@ fn a_failed_compile_is_not_cached() {
         files: vec![SourceFile::unnamed("echo broken >&2; exit 1")],
         ..Job::default()
     };
-    let result = engine.run(&job).unwrap();
+    let result = engine.check_and_run(&job).unwrap();
     assert_eq!(result.status, ResultStatus::CompileError);
     assert!(!cached(&result));
-    assert!(!cached(&engine.run(&job).unwrap()));
+    assert!(!cached(&engine.check_and_run(&job).unwrap()));
     assert!(entries(dir.path()).is_empty());
     assert_eq!(
-        engine.run(&job).unwrap().compile.unwrap().status,
+        engine.check_and_run(&job).unwrap().compile.unwrap().status,
         Status::RuntimeError
     );
 }

@@ -5,7 +5,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use runbox_engine::{
-    Catalog, Engine, EngineConfig, Error, Job, Language, LimitOverrides, ResultStatus, SourceFile,
+    Catalog, Engine, EngineConfig, Error, Failure, Job, JobError, Language, LimitOverrides,
+    ResultStatus, SourceFile,
 };
 use runbox_sandbox::{LimitHit, Sandbox, SandboxOptions, Status};
 
@@ -100,7 +101,7 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn what_the_compiler_leaves_in_the_work_dir_is_what_runs() {
     let result = engine()
-        .run(&job("built", "echo 'echo built and ran' > out.sh"))
+        .check_and_run(&job("built", "echo 'echo built and ran' > out.sh"))
         .unwrap();
     assert_eq!(result.status, ResultStatus::Ok);
     assert_eq!(result.compile.as_ref().unwrap().status, Status::Ok);
@@ -111,7 +112,7 @@ fn what_the_compiler_leaves_in_the_work_dir_is_what_runs() {
 #[test]
 fn a_failed_compile_is_a_compile_error_with_the_compilers_messages() {
     let result = engine()
-        .run(&job(
+        .check_and_run(&job(
             "built",
             "echo 'main.build:1: syntax error' >&2; exit 1",
         ))
@@ -127,7 +128,7 @@ fn a_failed_compile_is_a_compile_error_with_the_compilers_messages() {
 fn a_compiler_stopped_by_a_limit_says_which_limit() {
     let mut job = job("built", "while :; do :; done");
     job.compile_limits.cpu_time = Some(Duration::from_millis(300));
-    let result = engine().run(&job).unwrap();
+    let result = engine().check_and_run(&job).unwrap();
     assert_eq!(result.status, ResultStatus::CompileError);
     let compile = result.compile.unwrap();
     assert_eq!(compile.status, Status::TimeLimitExceeded);
@@ -138,7 +139,7 @@ fn a_compiler_stopped_by_a_limit_says_which_limit() {
 fn the_compiler_cannot_write_more_than_its_work_volume() {
     // The language's compile box is 8 MiB.
     let source = "dd if=/dev/zero of=big bs=1M count=32 2>/tmp/err; cat /tmp/err >&2; exit 1";
-    let result = engine().run(&job("built", source)).unwrap();
+    let result = engine().check_and_run(&job("built", source)).unwrap();
     assert_eq!(result.status, ResultStatus::CompileError);
     let stderr = text(&result.compile.unwrap().stderr);
     assert!(stderr.contains("No space left on device"), "{stderr}");
@@ -148,14 +149,14 @@ fn the_compiler_cannot_write_more_than_its_work_volume() {
 fn the_program_sees_its_work_dir_read_only() {
     let source = "if echo x > /box/new 2>/dev/null; then echo wrote; else echo refused; fi; \
                   echo y > /tmp/scratch && cat /tmp/scratch";
-    let result = engine().run(&job("shell", source)).unwrap();
+    let result = engine().check_and_run(&job("shell", source)).unwrap();
     assert_eq!(text(&result.run.unwrap().stdout), "refused\ny\n");
 }
 
 #[test]
 fn a_process_the_compiler_leaves_behind_cannot_change_the_artifact() {
     let source = "echo 'echo good' > out.sh; (sleep 0.3; echo 'echo evil' > out.sh) & exit 0";
-    let result = engine().run(&job("built", source)).unwrap();
+    let result = engine().check_and_run(&job("built", source)).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(text(&result.run.unwrap().stdout), "good\n");
 }
@@ -170,7 +171,7 @@ fn files_in_sub_directories_reach_the_box() {
         ],
         ..Job::default()
     };
-    let result = engine().run(&job).unwrap();
+    let result = engine().check_and_run(&job).unwrap();
     assert_eq!(
         text(&result.run.unwrap().stdout),
         "from a sub-directory\ndrwxrwxrwx\n"
@@ -182,21 +183,21 @@ fn stdin_and_args_reach_the_program() {
     let mut job = job("shell", "printf '%s|' \"$@\"; cat");
     job.stdin = b"from stdin\n".to_vec();
     job.args = vec!["a".into(), "b c".into()];
-    let result = engine().run(&job).unwrap();
+    let result = engine().check_and_run(&job).unwrap();
     assert_eq!(text(&result.run.unwrap().stdout), "a|b c|from stdin\n");
 }
 
 #[test]
 fn language_limits_apply_unless_the_user_sets_one() {
     let source = "echo 'echo $1 $2' > out.sh";
-    let defaults = engine().run(&job("built", source)).unwrap();
+    let defaults = engine().check_and_run(&job("built", source)).unwrap();
     assert_eq!(text(&defaults.run.unwrap().stdout), "64 32\n");
     let mut job = job("built", source);
     job.limits = LimitOverrides {
         memory_bytes: Some(1 << 30),
         ..LimitOverrides::default()
     };
-    let user = engine().run(&job).unwrap();
+    let user = engine().check_and_run(&job).unwrap();
     assert_eq!(text(&user.run.unwrap().stdout), "1024 896\n");
 }
 
@@ -204,7 +205,9 @@ fn language_limits_apply_unless_the_user_sets_one() {
 fn the_work_volume_is_gone_after_the_job() {
     let prefix = format!("{}-", std::process::id());
     let engine = engine();
-    engine.run(&job("built", "echo 'echo x' > out.sh")).unwrap();
+    engine
+        .check_and_run(&job("built", "echo 'echo x' > out.sh"))
+        .unwrap();
     // Other tests of this binary may be running: wait for their volumes too.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -230,8 +233,11 @@ fn the_work_volume_is_gone_after_the_job() {
 
 #[test]
 fn a_language_that_is_not_installed_names_its_install_command() {
-    let err = engine().run(&job("gone", "x")).unwrap_err();
-    assert!(matches!(err, Error::NotInstalled { .. }), "{err}");
+    let err = engine().check_and_run(&job("gone", "x")).unwrap_err();
+    assert!(
+        matches!(err, Failure::Job(JobError::NotInstalled { .. })),
+        "{err}"
+    );
     assert_eq!(
         err.to_string(),
         "Gone is not installed on this host (no-such-interpreter-runbox is missing): install it with `apt-get install -y gone-lang gone-tools`"
@@ -240,7 +246,7 @@ fn a_language_that_is_not_installed_names_its_install_command() {
 
 #[test]
 fn an_unknown_language_suggests_the_closest() {
-    let err = engine().run(&job("shel", "x")).unwrap_err();
+    let err = engine().check_and_run(&job("shel", "x")).unwrap_err();
     assert!(err.to_string().contains("did you mean shell"), "{err}");
 }
 
@@ -248,9 +254,12 @@ fn an_unknown_language_suggests_the_closest() {
 fn a_version_that_is_not_installed_is_refused_and_a_prefix_is_accepted() {
     let mut job = job("shell", "echo ok");
     job.version = Some("0".into());
-    assert_eq!(engine().run(&job).unwrap().version.as_deref(), Some("0.5"));
+    assert_eq!(
+        engine().check_and_run(&job).unwrap().version.as_deref(),
+        Some("0.5")
+    );
     job.version = Some("2".into());
-    let err = engine().run(&job).unwrap_err();
+    let err = engine().check_and_run(&job).unwrap_err();
     assert_eq!(
         err.to_string(),
         "Shell 2 is not available: this host has Shell 0.5"
@@ -261,9 +270,9 @@ fn a_version_that_is_not_installed_is_refused_and_a_prefix_is_accepted() {
 fn arguments_to_a_language_that_cannot_take_them_are_refused() {
     let mut job = job("noargs", "echo");
     job.args = vec!["x".into()];
-    let err = engine().run(&job).unwrap_err();
+    let err = engine().check_and_run(&job).unwrap_err();
     assert!(
-        matches!(err, Error::InvalidJob { ref field, .. } if field == "args"),
+        matches!(err, Failure::Job(JobError::Invalid { ref field, .. }) if field == "args"),
         "{err}"
     );
 }
@@ -278,9 +287,9 @@ fn a_file_name_that_escapes_the_work_dir_is_refused() {
         ],
         ..Job::default()
     };
-    let err = engine().run(&job).unwrap_err();
+    let err = engine().check_and_run(&job).unwrap_err();
     assert!(
-        matches!(err, Error::InvalidJob { ref field, .. } if field == "files[1].name"),
+        matches!(err, Failure::Job(JobError::Invalid { ref field, .. }) if field == "files[1].name"),
         "{err}"
     );
 }
@@ -289,9 +298,9 @@ fn a_file_name_that_escapes_the_work_dir_is_refused() {
 fn a_limit_above_what_the_sandbox_accepts_names_the_stage() {
     let mut job = job("shell", "true");
     job.limits.processes = Some(1 << 20);
-    let err = engine().run(&job).unwrap_err();
+    let err = engine().check_and_run(&job).unwrap_err();
     assert!(
-        matches!(err, Error::InvalidJob { ref field, .. } if field == "limits"),
+        matches!(err, Failure::Job(JobError::Invalid { ref field, .. }) if field == "limits"),
         "{err}"
     );
 }
@@ -333,7 +342,11 @@ fn a_live_job_announces_its_stages_and_its_program_reads_the_callers_pipe() {
     writer.write_all(b"typed ahead\n").unwrap();
     drop(writer);
     let source = "echo compiling >&2; echo 'read line; echo \"got $line\"' > out.sh";
-    let result = engine().run_live(&job("built", source), &live).unwrap();
+    let result = {
+        let engine = engine();
+        let checked = engine.check_live(job("built", source)).unwrap();
+        engine.run_live(&checked, &live).unwrap()
+    };
     assert_eq!(result.status, ResultStatus::Ok, "{result:?}");
     use runbox_sandbox::Stream::{Stderr, Stdout};
     assert_eq!(
@@ -359,26 +372,23 @@ fn a_cancelled_live_job_runs_no_further_stage() {
         signals: runbox_sandbox::Signaller::new(),
     };
     live.signals.cancel();
-    let err = engine()
-        .run_live(&job("built", "echo 'echo ran' > out.sh"), &live)
-        .unwrap_err();
+    let engine = engine();
+    let checked = engine
+        .check_live(job("built", "echo 'echo ran' > out.sh"))
+        .unwrap();
+    let err = engine.run_live(&checked, &live).unwrap_err();
     assert!(matches!(err, Error::Cancelled), "{err}");
     assert!(events.lock().unwrap().is_empty());
 }
 
 #[test]
 fn a_live_job_with_tests_is_refused() {
-    let live = runbox_engine::Live {
-        events: &|_| {},
-        stdin: std::sync::Mutex::new(None),
-        signals: runbox_sandbox::Signaller::new(),
-    };
     let mut job = job("shell", "cat");
     job.tests = vec![runbox_engine::TestCase {
         name: "one".into(),
         ..Default::default()
     }];
-    let err = engine().run_live(&job, &live).unwrap_err();
+    let err = engine().check_live(job).err().unwrap();
     assert!(err.to_string().contains("cannot have tests"), "{err}");
 }
 
@@ -387,7 +397,7 @@ fn several_runs_take_the_mean_time() {
     let mut job = job("shell", "sleep 0.2; echo done");
     job.runs = 3;
     let started = std::time::Instant::now();
-    let result = engine().run(&job).unwrap();
+    let result = engine().check_and_run(&job).unwrap();
     let elapsed = started.elapsed();
     let run = result.run.unwrap();
     assert_eq!(result.status, ResultStatus::Ok);
@@ -403,7 +413,7 @@ fn several_runs_stop_at_the_first_failure() {
     let mut job = job("shell", "sleep 0.2; exit 4");
     job.runs = 10;
     let started = std::time::Instant::now();
-    let result = engine().run(&job).unwrap();
+    let result = engine().check_and_run(&job).unwrap();
     assert_eq!(result.status, ResultStatus::RuntimeError);
     assert_eq!(result.run.unwrap().exit_code, Some(4));
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -413,7 +423,7 @@ fn several_runs_stop_at_the_first_failure() {
 fn more_runs_than_allowed_are_refused() {
     let mut job = job("shell", "true");
     job.runs = 21;
-    let err = engine().run(&job).unwrap_err();
+    let err = engine().check_and_run(&job).unwrap_err();
     assert!(err.to_string().contains("at most 20 runs"), "{err}");
 }
 
@@ -421,7 +431,7 @@ fn more_runs_than_allowed_are_refused() {
 fn merged_stderr_reaches_stdout_in_order() {
     let mut job = job("shell", "echo a; echo b >&2; echo c");
     job.stderr_to_stdout = true;
-    let run = engine().run(&job).unwrap().run.unwrap();
+    let run = engine().check_and_run(&job).unwrap().run.unwrap();
     assert_eq!(text(&run.stdout), "a\nb\nc\n");
     assert!(run.stderr.is_empty());
 }
@@ -430,7 +440,7 @@ fn merged_stderr_reaches_stdout_in_order() {
 fn compiler_options_are_refused_by_a_language_whose_compiler_takes_none() {
     let mut job = job("built", "echo 'echo ran' > out.sh");
     job.compiler_options = vec!["-O3".into()];
-    let err = engine().run(&job).unwrap_err();
+    let err = engine().check_and_run(&job).unwrap_err();
     assert!(
         err.to_string().contains("Built takes no compiler options"),
         "{err}"

@@ -16,7 +16,32 @@ use runbox_store::Store;
 
 use crate::auth::Caller;
 use crate::config::RateSettings;
-use crate::error::ApiError;
+
+/// Why admission refused a caller.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionRefusal {
+    /// Over the caller's request rate.
+    #[error(
+        "rate limit exceeded: at most {per_second} requests per second (burst {burst}) for this key"
+    )]
+    RateLimited {
+        /// The rate.
+        per_second: f64,
+        /// The burst.
+        burst: u32,
+        /// When the next request would be admitted.
+        retry_after: Duration,
+    },
+    /// The caller already has as many jobs as its cap allows.
+    #[error("this key already has {max} jobs running or queued, its maximum")]
+    TooManyJobs {
+        /// The cap.
+        max: u32,
+    },
+    /// The store that keeps shared limits failed.
+    #[error(transparent)]
+    Store(#[from] runbox_store::Error),
+}
 
 /// How long a concurrency slot lasts if its holder never gives it back (a node
 /// that died): longer than any job may run.
@@ -65,7 +90,7 @@ impl Admission {
     }
 
     /// Counts one request against the caller's rate; 429 with `Retry-After` when over.
-    pub async fn check_rate(&self, caller: &Caller) -> Result<(), ApiError> {
+    pub async fn check_rate(&self, caller: &Caller) -> Result<(), AdmissionRefusal> {
         let (per_second, burst) = self.rate_of(caller);
         let bucket = caller.bucket();
         let wait = if self.shared {
@@ -80,12 +105,11 @@ impl Admission {
         };
         match wait {
             None => Ok(()),
-            Some(wait) => Err(ApiError::rate_limited(
-                format!(
-                    "rate limit exceeded: at most {per_second} requests per second (burst {burst}) for this key"
-                ),
-                wait,
-            )),
+            Some(wait) => Err(AdmissionRefusal::RateLimited {
+                per_second,
+                burst,
+                retry_after: wait,
+            }),
         }
     }
 
@@ -124,7 +148,11 @@ impl Admission {
 
     /// Takes a concurrency slot of the caller for `holder` (a submission id); 429
     /// when the caller already has as many jobs as its cap allows.
-    pub async fn acquire_slot(&self, caller: &Caller, holder: &str) -> Result<(), ApiError> {
+    pub async fn acquire_slot(
+        &self,
+        caller: &Caller,
+        holder: &str,
+    ) -> Result<(), AdmissionRefusal> {
         let max = match caller {
             Caller::Key { key, .. } => key.max_concurrent.unwrap_or(self.defaults.max_concurrent),
             Caller::Anonymous { .. } => self.defaults.max_concurrent,
@@ -136,10 +164,7 @@ impl Admission {
         {
             Ok(())
         } else {
-            Err(ApiError::rate_limited(
-                format!("this key already has {max} jobs running or queued, its maximum"),
-                Duration::from_secs(1),
-            ))
+            Err(AdmissionRefusal::TooManyJobs { max })
         }
     }
 

@@ -201,10 +201,13 @@ pub struct RateSettings {
 
 impl Default for RateSettings {
     fn default() -> Self {
+        // Sized for one application backend calling with one key for all its
+        // users: the rate is abuse protection, not a throttle; the queue bound and
+        // the concurrency cap keep the machine's work bounded.
         RateSettings {
-            per_second: 50.0,
-            burst: 100,
-            max_concurrent: 32,
+            per_second: 1000.0,
+            burst: 2000,
+            max_concurrent: 64,
         }
     }
 }
@@ -265,6 +268,9 @@ pub struct QueueSettings {
     pub lease_seconds: u64,
     /// Claims of one job before it ends as `internal_error`.
     pub max_attempts: u32,
+    /// How long a synchronous execute waits for a free worker before it is
+    /// answered 503 with `Retry-After`, in seconds.
+    pub sync_wait_seconds: u64,
 }
 
 impl Default for QueueSettings {
@@ -272,6 +278,7 @@ impl Default for QueueSettings {
         QueueSettings {
             lease_seconds: 30,
             max_attempts: 3,
+            sync_wait_seconds: 30,
         }
     }
 }

@@ -6,7 +6,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::types::{ErrorBody, ErrorDetail};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// An error answer: a status, a stable code, a message, maybe the field at fault.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,36 +102,64 @@ impl ApiError {
     }
 }
 
-impl From<runbox_engine::Error> for ApiError {
-    fn from(error: runbox_engine::Error) -> Self {
-        use runbox_engine::Error as E;
-        match &error {
-            E::UnknownLanguage { .. } => ApiError {
-                field: Some("language".into()),
-                ..ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "unknown_language",
-                    error.to_string(),
-                )
-            },
-            E::NotInstalled { .. } => ApiError {
-                field: Some("language".into()),
-                ..ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "language_not_installed",
-                    error.to_string(),
-                )
-            },
-            E::VersionUnavailable { .. } => ApiError {
-                field: Some("version".into()),
-                ..ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "version_unavailable",
-                    error.to_string(),
-                )
-            },
-            E::InvalidJob { field, message } => ApiError::invalid(field.clone(), message.clone()),
-            _ => ApiError::internal(&error),
+impl From<runbox_engine::JobError> for ApiError {
+    /// A job the engine refused: the client's mistake, a 400 naming the field.
+    fn from(error: runbox_engine::JobError) -> Self {
+        use runbox_engine::JobError as E;
+        let code = match &error {
+            E::UnknownLanguage { .. } => "unknown_language",
+            E::NotInstalled { .. } => "language_not_installed",
+            E::VersionUnavailable { .. } => "version_unavailable",
+            E::Invalid { .. } => "invalid_request",
+        };
+        ApiError {
+            field: Some(error.field().to_string()),
+            ..ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
+        }
+    }
+}
+
+impl From<crate::admission::AdmissionRefusal> for ApiError {
+    fn from(refusal: crate::admission::AdmissionRefusal) -> Self {
+        use crate::admission::AdmissionRefusal as R;
+        match refusal {
+            R::RateLimited { retry_after, .. } => {
+                ApiError::rate_limited(refusal.to_string(), retry_after)
+            }
+            R::TooManyJobs { .. } => {
+                ApiError::rate_limited(refusal.to_string(), Duration::from_secs(1))
+            }
+            R::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::runner::Refusal> for ApiError {
+    fn from(refusal: crate::runner::Refusal) -> Self {
+        use crate::runner::Refusal as R;
+        match refusal {
+            R::Job(error) => error.into(),
+            R::InBatch { index, error } => {
+                let mut inner = ApiError::from(*error);
+                inner.field = Some(format!(
+                    "submissions[{index}].{}",
+                    inner.field.as_deref().unwrap_or("")
+                ));
+                inner.message = format!("submissions[{index}]: {}", inner.message);
+                inner
+            }
+            R::QueueFull { .. } => {
+                ApiError::unavailable("queue_full", refusal.to_string(), Duration::from_secs(2))
+            }
+            R::NoWorker { .. } => {
+                ApiError::unavailable("no_worker", refusal.to_string(), Duration::from_secs(5))
+            }
+            R::Admission(refusal) => refusal.into(),
+            R::ShuttingDown => {
+                ApiError::unavailable("shutting_down", refusal.to_string(), Duration::from_secs(5))
+            }
+            R::Callback(message) => ApiError::invalid("callback_url", message),
+            R::Store(error) => error.into(),
         }
     }
 }
@@ -172,3 +201,22 @@ impl IntoResponse for ApiError {
 /// Marks a response as an error, for the request log and the metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct RejectedCode(pub &'static str);
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code: `invalid_request`, `unknown_language`, `unauthorized`, ...
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+    /// The request field at fault, when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}

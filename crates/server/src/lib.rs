@@ -24,11 +24,15 @@ pub mod auth;
 pub mod compat;
 pub mod config;
 pub mod error;
-pub mod jobs;
+pub mod history;
+pub mod intake;
 pub mod logging;
+pub mod readiness;
+pub mod runner;
 pub mod state;
 pub mod time;
 pub mod webhook;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,7 +43,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use runbox_engine::{Catalog, CompileCacheConfig, Engine, EngineConfig, JobBounds};
-use runbox_sandbox::{BoxConfig, Sandbox, SandboxOptions, Status};
+use runbox_sandbox::{Sandbox, SandboxOptions};
 use runbox_store::{Store, WorkerInfo, now_ms};
 use tokio::sync::watch;
 
@@ -47,21 +51,8 @@ pub use config::ServerConfig;
 pub use error::ApiError;
 
 use admission::Admission;
-use jobs::Runner;
+use runner::Runner;
 use state::{AppState, SharedState};
-
-/// Runs a trivial box: the readiness check of the sandbox.
-pub fn sandbox_check(engine: &Engine) -> Result<(), String> {
-    let outcome = engine
-        .sandbox()
-        .run(&BoxConfig::new(["/usr/bin/true"]))
-        .map_err(|e| e.to_string())?;
-    if outcome.status == Status::Ok {
-        Ok(())
-    } else {
-        Err(format!("a test box ended with {}", outcome.status))
-    }
-}
 
 /// The worker count in force: the configured one, or one per CPU plus one (while
 /// a box is set up or torn down, its CPU would otherwise idle: +13% throughput of
@@ -90,11 +81,11 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
     };
     let defaults = EngineConfig::default();
     let engine_config = EngineConfig {
-        compile_limits: api::convert::configured_defaults(
+        compile_limits: wire::convert::configured_defaults(
             &defaults.compile_limits,
             &config.compile_limits,
         ),
-        run_limits: api::convert::configured_defaults(&defaults.run_limits, &config.run_limits),
+        run_limits: wire::convert::configured_defaults(&defaults.run_limits, &config.run_limits),
         bounds: JobBounds {
             max_files: config.requests.max_files,
             max_total_bytes: config.requests.max_source_bytes,
@@ -336,6 +327,9 @@ impl Node {
             shared_limits,
         ));
         let id = node_id();
+        let codec = history::WireCodec::new(config.clone()).with_callback(
+            compat::judge0::callback_renderer(config.clone(), engine.clone()),
+        );
         let runner = Arc::new(Runner::new(
             engine,
             store.clone(),
@@ -343,6 +337,7 @@ impl Node {
             admission,
             id.clone(),
             workers,
+            Arc::new(codec),
         ));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -381,7 +376,7 @@ impl Node {
     ) -> anyhow::Result<SharedState> {
         Ok(Arc::new(AppState {
             config,
-            engine,
+            engine: engine.clone(),
             store,
             runner: self.runner.clone(),
             admission: self.runner.admission.clone(),
@@ -389,6 +384,7 @@ impl Node {
             started: Instant::now(),
             loopback,
             shutting_down: self.shutdown_rx.clone(),
+            readiness: Arc::new(readiness::SandboxReadiness::new(engine.clone())),
         }))
     }
 

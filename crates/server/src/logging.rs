@@ -9,8 +9,29 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::api::JobLog;
 use crate::auth::Caller;
+
+/// Records what the request log line should say about a job.
+#[derive(Debug, Clone)]
+pub struct JobLog {
+    /// The language asked for.
+    pub language: String,
+    /// The result's status, when there is one.
+    pub status: Option<String>,
+}
+
+/// `response`, marked with what its log line says about its job.
+pub fn with_log(
+    mut response: axum::response::Response,
+    language: &str,
+    status: Option<&str>,
+) -> axum::response::Response {
+    response.extensions_mut().insert(JobLog {
+        language: language.to_string(),
+        status: status.map(str::to_string),
+    });
+    response
+}
 
 /// Where the `Caller` extractor leaves the key id for the log line.
 #[derive(Clone, Default)]

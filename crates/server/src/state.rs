@@ -18,7 +18,7 @@ use crate::admission::Admission;
 use crate::auth::{Caller, key_hash, presented_key};
 use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::jobs::Runner;
+use crate::runner::Runner;
 
 /// What every handler shares.
 pub struct AppState {
@@ -40,6 +40,8 @@ pub struct AppState {
     pub loopback: bool,
     /// Becomes true when a graceful shutdown begins.
     pub shutting_down: watch::Receiver<bool>,
+    /// The sandbox's readiness, checked at most once per few seconds.
+    pub readiness: Arc<crate::readiness::SandboxReadiness>,
 }
 
 /// The state as axum holds it.
@@ -107,7 +109,8 @@ impl AppState {
                 serde_json::json!({"reason": error.code, "message": error.message, "path": parts.uri.path()}),
             );
         })?;
-        if let Err(error) = self.admission.check_rate(&caller).await {
+        if let Err(refusal) = self.admission.check_rate(&caller).await {
+            let error = ApiError::from(refusal);
             metrics::counter!("runbox_rejected_requests_total", "reason" => "rate_limited")
                 .increment(1);
             self.audit(
@@ -237,9 +240,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::convert::job_from_request;
-    use crate::api::types::ExecuteRequest;
     use crate::config::{LimitSettings, RequestBounds};
+    use crate::wire::convert::job_from_request;
+    use crate::wire::types::ExecuteRequest;
     use proptest::prelude::*;
 
     /// Any JSON value, a few levels deep, with the request's field names likely.

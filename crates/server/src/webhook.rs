@@ -15,12 +15,31 @@ use hmac::{Hmac, Mac};
 use runbox_store::{Store, WebhookDelivery, now_ms};
 use sha2::Sha256;
 
-use crate::api::types::ResultBody;
 use crate::config::WebhookSettings;
 use crate::error::ApiError;
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-runbox-signature";
+
+/// What a webhook sends: the native API POSTs the result; Judge0's callbacks
+/// PUT the submission in Judge0's terms.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// The HTTP method.
+    pub method: reqwest::Method,
+    /// The body.
+    pub json: serde_json::Value,
+}
+
+impl Payload {
+    /// A POST of `json`.
+    pub fn post(json: serde_json::Value) -> Payload {
+        Payload {
+            method: reqwest::Method::POST,
+            json,
+        }
+    }
+}
 
 /// Sends webhooks.
 pub struct Webhooks {
@@ -116,7 +135,7 @@ impl Webhooks {
     }
 
     /// Sends the result of `id` to `url` unless another node already took it.
-    pub async fn send_once(&self, id: &str, url: &str, key_id: Option<&str>, body: &ResultBody) {
+    pub async fn send_once(&self, id: &str, url: &str, key_id: Option<&str>, body: &Payload) {
         match self.store.take_webhook(id).await {
             Ok(true) => {}
             Ok(false) => return,
@@ -135,8 +154,10 @@ impl Webhooks {
             },
             None => None,
         };
-        let payload = serde_json::to_vec(body).unwrap_or_default();
-        let delivery = self.deliver(id, url, secret.as_deref(), &payload).await;
+        let payload = serde_json::to_vec(&body.json).unwrap_or_default();
+        let delivery = self
+            .deliver(id, url, body.method.clone(), secret.as_deref(), &payload)
+            .await;
         if delivery.delivered {
             metrics::counter!("runbox_webhooks_total", "outcome" => "delivered").increment(1);
         } else {
@@ -153,6 +174,7 @@ impl Webhooks {
         &self,
         id: &str,
         url: &str,
+        method: reqwest::Method,
         secret: Option<&str>,
         payload: &[u8],
     ) -> WebhookDelivery {
@@ -167,7 +189,10 @@ impl Webhooks {
         let mut backoff = Duration::from_millis(self.settings.backoff_ms);
         for attempt in 1..=self.settings.attempts.max(1) {
             delivery.attempts = attempt;
-            match self.try_once(id, url, secret, payload).await {
+            match self
+                .try_once(id, url, method.clone(), secret, payload)
+                .await
+            {
                 Ok(status) if (200..300).contains(&status) => {
                     delivery.status_code = Some(status);
                     delivery.delivered = true;
@@ -197,6 +222,7 @@ impl Webhooks {
         &self,
         id: &str,
         url: &str,
+        method: reqwest::Method,
         secret: Option<&str>,
         payload: &[u8],
     ) -> Result<u16, String> {
@@ -216,7 +242,7 @@ impl Webhooks {
             .build()
             .map_err(|e| e.to_string())?;
         let mut request = client
-            .post(parsed)
+            .request(method, parsed)
             .header("content-type", "application/json")
             .header("x-runbox-submission", id)
             .body(payload.to_vec());

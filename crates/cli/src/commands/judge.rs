@@ -129,7 +129,8 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message("compiling");
-    let result = engine.run_with_progress(&job, &|test| {
+    let checked = engine.check(job)?;
+    let result = engine.run_with_progress(&checked, &|test| {
         bar.set_message(format!("{}: {}", test.name, test.verdict));
         bar.inc(1);
     });

@@ -74,7 +74,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // Two boxes at once at most: a stage, and the version check beside it.
     let engine = super::engine(catalog, 2, Some(&args.cache))?;
-    let result = engine.run(&job)?;
+    let result = engine.check_and_run(&job)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(exit_code(&result));
@@ -156,7 +156,7 @@ fn exit_code(result: &RunResult) -> ExitCode {
         ResultStatus::OutputLimitExceeded => EXIT_OUTPUT_LIMIT,
         ResultStatus::MemoryLimitExceeded => EXIT_MEMORY_LIMIT,
         ResultStatus::TimeLimitExceeded => EXIT_TIME_LIMIT,
-        ResultStatus::InternalError => super::EXIT_RUNBOX_ERROR,
+        ResultStatus::InternalError | ResultStatus::CheckerError => super::EXIT_RUNBOX_ERROR,
     };
     ExitCode::from(code)
 }

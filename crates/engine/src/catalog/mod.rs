@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub use language::Language;
 pub(crate) use template::Values;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, JobError, Result};
 
 include!(concat!(env!("OUT_DIR"), "/embedded_languages.rs"));
 
@@ -85,11 +85,11 @@ impl Catalog {
 
     /// The language with this id or alias (case-insensitive), or an error that
     /// suggests the closest names.
-    pub fn get(&self, name: &str) -> Result<&Arc<Language>> {
+    pub fn get(&self, name: &str) -> std::result::Result<&Arc<Language>, JobError> {
         let wanted = name.trim().to_lowercase();
         match self.names.get(&wanted) {
             Some(&index) => Ok(&self.languages[index]),
-            None => Err(Error::UnknownLanguage {
+            None => Err(JobError::UnknownLanguage {
                 name: name.to_string(),
                 suggestions: self.closest(&wanted),
             }),
@@ -231,7 +231,7 @@ mod tests {
         .unwrap();
         let err = catalog.get("pyhton").unwrap_err();
         match &err {
-            Error::UnknownLanguage { suggestions, .. } => assert_eq!(suggestions[0], "python"),
+            JobError::UnknownLanguage { suggestions, .. } => assert_eq!(suggestions[0], "python"),
             other => panic!("{other}"),
         }
         assert!(err.to_string().contains("did you mean python"), "{err}");

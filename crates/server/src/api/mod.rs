@@ -1,9 +1,7 @@
 //! The native API under `/api/v1`: every route is listed in [`routes`]; handlers
 //! parse, call the runner or the store, and map errors.
 
-pub mod convert;
 pub mod openapi;
-pub mod types;
 
 use std::time::Duration;
 
@@ -17,9 +15,13 @@ use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::history::body_of;
+use crate::intake;
+use crate::logging::with_log;
 use crate::state::{ApiJson, ApiQuery as Query, SharedState, refuse_when_shutting_down};
 use crate::time::rfc3339;
-use types::*;
+use crate::wire::convert::submission_result;
+use crate::wire::types::*;
 
 /// Every native route.
 pub fn routes() -> Router<SharedState> {
@@ -35,23 +37,6 @@ pub fn routes() -> Router<SharedState> {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/workers", get(workers))
         .route("/api/v1/audit", get(audit_log))
-}
-
-/// Records what the request log line should say about a job.
-#[derive(Debug, Clone)]
-pub struct JobLog {
-    /// The language asked for.
-    pub language: String,
-    /// The result's status, when there is one.
-    pub status: Option<String>,
-}
-
-fn with_log(mut response: Response, language: &str, status: Option<&str>) -> Response {
-    response.extensions_mut().insert(JobLog {
-        language: language.to_string(),
-        status: status.map(str::to_string),
-    });
-    response
 }
 
 /// Compile and run one request and answer its result.
@@ -74,12 +59,17 @@ pub async fn execute(
         ));
     }
     let language = request.language.clone();
-    let body = state.runner.execute_now(&caller, request).await?;
-    let status = body.status.clone();
+    let (job, record) = intake::check(&state, &request).await?;
+    let ran = state
+        .runner
+        .execute_now(&caller, job, record.clone())
+        .await?;
+    let body = body_of(&ran.id, &ran.result, record.format, &language);
+    let status = body.status;
     Ok(with_log(
         Json(body).into_response(),
         &language,
-        Some(&status),
+        Some(status.as_str()),
     ))
 }
 
@@ -111,10 +101,7 @@ pub async fn submit(
     caller.require(Scope::Execute)?;
     refuse_when_shutting_down(&state)?;
     let language = request.language.clone();
-    let ids = state
-        .runner
-        .enqueue(&caller, std::slice::from_ref(&request))
-        .await?;
+    let ids = intake::enqueue_all(&state, &caller, std::slice::from_ref(&request), false).await?;
     let id = ids.into_iter().next().unwrap_or_default();
     if query.wait {
         let timeout = Duration::from_secs(query.timeout.unwrap_or(60).clamp(1, 600));
@@ -172,10 +159,7 @@ pub async fn submit_batch(
             ),
         ));
     }
-    let ids = state
-        .runner
-        .enqueue_batch(&caller, &batch.submissions)
-        .await?;
+    let ids = intake::enqueue_all(&state, &caller, &batch.submissions, true).await?;
     let created = BatchCreated {
         submissions: ids
             .into_iter()
@@ -291,26 +275,6 @@ pub fn submission_body(submission: &Submission, with_result: bool) -> Submission
     }
 }
 
-/// The result of a done submission: the stored one, or one made from its error.
-pub fn submission_result(submission: &Submission) -> Option<ResultBody> {
-    if submission.state != JobState::Done {
-        return None;
-    }
-    if let Some(result) = &submission.result
-        && let Ok(body) = serde_json::from_value::<ResultBody>(result.clone())
-    {
-        return Some(body);
-    }
-    Some(crate::jobs::internal_result(
-        &submission.id,
-        &submission.language,
-        submission
-            .error
-            .clone()
-            .unwrap_or_else(|| "the job ended without a result".into()),
-    ))
-}
-
 /// The catalog with what is installed here.
 #[utoipa::path(get, path = "/api/v1/languages",
     responses((status = 200, body = [LanguageBody])), security(("bearer" = [])), tag = "meta")]
@@ -361,13 +325,8 @@ pub async fn ready(State(state): State<SharedState>) -> Response {
             false
         }
     };
-    let engine = state.engine.clone();
-    let sandbox = match tokio::task::spawn_blocking(move || crate::sandbox_check(&engine)).await {
-        Ok(Ok(())) => true,
-        Ok(Err(error)) => {
-            problems.push(format!("sandbox: {error}"));
-            false
-        }
+    let sandbox = match state.readiness.check().await {
+        Ok(()) => true,
         Err(error) => {
             problems.push(format!("sandbox: {error}"));
             false

@@ -30,12 +30,43 @@ pub use request::{Stored, translate};
 pub use routes::routes;
 pub use view::{STATUSES, expected_output_matches, view};
 
-/// Removes the code and input from stored Judge0 data (see
-/// [`super::scrub_adapter_data`]).
-pub fn scrub(data: &mut serde_json::Value) {
-    if let Some(judge0) = data.get_mut("judge0").and_then(|v| v.as_object_mut()) {
-        for field in ["source_code", "stdin", "additional_files"] {
-            judge0.remove(field);
-        }
-    }
+/// Renders the callback of a Judge0 submission as Judge0 does: a PUT of the
+/// submission in Judge0's terms (encoded as the request was). Other submissions
+/// are left to the native callback.
+pub fn callback_renderer(
+    config: std::sync::Arc<crate::config::ServerConfig>,
+    engine: std::sync::Arc<runbox_engine::Engine>,
+) -> crate::history::CallbackRenderer {
+    Box::new(move |submission| {
+        let stored = Stored::from_adapter(
+            submission
+                .request
+                .as_ref()
+                .and_then(|request| request.get("adapter")),
+        )?;
+        let judge0_config = request::Judge0Config::new(&config);
+        let name_of = |id: u32| match languages::by_id(id) {
+            Some(language) => {
+                let version = engine
+                    .catalog()
+                    .get(language.runbox)
+                    .ok()
+                    .and_then(|l| engine.installation(l).version().map(str::to_string));
+                language.display_name(version.as_deref())
+            }
+            None => view::plain_name(id),
+        };
+        let json = view(
+            submission,
+            &view::Selection::Default,
+            stored.base64_encoded,
+            &judge0_config,
+            &name_of,
+        )
+        .ok()?;
+        Some(crate::webhook::Payload {
+            method: reqwest::Method::PUT,
+            json,
+        })
+    })
 }

@@ -3,7 +3,7 @@
 //!
 //! Each adapter lives in its own module and only translates: its wire format to a
 //! native [`ExecuteRequest`], the native result back to its own terms. Jobs run on
-//! the same [`Runner`](crate::jobs::Runner) as the native API, with the same API
+//! the same [`Runner`](crate::runner::Runner) as the native API, with the same API
 //! keys, rate limits, queue bounds and history. Every route of every adapter is
 //! listed in [`routes`].
 //!
@@ -25,10 +25,12 @@ use axum::extract::{FromRequest, Request};
 use runbox_engine::{Installation, Language};
 use serde::de::DeserializeOwned;
 
-use crate::api::types::{Encoding, ExecuteRequest, ResultBody, StageBody};
+use runbox_engine::RunResult;
+
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::SharedState;
+use crate::wire::types::{Encoding, ExecuteRequest};
 
 /// Every compatibility route, merged by [`crate::router`] beside the native API.
 pub fn routes() -> Router<SharedState> {
@@ -36,13 +38,6 @@ pub fn routes() -> Router<SharedState> {
         .merge(judge0::routes())
         .merge(piston::routes())
         .merge(runners::routes())
-}
-
-/// Removes the user's code and inputs from an adapter's data, for a history that
-/// keeps no source (`history.store_source = false`). What is needed to answer
-/// later (limits, the expected output of a Judge0 submission) stays.
-pub fn scrub_adapter_data(data: &mut serde_json::Value) {
-    judge0::scrub(data);
 }
 
 /// A JSON body read whatever its `Content-Type` says: Piston and home-grown clients
@@ -93,41 +88,23 @@ pub fn native_request(language: &str) -> ExecuteRequest {
     }
 }
 
-/// Runs `request` now on the runner (stored in the history like a native execute).
+/// Checks `request` once and runs it now on the runner (stored in the history
+/// like a native execute): the engine's result, exact bytes and typed statuses.
+/// A host failure is a 500, never dressed up as the program's failure.
 pub async fn execute(
     state: &SharedState,
     caller: &Caller,
     request: ExecuteRequest,
-) -> Result<ResultBody, ApiError> {
+) -> Result<RunResult, ApiError> {
     refuse_when_shutting_down(state)?;
-    state.runner.execute_now(caller, request).await
+    let (job, record) = crate::intake::check(state, &request).await?;
+    let ran = state.runner.execute_now(caller, job, record).await?;
+    ran.result.map_err(ApiError::internal)
 }
 
-/// The exact bytes of a stage's stdout and stderr.
-pub fn stage_bytes(stage: &StageBody) -> (Vec<u8>, Vec<u8>) {
-    (
-        decode_output(stage, &stage.stdout),
-        decode_output(stage, &stage.stderr),
-    )
-}
-
-/// The exact bytes of a stage's stdout and stderr interleaved in the order read
-/// (stdout then stderr when the request did not ask for `combined_output`).
-pub fn combined_bytes(stage: &StageBody) -> Vec<u8> {
-    match &stage.output {
-        Some(output) => decode_output(stage, output),
-        None => {
-            let (stdout, stderr) = stage_bytes(stage);
-            [stdout, stderr].concat()
-        }
-    }
-}
-
-/// One of a stage's outputs, decoded as its encoding says (the server wrote
-/// it, so it decodes; the text itself otherwise).
-fn decode_output(stage: &StageBody, text: &str) -> Vec<u8> {
-    crate::api::convert::decode(text, stage.encoding, "output")
-        .unwrap_or_else(|_| text.as_bytes().to_vec())
+/// A duration in milliseconds, as the adapters' figures are written.
+pub fn millis(duration: std::time::Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// Bytes as text, invalid UTF-8 replaced.

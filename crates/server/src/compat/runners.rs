@@ -17,14 +17,16 @@ use runbox_store::Scope;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::types::{LimitsInput, ResultBody};
+use runbox_engine::RunResult;
+use runbox_sandbox::Status;
+
 use crate::auth::Caller;
 use crate::compat::{
-    LenientJson, execute, installation, installations, lossy, native_request, now_rfc3339,
-    stage_bytes,
+    LenientJson, execute, installation, installations, lossy, millis, native_request, now_rfc3339,
 };
 use crate::error::ApiError;
 use crate::state::SharedState;
+use crate::wire::types::LimitsInput;
 
 /// Every route of the home-grown contracts.
 pub fn routes() -> Router<SharedState> {
@@ -109,20 +111,19 @@ struct Outcome {
     time_ms: f64,
 }
 
-fn outcome(result: &ResultBody) -> Outcome {
+fn outcome(result: &RunResult) -> Outcome {
     match &result.run {
         Some(run) => {
-            let (out, err) = stage_bytes(run);
-            let mut stderr = lossy(&err);
-            if run.status != "ok" && run.status != "runtime_error" {
+            let mut stderr = lossy(&run.stderr);
+            if !matches!(run.status, Status::Ok | Status::RuntimeError) {
                 if !stderr.is_empty() && !stderr.ends_with('\n') {
                     stderr.push('\n');
                 }
-                stderr.push_str(&run.status.replace('_', " "));
+                stderr.push_str(&run.status.as_str().replace('_', " "));
             }
             Outcome {
-                success: run.status == "ok",
-                stdout: lossy(&out),
+                success: run.status == Status::Ok,
+                stdout: lossy(&run.stdout),
                 stderr,
                 exit_code: run.exit_code.or_else(|| {
                     run.signal
@@ -130,25 +131,21 @@ fn outcome(result: &ResultBody) -> Outcome {
                         .and_then(runbox_sandbox::outcome::signal_number)
                         .map(|n| 128 + n)
                 }),
-                time_ms: run.wall_time_ms,
+                time_ms: millis(run.wall_time),
             }
         }
         None => {
-            let (out, err, time) = match &result.compile {
-                Some(compile) => {
-                    let (out, err) = stage_bytes(compile);
-                    (out, err, compile.wall_time_ms)
-                }
-                None => (
-                    Vec::new(),
-                    result.error.clone().unwrap_or_default().into_bytes(),
-                    0.0,
+            let (output, time) = match &result.compile {
+                Some(compile) => (
+                    [compile.stdout.as_slice(), compile.stderr.as_slice()].concat(),
+                    millis(compile.wall_time),
                 ),
+                None => (result.message.clone().unwrap_or_default().into_bytes(), 0.0),
             };
             Outcome {
                 success: false,
                 stdout: String::new(),
-                stderr: lossy(&[out, err].concat()),
+                stderr: lossy(&output),
                 exit_code: result.compile.as_ref().and_then(|c| c.exit_code),
                 time_ms: time,
             }
@@ -191,7 +188,7 @@ async fn runner_execute(
     let id = supported(&state, &name).await?;
     let mut request = native_request(&id);
     request.source = Some(code);
-    request.stdin = body.input.map(crate::api::types::Data::Text);
+    request.stdin = body.input.map(crate::wire::types::Data::Text);
     if let Some(timeout) = body.timeout {
         let max_ms = state.config.run_limits.max_wall_time_ms;
         if !timeout.is_finite() || timeout < 1.0 || timeout > max_ms as f64 {

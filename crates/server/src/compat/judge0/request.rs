@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::languages;
-use crate::api::types::{ExecuteRequest, FileInput, LimitsInput};
 use crate::compat::native_request;
 use crate::config::ServerConfig;
+use crate::wire::types::{ExecuteRequest, FileInput, LimitsInput};
 
 /// Problems of a request, by Judge0 field name.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
@@ -581,7 +581,7 @@ pub fn translate(
     let as_input = |(name, content): (String, Vec<u8>)| FileInput {
         name: Some(name),
         content: BASE64.encode(content),
-        encoding: crate::api::types::Encoding::Base64,
+        encoding: crate::wire::types::Encoding::Base64,
     };
     request.files = if multifile {
         Some(files.into_iter().map(as_input).collect())
@@ -594,7 +594,7 @@ pub fn translate(
         let main = FileInput {
             name: None,
             content: BASE64.encode(source.clone().unwrap_or_default()),
-            encoding: crate::api::types::Encoding::Base64,
+            encoding: crate::wire::types::Encoding::Base64,
         };
         Some(
             std::iter::once(main)
@@ -610,13 +610,13 @@ pub fn translate(
         request.files = Some(vec![FileInput {
             name: None,
             content: BASE64.encode(bytes),
-            encoding: crate::api::types::Encoding::Base64,
+            encoding: crate::wire::types::Encoding::Base64,
         }]);
     }
     request.stdin = stdin.as_ref().map(|bytes| {
-        crate::api::types::Data::Encoded(crate::api::types::EncodedData {
+        crate::wire::types::Data::Encoded(crate::wire::types::EncodedData {
             content: BASE64.encode(bytes),
-            encoding: crate::api::types::Encoding::Base64,
+            encoding: crate::wire::types::Encoding::Base64,
         })
     });
     request.args = args;
@@ -658,6 +658,9 @@ pub fn translate(
         callback_url,
         base64_encoded: base64,
     };
+    // The native submission's callback: sent once by the one webhook sender,
+    // its address resolved and pinned, recorded, and surviving a restart.
+    request.callback_url = stored.callback_url.clone();
     request.adapter = Some(serde_json::json!({ "judge0": stored }));
     Ok(request)
 }

@@ -209,46 +209,6 @@ async fn find(
     }
 }
 
-/// PUTs the finished submission to its callback URL, as Judge0 does (3 tries).
-fn spawn_callback(state: SharedState, token: String, url: String, base64: bool) {
-    tokio::spawn(async move {
-        let limit = Duration::from_secs(state.config.run_limits.max_wall_time_ms / 1000 + 3600);
-        if !matches!(state.runner.wait_done(&token, limit).await, Ok(true)) {
-            return;
-        }
-        let Ok(Some(submission)) = state.store.submission(&token).await else {
-            return;
-        };
-        let Ok(body) = render(&state, &submission, &Selection::Default, base64).await else {
-            return;
-        };
-        let allow_private = state.config.webhooks.allow_private_addresses;
-        if crate::webhook::check_url(&url, allow_private).is_err() {
-            return;
-        }
-        let Ok(client) = reqwest::Client::builder()
-            .timeout(Duration::from_millis(state.config.webhooks.timeout_ms))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        else {
-            return;
-        };
-        for attempt in 1..=3u32 {
-            match client.put(&url).json(&body).send().await {
-                Ok(response) if response.status().is_success() => return,
-                Ok(response) => {
-                    tracing::warn!(token, url, status = %response.status(), attempt, "Judge0 callback refused")
-                }
-                Err(error) => tracing::warn!(token, url, %error, attempt, "Judge0 callback failed"),
-            }
-            tokio::time::sleep(Duration::from_millis(
-                state.config.webhooks.backoff_ms << attempt,
-            ))
-            .await;
-        }
-    });
-}
-
 /// `POST /submissions`.
 async fn create(
     State(state): State<SharedState>,
@@ -263,18 +223,22 @@ async fn create(
     let base64 = flag(&params, "base64_encoded");
     let request = translate(&body, base64, &state.config)?;
     let stored = Stored::from_adapter(request.adapter.as_ref());
+    let checked = crate::intake::check(&state, &request).await?;
     let ids = state
         .runner
-        .enqueue(&caller, std::slice::from_ref(&request))
-        .await?;
+        .enqueue(&caller, vec![checked])
+        .await
+        .map_err(ApiError::from)?;
     let token = ids.into_iter().next().unwrap_or_default();
-    if let Some(url) = stored.as_ref().and_then(|s| s.callback_url.clone()) {
-        spawn_callback(state.clone(), token.clone(), url, base64);
-    }
     if flag(&params, "wait") {
         let wall = stored.map_or(10.0, |s| s.wall_time_limit);
         let timeout = Duration::from_secs_f64(wall + 60.0);
-        if state.runner.wait_done(&token, timeout).await? {
+        if state
+            .runner
+            .wait_done(&token, timeout)
+            .await
+            .map_err(ApiError::from)?
+        {
             let submission = find(&state, &caller, &token).await?;
             let selection = Selection::parse(params.get("fields").map(String::as_str));
             let body = render(&state, &submission, &selection, base64).await?;
@@ -418,16 +382,16 @@ async fn create_batch(
     let mut answers: Vec<Option<Value>> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
     for item in items {
-        let checked = translate(item, base64, &state.config)
-            .map_err(Judge0Error::from)
-            .and_then(|request| {
-                state.runner.prepare(&request).map_err(Judge0Error::from)?;
-                Ok(request)
-            });
+        let checked = match translate(item, base64, &state.config) {
+            Ok(request) => crate::intake::check(&state, &request)
+                .await
+                .map_err(Judge0Error::from),
+            Err(errors) => Err(Judge0Error::from(errors)),
+        };
         match checked {
-            Ok(request) => {
+            Ok(job) => {
                 answers.push(None);
-                valid.push(request);
+                valid.push(job);
             }
             Err(error) => answers.push(Some(error.body)),
         }
@@ -435,25 +399,18 @@ async fn create_batch(
     let tokens = if valid.is_empty() {
         Vec::new()
     } else {
-        state.runner.enqueue(&caller, &valid).await?
+        state
+            .runner
+            .enqueue(&caller, valid)
+            .await
+            .map_err(ApiError::from)?
     };
     let mut tokens = tokens.into_iter();
-    let mut requests = valid.iter();
     let mut out = Vec::with_capacity(answers.len());
     for answer in answers {
         match answer {
             Some(errors) => out.push(errors),
-            None => {
-                let token = tokens.next().unwrap_or_default();
-                if let Some(url) = requests
-                    .next()
-                    .and_then(|r| Stored::from_adapter(r.adapter.as_ref()))
-                    .and_then(|s| s.callback_url)
-                {
-                    spawn_callback(state.clone(), token.clone(), url, base64);
-                }
-                out.push(json!({"token": token}));
-            }
+            None => out.push(json!({"token": tokens.next().unwrap_or_default()})),
         }
     }
     Ok((StatusCode::CREATED, Json(Value::Array(out))).into_response())
@@ -574,7 +531,16 @@ async fn show_language(
         files: vec![runbox_engine::SourceFile::unnamed("")],
         ..runbox_engine::Job::default()
     };
-    let commands = state.engine.commands(&job).ok();
+    let commands = if installation.is_installed() {
+        state
+            .runner
+            .check(job)
+            .await
+            .ok()
+            .map(|checked| state.engine.commands(&checked))
+    } else {
+        None
+    };
     Ok(Json(json!({
         "id": entry.id,
         "name": entry.display_name(installation.version()),

@@ -8,8 +8,11 @@ use serde_json::{Map, Value, json};
 
 use super::languages;
 use super::request::{Judge0Config, Stored};
-use crate::api::types::{ExecuteRequest, ResultBody};
-use crate::compat::stage_bytes;
+use crate::wire::types::{ExecuteRequest, ResultBody};
+use runbox_engine::ResultStatus;
+use runbox_sandbox::Status;
+
+use crate::wire::convert::stage_bytes;
 
 /// Judge0's statuses, ids 1 to 14.
 pub const STATUSES: &[(u32, &str)] = &[
@@ -199,10 +202,10 @@ pub fn verdict(state: JobState, result: Option<&ResultBody>, stored: &Stored) ->
         let (out, err) = stage_bytes(compile);
         verdict.compile_output = non_empty([out, err].concat());
     }
-    if result.status == "compile_error" {
+    if result.status == ResultStatus::CompileError {
         verdict.status_id = 6;
         if let Some(compile) = &result.compile
-            && compile.status == "time_limit_exceeded"
+            && compile.status == Status::TimeLimitExceeded
         {
             verdict.message = Some("Compilation time limit exceeded".into());
         }
@@ -236,21 +239,21 @@ pub fn verdict(state: JobState, result: Option<&ResultBody>, stored: &Stored) ->
         .as_deref()
         .and_then(runbox_sandbox::outcome::signal_number);
     let over_time = run.cpu_time_ms > stored.cpu_time_limit * 1000.0;
-    verdict.status_id = match run.status.as_str() {
-        "time_limit_exceeded" => 5,
-        "memory_limit_exceeded" => {
+    verdict.status_id = match run.status {
+        Status::TimeLimitExceeded => 5,
+        Status::MemoryLimitExceeded => {
             verdict.extended = Some(MEMORY_LIMIT_EXCEEDED);
             verdict.message = Some("Memory limit exceeded".into());
             12
         }
-        "output_limit_exceeded" => {
+        Status::OutputLimitExceeded => {
             verdict.message = Some(format!(
                 "Output limit exceeded: more than max_file_size ({} KB) of output",
                 stored.max_file_size
             ));
             8
         }
-        "runtime_error" if verdict.exit_signal.is_some() => {
+        Status::RuntimeError if verdict.exit_signal.is_some() => {
             let signal = verdict.exit_signal.unwrap_or_default();
             verdict.message = Some(format!("Caught fatal signal {signal}"));
             // SIGSEGV, SIGXFSZ, SIGFPE, SIGABRT on Linux.
@@ -262,15 +265,15 @@ pub fn verdict(state: JobState, result: Option<&ResultBody>, stored: &Stored) ->
                 _ => 12,
             }
         }
-        "runtime_error" => {
+        Status::RuntimeError => {
             verdict.message = Some(format!(
                 "Exited with error status {}",
                 run.exit_code.unwrap_or(1)
             ));
             11
         }
-        "ok" if over_time => 5,
-        "ok" => {
+        Status::Ok if over_time => 5,
+        Status::Ok => {
             let expected = stored
                 .expected_output
                 .as_deref()
@@ -310,7 +313,7 @@ pub fn view(
         .as_ref()
         .and_then(|r| Stored::from_adapter(r.adapter.as_ref()))
         .unwrap_or_else(|| Stored::for_native(&submission.language, config));
-    let result = crate::api::submission_result(submission);
+    let result = crate::wire::convert::submission_result(submission);
     let verdict = verdict(submission.state, result.as_ref(), &stored);
     let stored_bytes =
         |field: &Option<String>| field.as_deref().and_then(|b| BASE64.decode(b).ok());
@@ -400,12 +403,12 @@ pub fn plain_name(id: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::types::{Encoding, StageBody};
+    use crate::wire::types::{Encoding, StageBody};
 
     fn stage(status: &str, stdout: &str, exit: Option<i32>, signal: Option<&str>) -> StageBody {
         StageBody {
             output: None,
-            status: status.into(),
+            status: serde_json::from_value(serde_json::json!(status)).unwrap(),
             exit_code: exit,
             signal: signal.map(str::to_string),
             stdout: stdout.into(),
@@ -426,7 +429,7 @@ mod tests {
             id: "x".into(),
             language: "c".into(),
             version: None,
-            status: status.into(),
+            status: serde_json::from_value(serde_json::json!(status)).unwrap(),
             compile: None,
             run,
             tests: None,

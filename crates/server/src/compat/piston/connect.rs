@@ -34,12 +34,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::{PistonError, add_ending, parse_job};
-use crate::api::convert::{OutputFormat, decode_data, stage_body};
-use crate::api::types::Encoding;
 use crate::auth::Caller;
 use crate::compat::refuse_when_shutting_down;
 use crate::error::ApiError;
 use crate::state::SharedState;
+use crate::wire::convert::decode_data;
 
 /// How long a client has to send `init` (Piston's second).
 const INIT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -230,6 +229,10 @@ async fn session(state: SharedState, caller: Caller, mut socket: WebSocket) {
         Some(Ok(bytes)) => bytes,
         Some(Err(error)) => return fail(&mut socket, error.message).await,
     };
+    let (checked, record) = match crate::intake::check(&state, &job.request).await {
+        Ok(checked) => checked,
+        Err(error) => return fail(&mut socket, error.message).await,
+    };
     let runtime = json!({"type": "runtime", "language": job.language, "version": job.version});
     if !send(&mut socket, runtime).await {
         return;
@@ -266,7 +269,8 @@ async fn session(state: SharedState, caller: Caller, mut socket: WebSocket) {
         runner
             .execute_live(
                 &caller,
-                job.request,
+                checked,
+                record,
                 Box::new(on_event),
                 reader.into(),
                 job_signals,
@@ -302,7 +306,7 @@ async fn session(state: SharedState, caller: Caller, mut socket: WebSocket) {
                 }
                 return match done {
                     Ok(Ok(_)) => close(&mut socket, 4999, "Job Completed").await,
-                    Ok(Err(error)) => fail(&mut socket, error.message).await,
+                    Ok(Err(refusal)) => fail(&mut socket, crate::error::ApiError::from(refusal).message).await,
                     Err(error) => fail(&mut socket, format!("the job failed: {error}")).await,
                 };
             }
@@ -405,15 +409,8 @@ fn spawn_stdin_writer(
 
 /// Piston's exit event of a stage, with runbox's status and measurements.
 fn exit_event(stage: &'static str, outcome: &runbox_sandbox::Outcome) -> Value {
-    let body = stage_body(
-        outcome,
-        OutputFormat {
-            encoding: Encoding::Utf8,
-            combined: false,
-        },
-    );
     let mut exit = json!({"type": "exit", "stage": stage});
-    add_ending(&mut exit, &body);
+    add_ending(&mut exit, outcome);
     exit
 }
 

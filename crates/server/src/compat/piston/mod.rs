@@ -20,14 +20,14 @@ use runbox_engine::{Installation, Language};
 use runbox_store::Scope;
 use serde_json::{Map, Value, json};
 
-use crate::api::types::{Data, EncodedData, Encoding, FileInput, LimitsInput, StageBody};
+use runbox_engine::Stage;
+use runbox_sandbox::{LimitHit, Status};
+
 use crate::auth::Caller;
-use crate::compat::{
-    LenientJson, combined_bytes, execute as run_now, installations, native_request, semver,
-    stage_bytes,
-};
+use crate::compat::{LenientJson, execute as run_now, installations, native_request, semver};
 use crate::error::ApiError;
 use crate::state::SharedState;
+use crate::wire::types::{Data, EncodedData, Encoding, FileInput, LimitsInput};
 
 mod connect;
 
@@ -212,7 +212,7 @@ fn decode_file(content: &str, encoding: &str, index: usize) -> Result<Vec<u8>, P
 /// A Piston job, checked and translated: the native request and the runtime
 /// that will run it.
 pub(crate) struct PistonJob {
-    pub request: crate::api::types::ExecuteRequest,
+    pub request: crate::wire::types::ExecuteRequest,
     /// Piston's name of the language.
     pub language: String,
     /// The installed version.
@@ -348,19 +348,12 @@ async fn execute(
     };
     let job = parse_job(&state, body).await?;
     let result = run_now(&state, &caller, job.request).await?;
-    if result.status == "internal_error" && result.run.is_none() && result.compile.is_none() {
-        return Err(PistonError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: result.error.unwrap_or_else(|| "the job failed".into()),
-            retry_after: None,
-        });
-    }
     let mut answer = json!({
         "language": job.language,
         "version": job.version,
     });
     if let Some(compile) = &result.compile {
-        answer["compile"] = stage(compile);
+        answer["compile"] = stage(&compile.outcome);
     }
     answer["run"] = match &result.run {
         Some(run) => stage(run),
@@ -375,47 +368,45 @@ async fn execute(
 }
 
 /// Piston's status and message of a stage.
-pub fn status_of(stage: &StageBody) -> (Option<&'static str>, Option<String>) {
-    match stage.status.as_str() {
-        "ok" => (None, None),
-        "runtime_error" => match &stage.signal {
+pub fn status_of(stage: &Stage) -> (Option<&'static str>, Option<String>) {
+    match stage.status {
+        Status::Ok => (None, None),
+        Status::RuntimeError => match &stage.signal {
             Some(signal) => (Some("SG"), Some(format!("Killed by signal {signal}"))),
             None => (
                 Some("RE"),
                 Some(format!("Exited with code {}", stage.exit_code.unwrap_or(1))),
             ),
         },
-        "time_limit_exceeded" => (
+        Status::TimeLimitExceeded => (
             Some("TO"),
             Some(format!(
                 "Time limit exceeded ({} limit)",
-                if stage.limit_hit.as_deref() == Some("wall_time") {
+                if stage.limit_hit == Some(LimitHit::WallTime) {
                     "wall"
                 } else {
                     "CPU"
                 }
             )),
         ),
-        "memory_limit_exceeded" => (
+        Status::MemoryLimitExceeded => (
             Some("SG"),
             Some("Memory limit exceeded: killed by SIGKILL".into()),
         ),
-        "output_limit_exceeded" if stage.stderr_truncated && !stage.stdout_truncated => {
+        Status::OutputLimitExceeded if stage.stderr_truncated && !stage.stdout_truncated => {
             (Some("EL"), Some("stderr length exceeded".into()))
         }
-        "output_limit_exceeded" => (Some("OL"), Some("stdout length exceeded".into())),
-        _ => (Some("XX"), Some("internal error".into())),
+        Status::OutputLimitExceeded => (Some("OL"), Some("stdout length exceeded".into())),
+        Status::InternalError => (Some("XX"), Some("internal error".into())),
     }
 }
 
 /// A stage as Piston writes it (times in ms, memory in bytes).
-pub fn stage(stage: &StageBody) -> Value {
-    let (stdout, stderr) = stage_bytes(stage);
-    let output = combined_bytes(stage);
+pub fn stage(stage: &Stage) -> Value {
     let mut fields = json!({
-        "stdout": String::from_utf8_lossy(&stdout),
-        "stderr": String::from_utf8_lossy(&stderr),
-        "output": String::from_utf8_lossy(&output),
+        "stdout": String::from_utf8_lossy(&stage.stdout),
+        "stderr": String::from_utf8_lossy(&stage.stderr),
+        "output": String::from_utf8_lossy(&stage.interleaved()),
     });
     add_ending(&mut fields, stage);
     fields
@@ -423,15 +414,15 @@ pub fn stage(stage: &StageBody) -> Value {
 
 /// How a stage ended, as Piston writes it into a stage and a WebSocket `exit`:
 /// code, signal name, message, status, times in ms, memory in bytes.
-pub(crate) fn add_ending(fields: &mut Value, stage: &StageBody) {
+pub(crate) fn add_ending(fields: &mut Value, stage: &Stage) {
     let (status, message) = status_of(stage);
     let ending = json!({
         "code": stage.exit_code,
         "signal": stage.signal,
         "message": message,
         "status": status,
-        "cpu_time": stage.cpu_time_ms.round() as u64,
-        "wall_time": stage.wall_time_ms.round() as u64,
+        "cpu_time": stage.cpu_time.as_millis() as u64,
+        "wall_time": stage.wall_time.as_millis() as u64,
         "memory": stage.memory_kb * 1024,
     });
     if let (Some(fields), Value::Object(ending)) = (fields.as_object_mut(), ending) {

@@ -20,12 +20,14 @@ use runbox_store::Scope;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::types::{Encoding, FileInput};
-use crate::api::types::{LimitsInput, ResultBody};
+use runbox_engine::RunResult;
+use runbox_sandbox::Status;
+
 use crate::auth::Caller;
-use crate::compat::{LenientJson, execute, native_request, stage_bytes};
+use crate::compat::{LenientJson, execute, millis, native_request};
 use crate::error::ApiError;
 use crate::state::SharedState;
+use crate::wire::types::{Encoding, FileInput, LimitsInput};
 
 /// What the driver writes on stderr before each failing test's name; removed
 /// from the output shown.
@@ -204,20 +206,22 @@ async fn run_exercise(
 }
 
 /// The service's answer for a result.
-pub fn answer(result: &ResultBody, functions: &[String], has_tests: bool) -> serde_json::Value {
+pub fn answer(result: &RunResult, functions: &[String], has_tests: bool) -> serde_json::Value {
     let mut output = String::new();
     let (compile_ok, build_ok, compile_time) = match &result.compile {
         Some(compile) => {
-            let (out, err) = stage_bytes(compile);
-            let text = String::from_utf8_lossy(&[out, err].concat()).into_owned();
-            let link_only = compile.status == "runtime_error"
+            let text = String::from_utf8_lossy(
+                &[compile.stdout.as_slice(), compile.stderr.as_slice()].concat(),
+            )
+            .into_owned();
+            let link_only = compile.status == Status::RuntimeError
                 && !text.contains("error:")
                 && (text.contains("undefined reference") || text.contains("ld returned"));
             output.push_str(&text);
             (
-                compile.status == "ok" || link_only,
-                compile.status == "ok",
-                compile.wall_time_ms,
+                compile.status == Status::Ok || link_only,
+                compile.status == Status::Ok,
+                millis(compile.wall_time),
             )
         }
         None => (false, false, 0.0),
@@ -225,30 +229,31 @@ pub fn answer(result: &ResultBody, functions: &[String], has_tests: bool) -> ser
     let mut failed: Vec<String> = Vec::new();
     let (ran, run_time) = match &result.run {
         Some(run) => {
-            let (out, err) = stage_bytes(run);
-            output.push_str(&String::from_utf8_lossy(&out));
-            let stderr = String::from_utf8_lossy(&err);
+            output.push_str(&String::from_utf8_lossy(&run.stdout));
+            let stderr = String::from_utf8_lossy(&run.stderr);
             for line in stderr.split_inclusive('\n') {
                 match line.strip_prefix(MARK) {
                     Some(name) => failed.push(name.trim_end().to_string()),
                     None => output.push_str(line),
                 }
             }
-            if run.status != "ok" && has_tests && functions.is_empty() {
+            if run.status != Status::Ok && has_tests && functions.is_empty() {
                 failed.push(assertion_function(&stderr).unwrap_or_else(|| "main".into()));
-            } else if run.status != "ok" && has_tests && failed.is_empty() {
+            } else if run.status != Status::Ok && has_tests && failed.is_empty() {
                 // The driver itself did not finish (a time or memory limit).
                 failed.extend(functions.iter().cloned());
             }
-            (run.status == "ok", run.wall_time_ms)
+            (run.status == Status::Ok, millis(run.wall_time))
         }
         None => (false, 0.0),
     };
     if let Some(run) = &result.run
-        && run.status != "ok"
-        && run.status != "runtime_error"
+        && !matches!(run.status, Status::Ok | Status::RuntimeError)
     {
-        output.push_str(&format!("\n[runbox: {}]\n", run.status.replace('_', " ")));
+        output.push_str(&format!(
+            "\n[runbox: {}]\n",
+            run.status.as_str().replace('_', " ")
+        ));
     }
     json!({
         "build": build_ok,

@@ -459,7 +459,7 @@ pub fn stage_body(stage: &Stage, format: OutputFormat) -> StageBody {
         output: format
             .combined
             .then(|| encode(&stage.interleaved(), encoding)),
-        status: stage.status.as_str().to_string(),
+        status: stage.status,
         exit_code: stage.exit_code,
         signal: stage.signal.clone(),
         stdout: encode(&stage.stdout, encoding),
@@ -509,7 +509,7 @@ pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
         id: result.id.clone(),
         language: result.language.clone(),
         version: result.version.clone(),
-        status: result.status.as_str().to_string(),
+        status: result.status,
         compile: result.compile.as_ref().map(|c| StageBody {
             cached: Some(c.cached),
             ..stage_body(&c.outcome, format)
@@ -520,7 +520,7 @@ pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
                 .iter()
                 .map(|t| TestBody {
                     name: t.name.clone(),
-                    verdict: t.verdict.as_str().to_string(),
+                    verdict: t.verdict,
                     comment: t.comment.clone(),
                     stage: stage_body(&t.run, format),
                 })
@@ -534,7 +534,7 @@ pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
             pinned: t.pinned,
             parallel: t.parallel,
         }),
-        error: None,
+        error: result.message.clone(),
     }
 }
 
@@ -556,8 +556,8 @@ pub fn stored_result(body: &ResultBody, keep_output: bool) -> serde_json::Value 
     serde_json::to_value(&body).unwrap_or(serde_json::Value::Null)
 }
 
-/// The request as stored once it ran: without source, files and stdin when the
-/// operator keeps no source.
+/// The request as stored once it ran: without source, files, stdin, expected
+/// outputs, the checker's source and harness files, when the operator keeps no source.
 pub fn scrubbed_request(request: &ExecuteRequest) -> serde_json::Value {
     let mut request = request.clone();
     request.source = None;
@@ -570,16 +570,105 @@ pub fn scrubbed_request(request: &ExecuteRequest) -> serde_json::Value {
     if let Some(checker) = request.checker.as_mut() {
         checker.source = None;
     }
+    // A harness is exercise code the platform sent: a source like any other.
+    if let Some(harness) = request.harness.as_mut() {
+        harness.files.clear();
+    }
     if let Some(adapter) = request.adapter.as_mut() {
-        crate::compat::scrub_adapter_data(adapter);
+        scrub_adapter_data(adapter);
     }
     serde_json::to_value(&request).unwrap_or(serde_json::Value::Null)
+}
+
+/// The result of a done submission: the stored one, or one made from its error.
+pub fn submission_result(submission: &runbox_store::Submission) -> Option<ResultBody> {
+    if submission.state != runbox_store::JobState::Done {
+        return None;
+    }
+    if let Some(result) = &submission.result
+        && let Ok(body) = serde_json::from_value::<ResultBody>(result.clone())
+    {
+        return Some(body);
+    }
+    Some(internal_result(
+        &submission.id,
+        &submission.language,
+        submission
+            .error
+            .clone()
+            .unwrap_or_else(|| "the job ended without a result".into()),
+    ))
+}
+
+/// The fields of an adapter's data (`adapter.<name>.<field>`) that hold the
+/// user's code and input: removed when the history keeps no source. Adapters keep
+/// what they need to answer later (limits, an expected output) under other names.
+const ADAPTER_SOURCE_FIELDS: &[&str] = &["source_code", "stdin", "additional_files"];
+
+/// Removes the user's code and inputs from an adapter's data (see
+/// [`ADAPTER_SOURCE_FIELDS`]).
+pub fn scrub_adapter_data(data: &mut serde_json::Value) {
+    if let Some(adapters) = data.as_object_mut() {
+        for adapter in adapters.values_mut() {
+            if let Some(fields) = adapter.as_object_mut() {
+                for field in ADAPTER_SOURCE_FIELDS {
+                    fields.remove(*field);
+                }
+            }
+        }
+    }
+}
+
+/// The exact bytes of a stored stage's stdout and stderr (the history keeps
+/// them in the encoding the request asked for; adapters ask for base64).
+pub fn stage_bytes(stage: &StageBody) -> (Vec<u8>, Vec<u8>) {
+    (
+        stored_bytes(stage, &stage.stdout),
+        stored_bytes(stage, &stage.stderr),
+    )
+}
+
+/// The exact bytes of a stored stage's stdout and stderr interleaved in the
+/// order read (stdout then stderr when the request did not ask for
+/// `combined_output`).
+pub fn combined_bytes(stage: &StageBody) -> Vec<u8> {
+    match &stage.output {
+        Some(output) => stored_bytes(stage, output),
+        None => {
+            let (stdout, stderr) = stage_bytes(stage);
+            [stdout, stderr].concat()
+        }
+    }
+}
+
+/// One of a stored stage's outputs, decoded as its encoding says (the server
+/// wrote it, so it decodes; the text itself otherwise).
+fn stored_bytes(stage: &StageBody, text: &str) -> Vec<u8> {
+    decode(text, stage.encoding, "output").unwrap_or_else(|_| text.as_bytes().to_vec())
+}
+
+/// A result for a job that could not run, for a reason of the host.
+pub fn internal_result(id: &str, language: &str, message: String) -> ResultBody {
+    ResultBody {
+        id: id.to_string(),
+        language: language.to_string(),
+        version: None,
+        status: runbox_engine::ResultStatus::InternalError,
+        compile: None,
+        run: None,
+        tests: None,
+        passed: None,
+        failed: None,
+        failed_tests: None,
+        timing: None,
+        error: Some(message),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::types::{EncodedData, FileInput};
+    use crate::wire::types::{EncodedData, FileInput};
 
     fn request(json: serde_json::Value) -> ExecuteRequest {
         serde_json::from_value(json).unwrap()

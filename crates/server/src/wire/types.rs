@@ -1,8 +1,11 @@
 //! The native API's JSON documents: the request and result contracts of DESIGN.md.
 //!
 //! These are the wire types (with their OpenAPI schemas); `convert.rs` maps them to
-//! and from the engine's types.
+//! and from the engine's types. Statuses are the engine's own enums, so every
+//! reader matches variants, not strings.
 
+use runbox_engine::ResultStatus;
+use runbox_sandbox::Status;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -224,7 +227,8 @@ pub struct ExecuteRequest {
 pub struct StageBody {
     /// `ok`, `runtime_error`, `time_limit_exceeded`, `memory_limit_exceeded`,
     /// `output_limit_exceeded` or `internal_error`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: Status,
     /// The exit code, when the program exited.
     pub exit_code: Option<i32>,
     /// The signal (`SIGSEGV`), when it was killed by one.
@@ -261,7 +265,8 @@ pub struct TestBody {
     /// The test's name.
     pub name: String,
     /// `accepted`, `wrong_answer`, or the status of the run that ended it.
-    pub verdict: String,
+    #[schema(value_type = String)]
+    pub verdict: ResultStatus,
     /// What a custom checker printed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -279,8 +284,10 @@ pub struct ResultBody {
     pub language: String,
     /// The installed version that ran it.
     pub version: Option<String>,
-    /// `ok`, `accepted`, `wrong_answer`, `compile_error`, or a stage status.
-    pub status: String,
+    /// `ok`, `accepted`, `wrong_answer`, `compile_error`, `checker_error`, or a
+    /// stage status.
+    #[schema(value_type = String)]
+    pub status: ResultStatus,
     /// The compile stage, for compiled languages.
     pub compile: Option<StageBody>,
     /// The run stage (null with tests, or after a failed compile).
@@ -300,7 +307,8 @@ pub struct ResultBody {
     /// How the tests' times were measured (with tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<TimingBody>,
-    /// Why a job has no real result (`internal_error` after its workers failed).
+    /// Why a job has no real result (`internal_error` after its workers failed),
+    /// or what went wrong beside the program (`checker_error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -449,21 +457,4 @@ pub struct WorkerBody {
     pub version: String,
 }
 
-/// An error answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable code: `invalid_request`, `unknown_language`, `unauthorized`, ...
-    pub code: String,
-    /// What happened and what to do.
-    pub message: String,
-    /// The request field at fault, when one is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
+pub use crate::error::{ErrorBody, ErrorDetail};
