@@ -765,3 +765,49 @@ int main(void) {
     }
     assert_eq!(out.lines().count(), 17, "{out}");
 }
+/// A directory `data` with a file, inside a fresh directory only root may enter.
+fn private_directory() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/input"), "private\n").unwrap();
+    dir
+}
+
+#[test]
+fn a_directory_under_a_private_parent_is_readable_through_a_read_only_bind() {
+    let dir = private_directory();
+    let cfg = BoxConfig::new(["cat", "/data/input"])
+        .with_bind(BindMount::read_only(dir.path().join("data"), "/data"));
+    let o = run(&cfg);
+    assert_eq!(
+        (o.status, stdout(&o).as_str()),
+        (Status::Ok, "private\n"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_directory_under_a_private_parent_is_writable_through_a_writable_bind() {
+    let dir = private_directory();
+    let cfg = BoxConfig::new([
+        "/bin/sh",
+        "-c",
+        "cat /data/input && echo out > /data/output",
+    ])
+    .with_bind(BindMount::writable(dir.path().join("data"), "/data"));
+    let o = run(&cfg);
+    assert_eq!(
+        (o.status, stdout(&o).as_str()),
+        (Status::Ok, "private\n"),
+        "{o:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/output")).unwrap(),
+        "out\n"
+    );
+}
