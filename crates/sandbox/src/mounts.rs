@@ -10,6 +10,16 @@
 //! attaches it (`move_mount`). The init runs as the box's mapped uid, which may not
 //! be allowed to look the path up (a data directory below a 0700 parent): with a
 //! tree opened beforehand, any path the supervisor can reach can be bound.
+//!
+//! What `/proc/self/mountinfo` shows in a box: mount points as the box sees them,
+//! and for each mount its root *within its file system*. The kernel prints that
+//! root from the mounted dentry (`show_mountinfo` in `fs/proc_namespace.c`), so no
+//! way of binding hides it: a bind of the host directory `/srv/data/x` on the root
+//! file system shows `/srv/data/x`, whether it was mounted by path, from an
+//! `O_PATH` descriptor or from a detached tree. Only a file system of its own
+//! shows `/`: the box's tmpfs mounts, work volumes, and the /dev template, which
+//! is a tmpfs of its own for that reason. Callers that must not show a host path
+//! bind a volume or a directory on a file system mounted for the purpose.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -83,6 +93,7 @@ impl HostLayout {
 fn prepare_dev_template(dir: &Path) -> Result<Option<PathBuf>> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    own_tmpfs(dir)?;
     if sys::locked_mount_flags(dir)? & libc::MS_NODEV != 0 {
         return Ok(None);
     }
@@ -129,6 +140,42 @@ fn prepare_dev_template(dir: &Path) -> Result<Option<PathBuf>> {
     let shm = dir.join("shm");
     std::fs::create_dir_all(&shm).map_err(|e| Error::io("cannot create", &shm, e))?;
     Ok(Some(dir.to_path_buf()))
+}
+
+/// Mounts a small tmpfs on `dir` unless one is there already, so that a box's
+/// mountinfo shows its /dev as `/` of a tmpfs rather than the template's host
+/// path (see the module docs). The mount stays for the next sandbox. Where the
+/// host refuses (no right to mount), the plain directory serves, path and all.
+fn own_tmpfs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let device = |path: &Path| {
+        std::fs::metadata(path)
+            .map(|m| m.dev())
+            .map_err(|e| Error::io("cannot stat", path, e))
+    };
+    if device(dir)? != device(parent)? {
+        return Ok(());
+    }
+    let target = cpath(dir)?;
+    // SAFETY: NUL-terminated static strings and `target`, alive for the call.
+    let rc = unsafe {
+        libc::mount(
+            c"runbox-dev".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            c"size=64k,mode=755".as_ptr().cast(),
+        )
+    };
+    if rc < 0 {
+        tracing::debug!(
+            "cannot mount a tmpfs on {}: {}; boxes will see its path in mountinfo",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
 }
 
 /// How to reproduce `path`: `None` when it does not exist or is something else.

@@ -765,6 +765,21 @@ int main(void) {
     }
     assert_eq!(out.lines().count(), 17, "{out}");
 }
+#[test]
+fn mountinfo_shows_no_path_of_the_sandbox_state_directory() {
+    let o = sh("cat /proc/self/mountinfo");
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    let mountinfo = stdout(&o);
+    // The roots of binds of host directories stay visible (the kernel prints
+    // each mount's root within its file system); the sandbox's own are hidden.
+    for host_path in ["/run/runbox", "runbox/dev", "runbox/root"] {
+        assert!(
+            !mountinfo.contains(host_path),
+            "{host_path} is visible:\n{mountinfo}"
+        );
+    }
+}
+
 /// A directory `data` with a file, inside a fresh directory only root may enter.
 fn private_directory() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
