@@ -116,8 +116,8 @@ pub(crate) struct ChildPlan<'a> {
     pub mounts: &'a MountPlan,
     pub seccomp: &'a SeccompPolicy,
     pub fds: ChildFds,
-    /// The descriptors the init keeps, sorted.
-    pub init_keep: [RawFd; 5],
+    /// The descriptors the init keeps, sorted: [`ChildFds`] and the mount plan's trees.
+    pub init_keep: Vec<RawFd>,
     /// Paths to try for the program, in order (PATH lookup done in advance).
     pub candidates: Vec<CString>,
     pub argv: Vec<CString>,
@@ -214,6 +214,11 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
     // The root is built while the supervisor places us in the cgroup.
     if let Err((index, errno)) = plan.mounts.apply() {
         fail(fds.report, index, errno);
+    }
+    // The trees are attached: their descriptors are of no more use.
+    for tree in plan.mounts.tree_fds() {
+        // SAFETY: closing a descriptor this process no longer uses.
+        unsafe { libc::close(tree) };
     }
     wait_for(fds.go, GO_PLACED);
     // SAFETY: closing a descriptor this process no longer uses.

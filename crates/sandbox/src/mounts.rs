@@ -3,8 +3,26 @@
 //! [`MountPlan::build`] turns a [`BoxConfig`] into a list of steps with every path
 //! and option already a C string; [`MountPlan::apply`] runs them in the box's init
 //! process between clone and exec, where allocating is not allowed.
+//!
+//! Every bind of a host path is cloned by the supervisor, as root of the host,
+//! into a detached mount tree (`open_tree(OPEN_TREE_CLONE)`) already made
+//! read-only, nosuid, nodev and private (`mount_setattr`); the box's init only
+//! attaches it (`move_mount`). The init runs as the box's mapped uid, which may not
+//! be allowed to look the path up (a data directory below a 0700 parent): with a
+//! tree opened beforehand, any path the supervisor can reach can be bound.
+//!
+//! What `/proc/self/mountinfo` shows in a box: mount points as the box sees them,
+//! and for each mount its root *within its file system*. The kernel prints that
+//! root from the mounted dentry (`show_mountinfo` in `fs/proc_namespace.c`), so no
+//! way of binding hides it: a bind of the host directory `/srv/data/x` on the root
+//! file system shows `/srv/data/x`, whether it was mounted by path, from an
+//! `O_PATH` descriptor or from a detached tree. Only a file system of its own
+//! shows `/`: the box's tmpfs mounts, work volumes, and the /dev template, which
+//! is a tmpfs of its own for that reason. Callers that must not show a host path
+//! bind a volume or a directory on a file system mounted for the purpose.
 
 use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -47,9 +65,6 @@ pub(crate) struct HostLayout {
     /// A host directory holding the box's /dev (device nodes, links, shm), when the
     /// state directory's file system allows device nodes.
     dev_template: Option<PathBuf>,
-    /// The locked mount flags of /usr and of the /dev template, read once.
-    usr_flags: c_ulong,
-    dev_flags: c_ulong,
 }
 
 impl HostLayout {
@@ -64,17 +79,10 @@ impl HostLayout {
             .filter_map(|path| Some((*path, host_entry(Path::new(path), COPY_LIMIT).ok()??)))
             .collect();
         let dev_template = prepare_dev_template(&state_dir.join("dev"))?;
-        let usr_flags = sys::locked_mount_flags(Path::new("/usr"))?;
-        let dev_flags = match &dev_template {
-            Some(template) => sys::locked_mount_flags(template)? & !libc::MS_RDONLY,
-            None => 0,
-        };
         Ok(HostLayout {
             usr_links,
             etc,
             dev_template,
-            usr_flags,
-            dev_flags,
         })
     }
 }
@@ -85,6 +93,7 @@ impl HostLayout {
 fn prepare_dev_template(dir: &Path) -> Result<Option<PathBuf>> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    own_tmpfs(dir)?;
     if sys::locked_mount_flags(dir)? & libc::MS_NODEV != 0 {
         return Ok(None);
     }
@@ -131,6 +140,42 @@ fn prepare_dev_template(dir: &Path) -> Result<Option<PathBuf>> {
     let shm = dir.join("shm");
     std::fs::create_dir_all(&shm).map_err(|e| Error::io("cannot create", &shm, e))?;
     Ok(Some(dir.to_path_buf()))
+}
+
+/// Mounts a small tmpfs on `dir` unless one is there already, so that a box's
+/// mountinfo shows its /dev as `/` of a tmpfs rather than the template's host
+/// path (see the module docs). The mount stays for the next sandbox. Where the
+/// host refuses (no right to mount), the plain directory serves, path and all.
+fn own_tmpfs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let device = |path: &Path| {
+        std::fs::metadata(path)
+            .map(|m| m.dev())
+            .map_err(|e| Error::io("cannot stat", path, e))
+    };
+    if device(dir)? != device(parent)? {
+        return Ok(());
+    }
+    let target = cpath(dir)?;
+    // SAFETY: NUL-terminated static strings and `target`, alive for the call.
+    let rc = unsafe {
+        libc::mount(
+            c"runbox-dev".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            c"size=64k,mode=755".as_ptr().cast(),
+        )
+    };
+    if rc < 0 {
+        tracing::debug!(
+            "cannot mount a tmpfs on {}: {}; boxes will see its path in mountinfo",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
 }
 
 /// How to reproduce `path`: `None` when it does not exist or is something else.
@@ -193,6 +238,11 @@ enum Step {
         path: CString,
         content: Vec<u8>,
     },
+    /// Attaches a detached mount tree the supervisor cloned (see the module docs).
+    Attach {
+        tree: RawFd,
+        target: CString,
+    },
     PivotRoot {
         new_root: CString,
     },
@@ -203,15 +253,29 @@ enum Step {
 #[derive(Debug)]
 pub(crate) struct MountPlan {
     steps: Vec<(Step, String)>,
+    /// The detached trees the [`Step::Attach`] steps attach, closed with the plan
+    /// (a tree never attached is then unmounted by the kernel).
+    trees: Vec<OwnedFd>,
 }
 
 /// Flags every mount gets unless it holds device nodes.
 const SAFE: c_ulong = libc::MS_NOSUID | libc::MS_NODEV;
 
+/// `mount_setattr` attributes of `<linux/mount.h>`.
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// `move_mount` flag: the source is the descriptor itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
 impl MountPlan {
     /// Plans the root for `config`, built on the empty host directory `root`.
     pub(crate) fn build(config: &BoxConfig, root: &Path, host: &HostLayout) -> Result<MountPlan> {
-        let mut plan = MountPlan { steps: Vec::new() };
+        let mut plan = MountPlan {
+            steps: Vec::new(),
+            trees: Vec::new(),
+        };
         let r = |inside: &str| root.join(inside.trim_start_matches('/'));
         let limits = &config.limits;
 
@@ -221,7 +285,7 @@ impl MountPlan {
         plan.tmpfs(root, 0o755, 1 << 20, "", "mount the root tmpfs")?;
 
         plan.mkdir(&r("/usr"))?;
-        plan.bind_locked(Path::new("/usr"), &r("/usr"), false, host.usr_flags)?;
+        plan.bind(Path::new("/usr"), &r("/usr"), false)?;
         for (name, entry) in &host.usr_links {
             plan.reproduce(Path::new("/").join(name).as_path(), &r(name), entry)?;
         }
@@ -263,23 +327,10 @@ impl MountPlan {
         match &host.dev_template {
             Some(template) => {
                 // One bind of a prepared directory of device nodes instead of a tmpfs
-                // and a bind per device: fewer mounts, faster boxes.
-                plan.push(
-                    Step::Mount {
-                        source: Some(cpath(template)?),
-                        target: cpath(&r("/dev"))?,
-                        fstype: None,
-                        flags: libc::MS_BIND,
-                        data: None,
-                    },
-                    "bind the /dev template",
-                );
-                let locked = host.dev_flags;
-                plan.remount_read_only(
-                    &r("/dev"),
-                    libc::MS_BIND | libc::MS_NOSUID | libc::MS_NOEXEC | locked,
-                    "make /dev read-only",
-                )?;
+                // and a bind per device: fewer mounts, faster boxes. Not nodev, or
+                // the nodes would be useless; noexec instead.
+                let attributes = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+                plan.attach(template, &r("/dev"), attributes, "bind the /dev template")?;
             }
             None => plan.dev_per_device(&r("/dev"))?,
         }
@@ -428,43 +479,43 @@ impl MountPlan {
         self.bind(host, target, writable)
     }
 
-    /// A recursive bind, then a remount that makes it nosuid, nodev and (unless
-    /// `writable`) read-only, keeping the flags the kernel locks in a user namespace.
+    /// A recursive bind, nosuid, nodev and (unless `writable`) read-only.
     fn bind(&mut self, host: &Path, target: &Path, writable: bool) -> Result<()> {
-        let locked = sys::locked_mount_flags(host)?;
-        self.bind_locked(host, target, writable, locked)
+        let read_only = if writable { 0 } else { MOUNT_ATTR_RDONLY };
+        let what = format!("bind {} to {}", host.display(), target.display());
+        self.attach(
+            host,
+            target,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | read_only,
+            what,
+        )
     }
 
-    /// [`MountPlan::bind`] with the host mount's `locked` flags already known.
-    fn bind_locked(
+    /// Clones the mount tree at `host` now, as the supervisor, with `attributes`
+    /// set on every mount of it, and plans its attachment at `target`.
+    fn attach(
         &mut self,
         host: &Path,
         target: &Path,
-        writable: bool,
-        locked: c_ulong,
+        attributes: u64,
+        what: impl Into<String>,
     ) -> Result<()> {
+        let tree = sys::detached_tree(host, attributes)?;
         self.push(
-            Step::Mount {
-                source: Some(cpath(host)?),
+            Step::Attach {
+                tree: tree.as_raw_fd(),
                 target: cpath(target)?,
-                fstype: None,
-                flags: libc::MS_BIND | libc::MS_REC,
-                data: None,
             },
-            format!("bind {} to {}", host.display(), target.display()),
+            what,
         );
-        let ro = if writable { 0 } else { libc::MS_RDONLY };
-        self.push(
-            Step::Mount {
-                source: None,
-                target: cpath(target)?,
-                fstype: None,
-                flags: libc::MS_REMOUNT | libc::MS_BIND | SAFE | ro | locked,
-                data: None,
-            },
-            format!("remount {} restricted", target.display()),
-        );
+        self.trees.push(tree);
         Ok(())
+    }
+
+    /// The descriptors of the detached trees, which the init must keep open until
+    /// it has applied the plan.
+    pub(crate) fn tree_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        self.trees.iter().map(AsRawFd::as_raw_fd)
     }
 
     /// The fallback /dev when no template directory can hold device nodes: a tmpfs
@@ -634,6 +685,22 @@ fn apply_step(step: &Step) -> Result<(), i32> {
             // SAFETY: `fd` was just opened by this function and is closed once.
             unsafe { libc::close(fd) };
             written
+        }
+        Step::Attach { tree, target } => {
+            let empty = c"";
+            // SAFETY: `tree` is a descriptor the plan owns, kept open in the init;
+            // both paths are NUL-terminated strings alive for the call.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_move_mount,
+                    *tree,
+                    empty.as_ptr(),
+                    libc::AT_FDCWD,
+                    target.as_ptr(),
+                    MOVE_MOUNT_F_EMPTY_PATH,
+                )
+            };
+            sys::check(rc as libc::c_int)
         }
         Step::PivotRoot { new_root } => pivot_root(new_root),
         Step::Hostname => {

@@ -103,7 +103,8 @@ pub(crate) fn run(
             stderr_w.as_raw_fd()
         },
     };
-    let mut init_keep = [fds.go, fds.report, fds.stdin, fds.stdout, fds.stderr];
+    let mut init_keep = vec![fds.go, fds.report, fds.stdin, fds.stdout, fds.stderr];
+    init_keep.extend(mounts.tree_fds());
     init_keep.sort_unstable();
     let mut plan = ChildPlan {
         mounts: &mounts,

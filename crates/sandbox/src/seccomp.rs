@@ -2,9 +2,11 @@
 //!
 //! Everything not listed here is allowed; what is listed either lets the kernel be
 //! attacked from inside the box (bpf, io_uring, keyctl, perf_event_open, userfaultfd,
-//! modules, kexec), lets the program leave or reshape its box (mount family,
-//! pivot_root, new namespaces, setns), reach other processes (ptrace,
-//! process_vm_*, pidfd_getfd, TIOCSTI) or change the host (clock, swap, reboot).
+//! modules, kexec, socket families other than unix, IP and netlink's route),
+//! lets the program leave or reshape its box (mount family, pivot_root, new
+//! namespaces, setns), reach other processes (ptrace, process_vm_*, pidfd_getfd,
+//! TIOCSTI), watch or signal other boxes through the trees they share (inotify,
+//! fanotify, dnotify, flock) or change the host (clock, swap, reboot).
 //!
 //! The policy is one hand-written classic BPF program:
 //!
@@ -16,6 +18,11 @@
 //! clone if (u32)flags & CLONE_NEW* != 0           -> ERRNO(EPERM)
 //! ioctl if (u32)cmd is TIOCSTI or TIOCLINUX       -> ERRNO(EPERM)
 //! personality unless (u32)persona is 0 or ~0      -> ERRNO(EPERM)
+//! fcntl if (u32)cmd is F_NOTIFY                   -> ERRNO(EPERM)
+//! flock                                           -> ERRNO(ENOLCK)
+//! socket, socketpair unless (u32)family is
+//!   AF_UNIX, AF_INET, AF_INET6 or AF_NETLINK      -> ERRNO(EAFNOSUPPORT)
+//!   AF_NETLINK unless (u32)protocol is ROUTE      -> ERRNO(EPROTONOSUPPORT)
 //! otherwise                                       -> ALLOW
 //! ```
 //!
@@ -24,7 +31,9 @@
 //! low 32 bits of the `clone` flags are checked: the kernel's `clone` reads nothing
 //! else (`lower_32_bits(clone_flags)` in `kernel/fork.c`), so high bits can neither
 //! create a namespace nor need refusing. Likewise the kernel truncates the `ioctl`
-//! command and the `personality` persona to 32 bits, and so does the filter.
+//! and `fcntl` commands, the `personality` persona and `socket`'s `int` arguments
+//! to 32 bits, and so does the filter. Refusals of sockets and locks use the errno
+//! a kernel without that feature gives, so that programs degrade gracefully.
 //!
 //! The program is short because the kernel checks, converts and JIT-compiles it at
 //! every install (once per box), at a cost that grows with its length, and also
@@ -65,9 +74,24 @@ const ALWAYS_DENIED: &[(&str, i64)] = &[
     ("fsmount", libc::SYS_fsmount),
     ("fspick", libc::SYS_fspick),
     ("mount_setattr", libc::SYS_mount_setattr),
+    // Linux 6.15: open_tree with mount attributes, the mount API again.
+    ("open_tree_attr", SYS_OPEN_TREE_ATTR),
+    // Linux 6.8: the mount table by id. A box's own table only, but what they show
+    // of it (bind sources) is what /proc/self/mountinfo is trimmed of, and no
+    // program needs them.
+    ("statmount", SYS_STATMOUNT),
+    ("listmount", SYS_LISTMOUNT),
     ("open_by_handle_at", libc::SYS_open_by_handle_at),
     ("name_to_handle_at", libc::SYS_name_to_handle_at),
+    // Watching files: /usr and other read-only trees are shared by every box, so a
+    // watch there sees what other tenants run (inotify, fanotify; dnotify is
+    // fcntl's F_NOTIFY, refused with the fcntl rules). Runtimes only use them for
+    // optional file watching (Node's fs.watch, Java's WatchService).
     ("fanotify_init", libc::SYS_fanotify_init),
+    ("inotify_init", libc::SYS_inotify_init),
+    ("inotify_init1", libc::SYS_inotify_init1),
+    // Which pages of a file are cached: another tenant's reads of shared files.
+    ("cachestat", SYS_CACHESTAT),
     // New or other namespaces.
     ("unshare", libc::SYS_unshare),
     ("setns", libc::SYS_setns),
@@ -101,12 +125,42 @@ const ALWAYS_DENIED: &[(&str, i64)] = &[
     ("adjtimex", libc::SYS_adjtimex),
     ("syslog", libc::SYS_syslog),
     ("quotactl", libc::SYS_quotactl),
+    ("quotactl_fd", libc::SYS_quotactl_fd),
+    // Linux 6.8: the LSM attributes of this process and the list of LSMs. Nothing
+    // a program needs; what they reveal is the host's security set-up.
+    ("lsm_get_self_attr", SYS_LSM_GET_SELF_ATTR),
+    ("lsm_set_self_attr", SYS_LSM_SET_SELF_ATTR),
+    ("lsm_list_modules", SYS_LSM_LIST_MODULES),
+    // Linux 6.17: inode attributes by path, new code no runtime uses yet (their
+    // FS_IOC_FS[GS]ETXATTR ioctls stay allowed).
+    ("file_getattr", SYS_FILE_GETATTR),
+    ("file_setattr", SYS_FILE_SETATTR),
     ("vhangup", libc::SYS_vhangup),
     ("iopl", libc::SYS_iopl),
     ("ioperm", libc::SYS_ioperm),
 ];
 #[cfg(not(target_arch = "x86_64"))]
 const ALWAYS_DENIED: &[(&str, i64)] = &[];
+
+// x86_64 numbers of system calls newer than some libc releases.
+const SYS_CACHESTAT: i64 = 451;
+const SYS_STATMOUNT: i64 = 457;
+const SYS_LISTMOUNT: i64 = 458;
+const SYS_LSM_GET_SELF_ATTR: i64 = 459;
+const SYS_LSM_SET_SELF_ATTR: i64 = 460;
+const SYS_LSM_LIST_MODULES: i64 = 461;
+const SYS_OPEN_TREE_ATTR: i64 = 467;
+const SYS_FILE_GETATTR: i64 = 468;
+const SYS_FILE_SETATTR: i64 = 469;
+
+/// `flock`, refused with `ENOLCK` (what a file system without locks answers).
+///
+/// A `flock` lock needs no write access: one box could lock a file of /usr (or
+/// of any read-only tree boxes share) and another box would see `EWOULDBLOCK`,
+/// a channel between tenants and a way to stall anything that locks that file.
+/// The kernel cannot be told which files to allow, and seccomp cannot see paths,
+/// so it is refused everywhere. Runtimes do not need it to run a program.
+const FLOCK: (&str, i64) = ("flock", libc::SYS_flock);
 
 /// System calls refused with `EPERM` for some arguments only, with the block of
 /// the program that checks their arguments.
@@ -118,7 +172,47 @@ const DENIED_FOR_SOME_ARGUMENTS: &[(&str, i64, Decision)] = &[
         libc::SYS_personality,
         Decision::CheckPersonality,
     ),
+    ("socket", libc::SYS_socket, Decision::CheckSocket),
+    ("socketpair", libc::SYS_socketpair, Decision::CheckSocket),
+    ("fcntl", libc::SYS_fcntl, Decision::CheckFcntl),
 ];
+
+/// The socket families a box may open; the others fail with `EAFNOSUPPORT`, as on
+/// a kernel built without them, so that programs degrade gracefully.
+///
+/// Unix sockets are how processes of one box talk; IPv4 and IPv6 are the network
+/// (in a box without network they reach only the box's own loopback). Everything
+/// else is kernel attack surface a program never needs, or worse: `AF_VSOCK`
+/// shares its port space with the host, `AF_PACKET`, `AF_KEY`, `AF_BLUETOOTH`,
+/// `AF_ALG` (the kernel's crypto), `AF_TIPC`, `AF_XDP`, `AF_CAN`... Netlink is
+/// checked by protocol, see [`NETLINK_PROTOCOLS`].
+const SOCKET_FAMILIES: [libc::c_int; 3] = [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6];
+
+/// The netlink protocols a box may open; the others fail with `EPROTONOSUPPORT`.
+///
+/// Only `NETLINK_ROUTE`: glibc's `getaddrinfo` (`AI_ADDRCONFIG`), `getifaddrs` and
+/// `if_nameindex`, libuv's and Go's and Java's interface lists read it. It shows
+/// only the box's own network namespace, and changing anything there needs
+/// `CAP_NET_ADMIN`, which no box has. The others are refused, notably
+/// `NETLINK_KOBJECT_UEVENT`: the slot's network namespace belongs to the host's
+/// user namespace, so a box bound to it received the host's device events.
+const NETLINK_PROTOCOLS: [libc::c_int; 1] = [libc::NETLINK_ROUTE];
+
+/// `fcntl(F_NOTIFY)`: dnotify, refused with `EPERM` like inotify.
+///
+/// fcntl's record locks (`F_SETLK`, `F_SETLKW`, `F_GETLK` and their `F_OFD_`
+/// twins) stay allowed, unlike `flock`: SQLite locks every database file with
+/// them (refused, the `sqlite3` shell and Python's `sqlite3` fail with "database
+/// is locked" even in /tmp), and seccomp cannot tell /tmp from /usr. They are
+/// also much less of a channel: a write lock needs the file open for writing,
+/// which no box can do in a read-only tree, and read locks never conflict with
+/// each other. What remains is `F_GETLK` telling a box that another holds a read
+/// lock on a shared file: a covert channel between two cooperating programs,
+/// like CPU or page-cache contention, not a way to watch or stall a victim.
+/// The exception is the device nodes of /dev (null, zero...), which every box
+/// may open for writing and which all boxes share: a write lock on /dev/null is
+/// seen by the others. That channel too is one between cooperating programs.
+const FCNTL_NOTIFY: libc::c_int = libc::F_NOTIFY;
 
 /// The system call answered with `ENOSYS`, so that libc uses `clone`.
 const CLONE3: (&str, i64) = ("clone3", libc::SYS_clone3);
@@ -182,7 +276,7 @@ pub(crate) fn denied_syscalls() -> Vec<&'static str> {
         .iter()
         .map(|&(name, _)| name)
         .chain(DENIED_FOR_SOME_ARGUMENTS.iter().map(|&(name, _, _)| name))
-        .chain([CLONE3.0])
+        .chain([CLONE3.0, FLOCK.0])
         .collect()
 }
 
@@ -267,6 +361,18 @@ enum Decision {
     /// `personality(persona)`: [`Deny`](Self::Deny) unless `persona` is
     /// `PER_LINUX` or a query.
     CheckPersonality,
+    /// `socket(family, type, protocol)` and `socketpair`: [`NoFamily`](Self::NoFamily)
+    /// unless `family` is in [`SOCKET_FAMILIES`] or netlink, a netlink socket
+    /// [`NoProtocol`](Self::NoProtocol) unless its protocol is in [`NETLINK_PROTOCOLS`].
+    CheckSocket,
+    /// `fcntl(fd, cmd, ...)`: [`Deny`](Self::Deny) for `F_NOTIFY`.
+    CheckFcntl,
+    /// Fail it with `ENOLCK` (`flock`).
+    NoLocks,
+    /// Fail it with `EAFNOSUPPORT` (a socket family).
+    NoFamily,
+    /// Fail it with `EPROTONOSUPPORT` (a netlink protocol).
+    NoProtocol,
 }
 
 /// The system call numbers from `first` up to the next range's `first`, all
@@ -287,6 +393,7 @@ fn ranges() -> Result<Vec<Range>> {
         .map(|&(name, nr)| (name, nr, Decision::Deny))
         .chain(DENIED_FOR_SOME_ARGUMENTS.iter().copied())
         .chain([(CLONE3.0, CLONE3.1, Decision::Enosys)])
+        .chain([(FLOCK.0, FLOCK.1, Decision::NoLocks)])
         .map(|(name, nr, decision)| match u32::try_from(nr) {
             Ok(nr) if nr & X32_SYSCALL_BIT == 0 => Ok((nr, name, decision)),
             _ => Err(Error::Seccomp(format!("{name} has an odd number {nr}"))),
@@ -478,12 +585,42 @@ fn program() -> Result<Vec<libc::sock_filter>> {
         Block(Deny),
     );
 
+    b.block(CheckSocket);
+    b.load(low_half_of_argument(0));
+    for family in SOCKET_FAMILIES {
+        b.jump(JUMP_IF_EQUAL, family as u32, Block(Allow), Next);
+    }
+    b.jump(
+        JUMP_IF_EQUAL,
+        libc::AF_NETLINK as u32,
+        Next,
+        Block(NoFamily),
+    );
+    b.load(low_half_of_argument(2));
+    let [route] = NETLINK_PROTOCOLS;
+    b.jump(JUMP_IF_EQUAL, route as u32, Block(Allow), Block(NoProtocol));
+
+    b.block(CheckFcntl);
+    b.load(low_half_of_argument(1));
+    b.jump(
+        JUMP_IF_EQUAL,
+        FCNTL_NOTIFY as u32,
+        Block(Deny),
+        Block(Allow),
+    );
+
     b.block(Allow);
     b.ret(libc::SECCOMP_RET_ALLOW);
     b.block(Deny);
     b.ret(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
     b.block(Enosys);
     b.ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
+    b.block(NoLocks);
+    b.ret(libc::SECCOMP_RET_ERRNO | libc::ENOLCK as u32);
+    b.block(NoFamily);
+    b.ret(libc::SECCOMP_RET_ERRNO | libc::EAFNOSUPPORT as u32);
+    b.block(NoProtocol);
+    b.ret(libc::SECCOMP_RET_ERRNO | libc::EPROTONOSUPPORT as u32);
     b.block(Kill);
     b.ret(libc::SECCOMP_RET_KILL_PROCESS);
 
@@ -931,12 +1068,17 @@ mod tests {
             "ioctl",
             "personality",
             "clone3",
+            "flock",
+            "socket",
+            "fcntl",
+            "open_tree_attr",
+            "inotify_init1",
         ] {
             assert!(names.contains(&name), "{name} is missing");
         }
         assert_eq!(
             names.len(),
-            ALWAYS_DENIED.len() + DENIED_FOR_SOME_ARGUMENTS.len() + 1
+            ALWAYS_DENIED.len() + DENIED_FOR_SOME_ARGUMENTS.len() + 2
         );
     }
 
@@ -993,6 +1135,22 @@ mod tests {
         if nr == CLONE3.1 {
             return libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
         }
+        if nr == FLOCK.1 {
+            return libc::SECCOMP_RET_ERRNO | libc::ENOLCK as u32;
+        }
+        if nr == libc::SYS_socket || nr == libc::SYS_socketpair {
+            let family = (args[0] & 0xffff_ffff) as libc::c_int;
+            let protocol = (args[2] & 0xffff_ffff) as libc::c_int;
+            return if SOCKET_FAMILIES.contains(&family)
+                || family == libc::AF_NETLINK && NETLINK_PROTOCOLS.contains(&protocol)
+            {
+                libc::SECCOMP_RET_ALLOW
+            } else if family == libc::AF_NETLINK {
+                libc::SECCOMP_RET_ERRNO | libc::EPROTONOSUPPORT as u32
+            } else {
+                libc::SECCOMP_RET_ERRNO | libc::EAFNOSUPPORT as u32
+            };
+        }
         let refused = ALWAYS_DENIED.iter().any(|&(_, denied)| denied == nr)
             || match nr {
                 libc::SYS_clone => NAMESPACE_FLAGS
@@ -1004,6 +1162,7 @@ mod tests {
                 libc::SYS_personality => {
                     ![PER_LINUX, PERSONALITY_QUERY].contains(&(args[0] & 0xffff_ffff))
                 }
+                libc::SYS_fcntl => args[1] & 0xffff_ffff == FCNTL_NOTIFY as u64,
                 _ => false,
             };
         if refused {
@@ -1027,6 +1186,13 @@ mod tests {
         for cmd in TERMINAL_INJECTION_IOCTLS.map(|cmd| cmd as u64) {
             values.extend([cmd, cmd | high, cmd + 1, cmd - 1, libc::FIOCLEX as u64]);
         }
+        let notify = FCNTL_NOTIFY as u64;
+        values.extend([notify, notify | high, notify + 1, libc::F_SETLK as u64]);
+        for family in SOCKET_FAMILIES.into_iter().chain([libc::AF_NETLINK]) {
+            let family = family as u64;
+            values.extend([family, family | high, family + 1]);
+        }
+        values.extend([libc::AF_VSOCK as u64, libc::NETLINK_KOBJECT_UEVENT as u64]);
         let numbers = (0..1024).chain([
             0x3fff_ffff,
             0x4000_0000,
@@ -1049,7 +1215,9 @@ mod tests {
             for arch in [AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, 0] {
                 for &arg0 in firsts {
                     for &arg1 in firsts {
-                        let args = [arg0, arg1, 0, 0, 0, 0];
+                        // The third argument is socket's protocol: the second's
+                        // values again, so that each pair is tried.
+                        let args = [arg0, arg1, arg1, 0, 0, 0];
                         let data = libc::seccomp_data {
                             nr: nr as i32,
                             arch,

@@ -161,6 +161,66 @@ pub(crate) fn locked_mount_flags(path: &Path) -> Result<libc::c_ulong> {
         .fold(0, |acc, (_, ms)| acc | ms))
 }
 
+/// The kernel's `struct mount_attr` (`mount_setattr`, Linux 5.12).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// A detached copy of the mount tree at `path` (`open_tree(OPEN_TREE_CLONE)`, with
+/// its submounts), every mount of it given `attributes` (`MOUNT_ATTR_*`) and made
+/// private, so that nothing mounted on it in a box propagates to the host. Opened
+/// by the caller (root of the host), it can be attached by a process that may not
+/// look `path` up.
+pub(crate) fn detached_tree(path: &Path, attributes: u64) -> Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        Error::InvalidConfig(format!("path {} contains a NUL byte", path.display()))
+    })?;
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: open_tree reads the NUL-terminated `cpath` and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, cpath.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(Error::io(
+            "cannot open the mount tree to bind",
+            path,
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: open_tree returned a fresh descriptor that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let attr = MountAttr {
+        attr_set: attributes,
+        attr_clr: 0,
+        propagation: libc::MS_PRIVATE,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `attr` (alive, its size passed) and the empty
+    // path; it changes only the detached tree.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(Error::io(
+            "cannot restrict the mount tree to bind",
+            path,
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(tree)
+}
+
 /// How many CPUs this process may run on.
 pub(crate) fn online_cpus() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)

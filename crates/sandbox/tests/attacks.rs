@@ -509,3 +509,320 @@ int main(void) {
     let o = run(&attack("open_files", src, &[]).with_limits(limits(|l| l.open_files = 32)));
     assert_eq!(stdout(&o), "29 Too many open files\n", "{o:?}");
 }
+
+/// Tries `socket` (or `socketpair` when argv[4] is "pair") with the family, type
+/// and protocol of argv[1..4]; prints "ok" or the errno's name. A socket that
+/// opens is also bound (a vsock port, a netlink multicast group) when argv[5] is
+/// "bind", and "bound" or the errno is printed too.
+const SOCKET_PROBE: &str = r#"
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/vm_sockets.h>
+int main(int argc, char **argv) {
+    int family = atoi(argv[1]), type = atoi(argv[2]), protocol = atoi(argv[3]);
+    int fds[2], s, rc;
+    if (strcmp(argv[4], "pair") == 0) {
+        rc = socketpair(family, type, protocol, fds);
+        printf("%s", rc == 0 ? "ok" : strerrorname_np(errno));
+        return 0;
+    }
+    s = socket(family, type, protocol);
+    printf("%s", s >= 0 ? "ok" : strerrorname_np(errno));
+    if (s >= 0 && strcmp(argv[5], "bind") == 0) {
+        if (family == AF_VSOCK) {
+            struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = 42424 };
+            rc = bind(s, (struct sockaddr *)&a, sizeof a);
+            if (rc == 0) rc = listen(s, 1);
+        } else {
+            struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+            rc = bind(s, (struct sockaddr *)&a, sizeof a);
+        }
+        printf(" %s", rc == 0 ? "bound" : strerrorname_np(errno));
+    }
+    printf("\n");
+    return 0;
+}"#;
+
+/// What [`SOCKET_PROBE`] prints for one attempt in a box without network.
+fn socket_attempt(family: i32, kind: i32, protocol: i32, call: &str, bind: bool) -> String {
+    let args = [
+        family.to_string(),
+        kind.to_string(),
+        protocol.to_string(),
+        call.to_string(),
+        if bind { "bind" } else { "no" }.to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&attack("socket_probe", SOCKET_PROBE, &args));
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    stdout(&o).trim().to_string()
+}
+
+const AF_VSOCK: i32 = 40;
+const AF_NETLINK: i32 = 16;
+const NETLINK_ROUTE: i32 = 0;
+const NETLINK_KOBJECT_UEVENT: i32 = 15;
+const SOCK_STREAM: i32 = 1;
+const SOCK_DGRAM: i32 = 2;
+const SOCK_RAW: i32 = 3;
+const SOCK_SEQPACKET: i32 = 5;
+
+#[test]
+fn vsock_sockets_are_refused() {
+    assert_eq!(
+        socket_attempt(AF_VSOCK, SOCK_STREAM, 0, "socket", true),
+        "EAFNOSUPPORT"
+    );
+    assert_eq!(
+        socket_attempt(AF_VSOCK, SOCK_STREAM, 0, "pair", false),
+        "EAFNOSUPPORT"
+    );
+}
+
+#[test]
+fn host_uevents_cannot_be_received() {
+    assert_eq!(
+        socket_attempt(
+            AF_NETLINK,
+            SOCK_DGRAM,
+            NETLINK_KOBJECT_UEVENT,
+            "socket",
+            true
+        ),
+        "EPROTONOSUPPORT"
+    );
+}
+
+#[test]
+fn socket_families_a_box_never_needs_are_refused() {
+    // (family, type, protocol): packet, key, bluetooth, alg, vsock datagrams, tipc,
+    // xdp, can; netlink's audit, sock_diag and generic protocols.
+    let refused = [
+        (17, SOCK_RAW, 0),
+        (15, SOCK_RAW, 2),
+        (31, SOCK_SEQPACKET, 0),
+        (38, SOCK_SEQPACKET, 0),
+        (AF_VSOCK, SOCK_DGRAM, 0),
+        (30, SOCK_RDM_TIPC, 0),
+        (44, SOCK_RAW, 0),
+        (29, SOCK_RAW, 1),
+    ];
+    for (family, kind, protocol) in refused {
+        assert_eq!(
+            socket_attempt(family, kind, protocol, "socket", false),
+            "EAFNOSUPPORT",
+            "family {family}"
+        );
+    }
+    for protocol in [4, 9, 16] {
+        assert_eq!(
+            socket_attempt(AF_NETLINK, SOCK_RAW, protocol, "socket", false),
+            "EPROTONOSUPPORT",
+            "netlink protocol {protocol}"
+        );
+    }
+}
+
+/// `SOCK_RDM`, the type TIPC sockets use.
+const SOCK_RDM_TIPC: i32 = 4;
+
+#[test]
+fn unix_inet_and_netlink_route_sockets_still_work() {
+    for (family, kind, protocol) in [
+        (1, SOCK_STREAM, 0),
+        (2, SOCK_STREAM, 0),
+        (2, SOCK_DGRAM, 0),
+        (10, SOCK_STREAM, 0),
+        (AF_NETLINK, SOCK_RAW, NETLINK_ROUTE),
+        (AF_NETLINK, SOCK_DGRAM | 0o2000000, NETLINK_ROUTE),
+    ] {
+        assert_eq!(
+            socket_attempt(family, kind, protocol, "socket", false),
+            "ok",
+            "family {family}, type {kind}, protocol {protocol}"
+        );
+    }
+    assert_eq!(socket_attempt(1, SOCK_STREAM, 0, "pair", false), "ok");
+}
+
+/// Tries a lock or a watch named by argv[1] on argv[2]; prints "ok" or the
+/// errno's name, then sleeps argv[3] milliseconds holding what it got.
+const LOCK_PROBE: &str = r#"
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <sys/inotify.h>
+int main(int argc, char **argv) {
+    const char *what = argv[1];
+    int fd = open(argv[2], O_RDONLY), rc = -1;
+    struct flock lk = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+    if (strcmp(what, "flock") == 0) rc = flock(fd, LOCK_EX | LOCK_NB);
+    else if (strcmp(what, "flock_shared") == 0) rc = flock(fd, LOCK_SH | LOCK_NB);
+    else if (strcmp(what, "inotify_init1") == 0) rc = inotify_init1(IN_CLOEXEC);
+    else if (strcmp(what, "inotify_init") == 0) rc = syscall(SYS_inotify_init);
+    else if (strcmp(what, "fanotify_init") == 0) rc = syscall(SYS_fanotify_init, 0, 0);
+    else if (strcmp(what, "dnotify") == 0) rc = fcntl(fd, F_NOTIFY, DN_ACCESS | DN_MULTISHOT);
+    else if (strcmp(what, "setlk") == 0) rc = fcntl(fd, F_SETLK, &lk);
+    else if (strcmp(what, "ofd_setlk") == 0) rc = fcntl(fd, F_OFD_SETLK, &lk);
+    else if (strcmp(what, "getlk") == 0) { lk.l_type = F_WRLCK; rc = fcntl(fd, F_GETLK, &lk); }
+    printf("%s\n", rc >= 0 ? "ok" : strerrorname_np(errno));
+    fflush(stdout);
+    usleep(atoi(argv[3]) * 1000);
+    return 0;
+}"#;
+
+/// What [`LOCK_PROBE`] prints for `what` on `path`, holding it `hold_ms`.
+fn lock_attempt(what: &str, path: &str, hold_ms: u32) -> String {
+    let hold = hold_ms.to_string();
+    let o = run(&attack("lock_probe", LOCK_PROBE, &[what, path, &hold]));
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    stdout(&o).trim().to_string()
+}
+
+#[test]
+fn flock_is_refused_so_boxes_cannot_signal_each_other_through_usr() {
+    // The first box takes (or tries to take) an exclusive lock on a file every box
+    // shares, and holds it while the second box tries the same.
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| lock_attempt("flock", "/usr/bin/env", 1500));
+        std::thread::sleep(Duration::from_millis(500));
+        let second = lock_attempt("flock", "/usr/bin/env", 0);
+        (first.join().unwrap(), second)
+    });
+    assert_eq!((first.as_str(), second.as_str()), ("ENOLCK", "ENOLCK"));
+    assert_eq!(lock_attempt("flock_shared", "/tmp", 0), "ENOLCK");
+}
+
+#[test]
+fn inotify_fanotify_and_dnotify_are_refused() {
+    for what in ["inotify_init1", "inotify_init", "fanotify_init", "dnotify"] {
+        assert_eq!(lock_attempt(what, "/usr/bin", 0), "EPERM", "{what}");
+    }
+}
+
+#[test]
+fn sqlite_still_writes_a_database_in_tmp() {
+    assert!(
+        std::path::Path::new("/usr/bin/sqlite3").exists(),
+        "this test needs the sqlite3 command line shell (apt-get install sqlite3)"
+    );
+    let o = sh(
+        "cd /tmp && sqlite3 t.db 'create table t(x); insert into t values (41); update t set x = x + 1; select x from t;' \
+         && sqlite3 t.db 'pragma journal_mode=wal; insert into t values (7); select sum(x) from t;'",
+    );
+    assert_eq!(stdout(&o), "42\nwal\n49\n", "{o:?}");
+}
+
+#[test]
+fn recent_mount_and_introspection_syscalls_are_refused() {
+    let src = r#"
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#define TRY(name, nr) do { errno = 0; long r = syscall(nr, -100, "/tmp", 0, 0, 0, 0); printf("%s %s\n", name, r == -1 ? strerrorname_np(errno) : "ALLOWED"); } while (0)
+int main(void) {
+    TRY("open_tree_attr", 467);
+    TRY("listmount", 458);
+    TRY("statmount", 457);
+    TRY("lsm_get_self_attr", 459);
+    TRY("lsm_set_self_attr", 460);
+    TRY("lsm_list_modules", 461);
+    TRY("file_getattr", 468);
+    TRY("file_setattr", 469);
+    TRY("cachestat", 451);
+    TRY("quotactl_fd", 443);
+    TRY("open_tree", 428);
+    TRY("move_mount", 429);
+    TRY("fsopen", 430);
+    TRY("fsconfig", 431);
+    TRY("fsmount", 432);
+    TRY("fspick", 433);
+    TRY("mount_setattr", 442);
+    return 0;
+}"#;
+    let o = run(&attack("recent_syscalls", src, &[]));
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    let out = stdout(&o);
+    for line in out.lines() {
+        assert!(
+            line.ends_with(" EPERM"),
+            "must be refused with EPERM: {out}"
+        );
+    }
+    assert_eq!(out.lines().count(), 17, "{out}");
+}
+#[test]
+fn mountinfo_shows_no_path_of_the_sandbox_state_directory() {
+    let o = sh("cat /proc/self/mountinfo");
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    let mountinfo = stdout(&o);
+    // The roots of binds of host directories stay visible (the kernel prints
+    // each mount's root within its file system); the sandbox's own are hidden.
+    for host_path in ["/run/runbox", "runbox/dev", "runbox/root"] {
+        assert!(
+            !mountinfo.contains(host_path),
+            "{host_path} is visible:\n{mountinfo}"
+        );
+    }
+}
+
+/// A directory `data` with a file, inside a fresh directory only root may enter.
+fn private_directory() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/input"), "private\n").unwrap();
+    dir
+}
+
+#[test]
+fn a_directory_under_a_private_parent_is_readable_through_a_read_only_bind() {
+    let dir = private_directory();
+    let cfg = BoxConfig::new(["cat", "/data/input"])
+        .with_bind(BindMount::read_only(dir.path().join("data"), "/data"));
+    let o = run(&cfg);
+    assert_eq!(
+        (o.status, stdout(&o).as_str()),
+        (Status::Ok, "private\n"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_directory_under_a_private_parent_is_writable_through_a_writable_bind() {
+    let dir = private_directory();
+    let cfg = BoxConfig::new([
+        "/bin/sh",
+        "-c",
+        "cat /data/input && echo out > /data/output",
+    ])
+    .with_bind(BindMount::writable(dir.path().join("data"), "/data"));
+    let o = run(&cfg);
+    assert_eq!(
+        (o.status, stdout(&o).as_str()),
+        (Status::Ok, "private\n"),
+        "{o:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/output")).unwrap(),
+        "out\n"
+    );
+}
