@@ -5,7 +5,9 @@
 //! start-up): [`SqliteStore`], the embedded default of a single node, and
 //! [`PostgresStore`], shared by API and worker nodes of a fleet. The store keeps
 //! submissions with their results, API keys (hashed), an audit log, the job queue
-//! with leases, worker heartbeats and shared rate-limit state.
+//! with leases, worker heartbeats and shared rate-limit state. The statements both
+//! databases speak are written once (`src/statements.rs`, compiled for each
+//! dialect); `sqlite.rs` and `postgres.rs` hold only what differs.
 //!
 //! It knows nothing of languages, boxes or HTTP: requests and results are opaque
 //! JSON documents to it, and times are Unix milliseconds.
