@@ -5,7 +5,9 @@
 //! start-up): [`SqliteStore`], the embedded default of a single node, and
 //! [`PostgresStore`], shared by API and worker nodes of a fleet. The store keeps
 //! submissions with their results, API keys (hashed), an audit log, the job queue
-//! with leases, worker heartbeats and shared rate-limit state.
+//! with leases, worker heartbeats and shared rate-limit state. The statements both
+//! databases speak are written once (`src/statements.rs`, compiled for each
+//! dialect); `sqlite.rs` and `postgres.rs` hold only what differs.
 //!
 //! It knows nothing of languages, boxes or HTTP: requests and results are opaque
 //! JSON documents to it, and times are Unix milliseconds.
@@ -17,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod error;
 mod limits;
 mod postgres;
@@ -27,6 +30,7 @@ mod types;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use audit::{AUDIT_DETAIL_MAX_BYTES, AUDIT_FIELD_MAX_BYTES, TRUNCATION_MARK};
 pub use error::{Error, Result};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -87,7 +91,8 @@ pub trait Store: Send + Sync + 'static {
     async fn submission(&self, id: &str) -> Result<Option<Submission>>;
 
     /// Submissions of one key (or the anonymous ones, with `None`), newest first
-    /// (ties by id); page 0 reads as page 1.
+    /// (ties by id); page 0 reads as page 1. Items are summaries: their `request`
+    /// and `result` are `None`, never read from the database (see [`Listing`]).
     async fn list_submissions(&self, key_id: Option<&str>, page: Page) -> Result<Listing>;
 
     /// Deletes one submission; false when there was none.
@@ -158,11 +163,29 @@ pub trait Store: Send + Sync + 'static {
 
     // --- audit log -----------------------------------------------------------------
 
-    /// Appends an event to the audit log.
+    /// Appends an event to the audit log, bounded: each string (kind, key id,
+    /// address, and every string in the detail) is cut to [`AUDIT_FIELD_MAX_BYTES`]
+    /// on a character boundary and ends with [`TRUNCATION_MARK`]; a detail still
+    /// larger than [`AUDIT_DETAIL_MAX_BYTES`] is stored as
+    /// `{"truncated_detail": "<the start of its JSON text>"}`.
     async fn audit(&self, event: &AuditEvent) -> Result<()>;
 
     /// The newest `limit` audit events, newest first.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>>;
+
+    /// Counts one refused request from `client_addr` for `reason` at `at_ms` in the
+    /// row of its minute (one row per minute, address and reason, however many
+    /// requests), instead of one audit event each: a flood of refusals stays
+    /// small. Address and reason are cut like [`Store::audit`]'s fields.
+    async fn audit_refusal(&self, client_addr: &str, reason: &str, at_ms: i64) -> Result<()>;
+
+    /// The newest `limit` refusal counts: newest minute first, then the largest
+    /// count.
+    async fn audit_refusals(&self, limit: u32) -> Result<Vec<RefusalCount>>;
+
+    /// Deletes audit events from before `before_ms`, and refusal counts of minutes
+    /// that began before it; returns how many rows it deleted.
+    async fn delete_audit_before(&self, before_ms: i64) -> Result<u64>;
 
     // --- fleet ---------------------------------------------------------------------
 
@@ -198,6 +221,12 @@ pub trait Store: Send + Sync + 'static {
         max: u32,
         ttl: Duration,
     ) -> Result<bool>;
+
+    /// Moves the expiry of `holder`'s slot of `bucket` to `ttl` from now, for a job
+    /// that runs longer than the slot's first `ttl`; false when `holder` holds no
+    /// slot there (released, or expired and freed by an acquirer; one that expired
+    /// but that nobody freed yet is still its own, as with job leases).
+    async fn renew_slot(&self, bucket: &str, holder: &str, ttl: Duration) -> Result<bool>;
 
     /// Gives a slot back.
     async fn release_slot(&self, bucket: &str, holder: &str) -> Result<()>;

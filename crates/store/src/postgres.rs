@@ -25,16 +25,38 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
 
+use self::statements::{KeyColumn, query};
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::rows::{
-    self, AUDIT_COLUMNS, AuditRow, CLAIMED_COLUMNS, ClaimedRow, KEY_COLUMNS, KeyRow,
-    SUBMISSION_COLUMNS, SubmissionRow, WORKER_COLUMNS, WorkerRow,
-};
+use crate::rows::{self, CLAIMED_COLUMNS, ClaimedRow};
 use crate::types::{
     ApiKey, AuditEvent, AuditRecord, ClaimedJob, Completion, Listing, NewApiKey, NewSubmission,
-    Page, Recovery, StoreEvent, Submission, WebhookDelivery, WorkerInfo, now_ms,
+    Page, Recovery, RefusalCount, StoreEvent, Submission, WebhookDelivery, WorkerInfo,
 };
+
+/// The statements PostgreSQL shares with SQLite, compiled for PostgreSQL.
+#[path = "statements.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per dialect on purpose: see the module's doc"
+)]
+mod statements;
+
+/// The database the shared statements are compiled for.
+type Db = sqlx::Postgres;
+
+/// How the shared listing selects anonymous submissions. It must name `$1`
+/// (PostgreSQL refuses a parameter it cannot type), which is NULL here; spelt
+/// apart from `key_id = $1` rather than `IS NOT DISTINCT FROM`, which no index
+/// serves.
+const ANONYMOUS_FILTER: &str = "($1::TEXT IS NULL AND key_id IS NULL)";
+
+/// Whether `error` is a clash of key names (by the constraint's name).
+fn is_duplicate_key_name(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation() && e.constraint() == Some("api_keys_name_unique"))
+}
 
 /// The `LISTEN`/`NOTIFY` channel of job wake-ups.
 pub(crate) const CHANNEL: &str = "runbox_jobs";
@@ -66,11 +88,6 @@ impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.listener.abort();
     }
-}
-
-/// The error of a failed query, saying what the store was doing.
-fn query(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| Error::Query { action, source }
 }
 
 impl PostgresStore {
@@ -115,34 +132,18 @@ impl PostgresStore {
     /// statement (the notification is sent when that commits).
     async fn insert_one<'e, E>(executor: E, submission: &NewSubmission) -> Result<()>
     where
-        E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+        E: sqlx::Executor<'e, Database = Db>,
     {
-        let (attempts, started_ms, finished_ms) = rows::initial_attempt(submission);
-        sqlx::query(
-            "WITH stored AS ( \
-               INSERT INTO submissions (id, key_id, client_addr, language, state, request, \
-                 callback_url, attempts, worker_id, created_ms, started_ms, finished_ms, lease_expires_ms) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14) \
-               RETURNING id, state) \
-             SELECT pg_notify($13, 'queued:' || id) FROM stored WHERE state = 'queued'",
-        )
-        .bind(&submission.id)
-        .bind(&submission.key_id)
-        .bind(&submission.client_addr)
-        .bind(&submission.language)
-        .bind(submission.state.as_str())
-        .bind(&submission.request)
-        .bind(&submission.callback_url)
-        .bind(attempts)
-        .bind(&submission.worker_id)
-        .bind(submission.created_ms)
-        .bind(started_ms)
-        .bind(finished_ms)
-        .bind(CHANNEL)
-        .bind(rows::initial_lease(submission))
-        .execute(executor)
-        .await
-        .map_err(query("store a submission"))?;
+        let insert = format!(
+            "WITH stored AS ({} RETURNING id, state) \
+             SELECT pg_notify($14, 'queued:' || id) FROM stored WHERE state = 'queued'",
+            statements::INSERT_SUBMISSION
+        );
+        statements::bind_new_submission(sqlx::query(&insert), submission)
+            .bind(CHANNEL)
+            .execute(executor)
+            .await
+            .map_err(query("store a submission"))?;
         Ok(())
     }
 }
@@ -219,11 +220,7 @@ impl crate::Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(query("check that the database answers"))?;
-        Ok(())
+        statements::ping(&self.pool).await
     }
 
     async fn insert_submission(&self, submission: &NewSubmission) -> Result<()> {
@@ -244,25 +241,10 @@ impl crate::Store for PostgresStore {
     }
 
     async fn submission(&self, id: &str) -> Result<Option<Submission>> {
-        let row: Option<SubmissionRow> = sqlx::query_as(&format!(
-            "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query("read a submission"))?;
-        row.map(Submission::try_from).transpose()
+        statements::submission(&self.pool, id).await
     }
 
     async fn list_submissions(&self, key_id: Option<&str>, page: Page) -> Result<Listing> {
-        // Two spellings rather than `IS NOT DISTINCT FROM`, which no index serves
-        // ($1 is NULL in the second, and named so the statement takes it).
-        let filter = if key_id.is_some() {
-            "key_id = $1"
-        } else {
-            "($1::TEXT IS NULL AND key_id IS NULL)"
-        };
-        let (limit, offset) = rows::limit_offset(page);
         // One snapshot for the page and the total.
         let mut tx = self
             .pool
@@ -273,41 +255,15 @@ impl crate::Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(query("begin listing submissions"))?;
-        let items: Vec<SubmissionRow> = sqlx::query_as(&format!(
-            "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE {filter} \
-             ORDER BY created_ms DESC, id DESC LIMIT $2 OFFSET $3"
-        ))
-        .bind(key_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(query("list submissions"))?;
-        let total: i64 =
-            sqlx::query_scalar(&format!("SELECT count(*) FROM submissions WHERE {filter}"))
-                .bind(key_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(query("count submissions"))?;
+        let listing = statements::list_submissions(&mut tx, key_id, page).await?;
         tx.commit()
             .await
             .map_err(query("end listing submissions"))?;
-        Ok(Listing {
-            items: items
-                .into_iter()
-                .map(Submission::try_from)
-                .collect::<Result<_>>()?,
-            total: rows::total(total, "submission count")?,
-        })
+        Ok(listing)
     }
 
     async fn delete_submission(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM submissions WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(query("delete a submission"))?;
-        Ok(done.rows_affected() > 0)
+        statements::delete_submission(&self.pool, id).await
     }
 
     async fn claim(&self, worker_id: &str, lease: Duration, limit: u32) -> Result<Vec<ClaimedJob>> {
@@ -356,25 +312,15 @@ impl crate::Store for PostgresStore {
 
     async fn complete(&self, completion: &Completion) -> Result<bool> {
         // The row count of the SELECT is the number of rows updated: 0 or 1.
-        let done = sqlx::query(
-            "WITH done AS ( \
-               UPDATE submissions SET state = 'done', status = $1, result = $2, error = NULL, \
-                 finished_ms = $3, lease_expires_ms = NULL, request = COALESCE($4, request) \
-               WHERE id = $5 AND worker_id = $6 AND attempts = $7 AND state = 'running' \
-               RETURNING id) \
-             SELECT pg_notify($8, 'finished:' || id) FROM done",
-        )
-        .bind(&completion.status)
-        .bind(&completion.result)
-        .bind(completion.finished_ms)
-        .bind(&completion.scrubbed_request)
-        .bind(&completion.id)
-        .bind(&completion.worker_id)
-        .bind(i64::from(completion.attempt))
-        .bind(CHANNEL)
-        .execute(&self.pool)
-        .await
-        .map_err(query("store a job's result"))?;
+        let complete = format!(
+            "WITH done AS ({} RETURNING id) SELECT pg_notify($8, 'finished:' || id) FROM done",
+            statements::COMPLETE
+        );
+        let done = statements::bind_completion(sqlx::query(&complete), completion)
+            .bind(CHANNEL)
+            .execute(&self.pool)
+            .await
+            .map_err(query("store a job's result"))?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -431,17 +377,7 @@ impl crate::Store for PostgresStore {
     }
 
     async fn queue_depth(&self) -> Result<Vec<(String, u64)>> {
-        let depths: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT language, count(*) FROM submissions WHERE state = 'queued' \
-             GROUP BY language ORDER BY language",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("measure the queue"))?;
-        depths
-            .into_iter()
-            .map(|(language, n)| Ok((language, rows::total(n, "queue depth")?)))
-            .collect()
+        statements::queue_depth(&self.pool).await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
@@ -449,195 +385,80 @@ impl crate::Store for PostgresStore {
     }
 
     async fn take_webhook(&self, id: &str) -> Result<bool> {
-        let taken = sqlx::query(
-            "UPDATE submissions SET webhook_taken = true \
-             WHERE id = $1 AND webhook_taken = false AND state = 'done'",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(query("take a webhook"))?;
-        Ok(taken.rows_affected() > 0)
+        statements::take_webhook(&self.pool, id).await
     }
 
     async fn record_webhook(&self, id: &str, delivery: &WebhookDelivery) -> Result<()> {
-        sqlx::query("UPDATE submissions SET webhook = $1 WHERE id = $2")
-            .bind(rows::webhook_json(delivery)?)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(query("record a webhook delivery"))?;
-        Ok(())
+        statements::record_webhook(&self.pool, id, delivery).await
     }
 
     async fn delete_finished_before(&self, before_ms: i64) -> Result<u64> {
-        let deleted =
-            sqlx::query("DELETE FROM submissions WHERE state = 'done' AND finished_ms < $1")
-                .bind(before_ms)
-                .execute(&self.pool)
-                .await
-                .map_err(query("delete old submissions"))?;
-        Ok(deleted.rows_affected())
+        statements::delete_finished_before(&self.pool, before_ms).await
     }
 
     async fn create_key(&self, key: &NewApiKey) -> Result<ApiKey> {
-        let row: KeyRow = sqlx::query_as(&format!(
-            "INSERT INTO api_keys (id, name, hash, scope, rate_per_second, rate_burst, \
-             max_concurrent, webhook_secret, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {KEY_COLUMNS}"
-        ))
-        .bind(&key.id)
-        .bind(&key.name)
-        .bind(&key.hash)
-        .bind(key.scope.as_str())
-        .bind(key.rate_per_second)
-        .bind(key.rate_burst.map(i64::from))
-        .bind(key.max_concurrent.map(i64::from))
-        .bind(&key.webhook_secret)
-        .bind(key.created_ms)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|source| {
-            let on_name = source.as_database_error().is_some_and(|e| {
-                e.is_unique_violation() && e.constraint() == Some("api_keys_name_unique")
-            });
-            if on_name {
-                Error::DuplicateKeyName(key.name.clone())
-            } else {
-                Error::Query {
-                    action: "create a key",
-                    source,
-                }
-            }
-        })?;
-        ApiKey::try_from(row)
+        statements::create_key(&self.pool, key).await
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>> {
-        let keys: Vec<KeyRow> = sqlx::query_as(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_ms, id"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("list keys"))?;
-        keys.into_iter().map(ApiKey::try_from).collect()
+        statements::list_keys(&self.pool).await
     }
 
     async fn revoke_key(&self, id_or_name: &str) -> Result<Option<ApiKey>> {
-        // By id first: an id that is also another key's name means the id.
-        let revoked: Option<KeyRow> = sqlx::query_as(&format!(
-            "UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, $2) \
-             WHERE id = COALESCE((SELECT id FROM api_keys WHERE id = $1), \
-                                 (SELECT id FROM api_keys WHERE name = $1)) \
-             RETURNING {KEY_COLUMNS}"
-        ))
-        .bind(id_or_name)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query("revoke a key"))?;
-        revoked.map(ApiKey::try_from).transpose()
+        statements::revoke_key(&self.pool, id_or_name).await
     }
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
-        let key: Option<KeyRow> = sqlx::query_as(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"
-        ))
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query("look a key up"))?;
-        key.map(ApiKey::try_from).transpose()
+        statements::key_by(&self.pool, KeyColumn::Hash, hash).await
     }
 
     async fn key_by_id(&self, id: &str) -> Result<Option<ApiKey>> {
-        let key: Option<KeyRow> =
-            sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(query("look a key up by id"))?;
-        key.map(ApiKey::try_from).transpose()
+        statements::key_by(&self.pool, KeyColumn::Id, id).await
     }
 
     async fn active_key_count(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE revoked_ms IS NULL")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(query("count keys"))?;
-        rows::total(n, "key count")
+        statements::active_key_count(&self.pool).await
     }
 
     async fn audit(&self, event: &AuditEvent) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at_ms, kind, key_id, client_addr, detail) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(event.at_ms)
-        .bind(&event.kind)
-        .bind(&event.key_id)
-        .bind(&event.client_addr)
-        .bind(&event.detail)
-        .execute(&self.pool)
-        .await
-        .map_err(query("append to the audit log"))?;
-        Ok(())
+        statements::audit(&self.pool, event).await
     }
 
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>> {
-        let records: Vec<AuditRow> = sqlx::query_as(&format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id DESC LIMIT $1"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("read the audit log"))?;
-        Ok(records.into_iter().map(AuditRecord::from).collect())
+        statements::audit_log(&self.pool, limit).await
+    }
+
+    async fn audit_refusal(&self, client_addr: &str, reason: &str, at_ms: i64) -> Result<()> {
+        statements::audit_refusal(&self.pool, client_addr, reason, at_ms).await
+    }
+
+    async fn audit_refusals(&self, limit: u32) -> Result<Vec<RefusalCount>> {
+        statements::audit_refusals(&self.pool, limit).await
+    }
+
+    async fn delete_audit_before(&self, before_ms: i64) -> Result<u64> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query("begin deleting old audit rows"))?;
+        let deleted = statements::delete_audit_before(&mut tx, before_ms).await?;
+        tx.commit()
+            .await
+            .map_err(query("commit deleting old audit rows"))?;
+        Ok(deleted)
     }
 
     async fn heartbeat(&self, worker: &WorkerInfo) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO workers (id, host, concurrency, running, started_ms, \
-             last_heartbeat_ms, version) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, \
-               concurrency = EXCLUDED.concurrency, running = EXCLUDED.running, \
-               started_ms = EXCLUDED.started_ms, \
-               last_heartbeat_ms = EXCLUDED.last_heartbeat_ms, version = EXCLUDED.version",
-        )
-        .bind(&worker.id)
-        .bind(&worker.host)
-        .bind(i64::from(worker.concurrency))
-        .bind(i64::from(worker.running))
-        .bind(worker.started_ms)
-        .bind(worker.last_heartbeat_ms)
-        .bind(&worker.version)
-        .execute(&self.pool)
-        .await
-        .map_err(query("record a heartbeat"))?;
-        Ok(())
+        statements::heartbeat(&self.pool, worker).await
     }
 
     async fn workers(&self, within: Duration) -> Result<Vec<WorkerInfo>> {
-        // Heartbeats carry the workers' own clocks, so "within" is measured by this
-        // node's clock too, not the database's.
-        let workers: Vec<WorkerRow> = sqlx::query_as(&format!(
-            "SELECT {WORKER_COLUMNS} FROM workers WHERE last_heartbeat_ms >= $1 \
-             ORDER BY last_heartbeat_ms DESC, id"
-        ))
-        .bind(now_ms().saturating_sub(rows::millis(within)))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("list workers"))?;
-        workers.into_iter().map(WorkerInfo::try_from).collect()
+        statements::workers(&self.pool, within).await
     }
 
     async fn remove_worker(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM workers WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(query("remove a worker"))?;
-        Ok(())
+        statements::remove_worker(&self.pool, id).await
     }
 
     async fn take_token(
@@ -729,14 +550,25 @@ impl crate::Store for PostgresStore {
         Ok(taken.is_some())
     }
 
+    async fn renew_slot(&self, bucket: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        // Timed by the database's clock, as acquiring is. An acquirer freeing expired
+        // slots locks the row first: then this finds it gone and answers false; or
+        // this commits first and the acquirer sees the new expiry and keeps it.
+        let renewed = sqlx::query(
+            "UPDATE concurrency_slots SET expires_ms = runbox_now_ms() + $3 \
+             WHERE bucket = $1 AND holder = $2",
+        )
+        .bind(bucket)
+        .bind(holder)
+        .bind(rows::millis(ttl))
+        .execute(&self.pool)
+        .await
+        .map_err(query("renew a slot"))?;
+        Ok(renewed.rows_affected() > 0)
+    }
+
     async fn release_slot(&self, bucket: &str, holder: &str) -> Result<()> {
-        sqlx::query("DELETE FROM concurrency_slots WHERE bucket = $1 AND holder = $2")
-            .bind(bucket)
-            .bind(holder)
-            .execute(&self.pool)
-            .await
-            .map_err(query("give a slot back"))?;
-        Ok(())
+        statements::release_slot(&self.pool, bucket, holder).await
     }
 }
 

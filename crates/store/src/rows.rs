@@ -13,13 +13,20 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::types::{
-    ApiKey, AuditRecord, ClaimedJob, JobState, Scope, Submission, WebhookDelivery, WorkerInfo,
+    ApiKey, AuditRecord, ClaimedJob, JobState, RefusalCount, Scope, Submission, WebhookDelivery,
+    WorkerInfo,
 };
 
 /// The columns of [`SubmissionRow`], for `SELECT` and `RETURNING` lists.
 pub(crate) const SUBMISSION_COLUMNS: &str = "id, key_id, client_addr, language, state, status, \
      request, result, error, callback_url, attempts, worker_id, created_ms, started_ms, \
      finished_ms, webhook";
+
+/// The columns of [`SubmissionRow`] for a listing: the request and the result,
+/// which may be hundreds of megabytes, are not read (they come back `NULL`).
+pub(crate) const SUMMARY_COLUMNS: &str = "id, key_id, client_addr, language, state, status, \
+     NULL AS request, NULL AS result, error, callback_url, attempts, worker_id, created_ms, \
+     started_ms, finished_ms, webhook";
 
 /// The columns of [`ClaimedRow`].
 pub(crate) const CLAIMED_COLUMNS: &str =
@@ -35,6 +42,9 @@ pub(crate) const WORKER_COLUMNS: &str =
 
 /// The columns of [`AuditRow`].
 pub(crate) const AUDIT_COLUMNS: &str = "id, at_ms, kind, key_id, client_addr, detail";
+
+/// The columns of [`RefusalRow`].
+pub(crate) const REFUSAL_COLUMNS: &str = "minute_ms, client_addr, reason, count, last_ms";
 
 /// A `submissions` row.
 #[derive(sqlx::FromRow)]
@@ -202,6 +212,35 @@ impl From<AuditRow> for AuditRecord {
             detail: row.detail,
         }
     }
+}
+
+/// An `audit_refusals` row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefusalRow {
+    minute_ms: i64,
+    client_addr: String,
+    reason: String,
+    count: i64,
+    last_ms: i64,
+}
+
+impl TryFrom<RefusalRow> for RefusalCount {
+    type Error = Error;
+
+    fn try_from(row: RefusalRow) -> Result<RefusalCount> {
+        Ok(RefusalCount {
+            count: total(row.count, "refusal count")?,
+            minute_ms: row.minute_ms,
+            client_addr: row.client_addr,
+            reason: row.reason,
+            last_ms: row.last_ms,
+        })
+    }
+}
+
+/// The start of the minute `at_ms` falls in (refusals are counted per minute).
+pub(crate) fn minute_of(at_ms: i64) -> i64 {
+    at_ms - at_ms.rem_euclid(60_000)
 }
 
 /// A `workers` row.

@@ -26,16 +26,38 @@ use sqlx::sqlite::{
 };
 use tokio::sync::broadcast;
 
+use self::statements::{KeyColumn, query};
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::rows::{
-    self, AUDIT_COLUMNS, AuditRow, CLAIMED_COLUMNS, ClaimedRow, KEY_COLUMNS, KeyRow,
-    SUBMISSION_COLUMNS, SubmissionRow, WORKER_COLUMNS, WorkerRow,
-};
+use crate::rows::{self, CLAIMED_COLUMNS, ClaimedRow};
 use crate::types::{
     ApiKey, AuditEvent, AuditRecord, ClaimedJob, Completion, JobState, Listing, NewApiKey,
-    NewSubmission, Page, Recovery, StoreEvent, Submission, WebhookDelivery, WorkerInfo, now_ms,
+    NewSubmission, Page, Recovery, RefusalCount, StoreEvent, Submission, WebhookDelivery,
+    WorkerInfo, now_ms,
 };
+
+/// The statements SQLite shares with PostgreSQL, compiled for SQLite.
+#[path = "statements.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per dialect on purpose: see the module's doc"
+)]
+mod statements;
+
+/// The database the shared statements are compiled for.
+type Db = sqlx::Sqlite;
+
+/// How the shared listing selects anonymous submissions: `key_id IS NULL` alone is
+/// a plain index lookup (SQLite ignores the unused `$1`).
+const ANONYMOUS_FILTER: &str = "key_id IS NULL";
+
+/// Whether `error` is a clash of key names: SQLite names the column, not the
+/// constraint, in its message.
+fn is_duplicate_key_name(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation() && e.message().contains("api_keys.name"))
+}
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,11 +76,6 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Wake-ups for this process's subscribers.
     events: broadcast::Sender<StoreEvent>,
-}
-
-/// The error of a failed query, saying what the store was doing.
-fn query(action: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| Error::Query { action, source }
 }
 
 /// Applies the migrations. Processes opening a new file at once (`runbox serve` and
@@ -170,30 +187,12 @@ impl SqliteStore {
     /// Inserts one submission inside a transaction or on the writer.
     async fn insert_one<'e, E>(executor: E, submission: &NewSubmission) -> Result<()>
     where
-        E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+        E: sqlx::Executor<'e, Database = Db>,
     {
-        let (attempts, started_ms, finished_ms) = rows::initial_attempt(submission);
-        sqlx::query(
-            "INSERT INTO submissions (id, key_id, client_addr, language, state, request, \
-             callback_url, attempts, worker_id, created_ms, started_ms, finished_ms, lease_expires_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )
-        .bind(&submission.id)
-        .bind(&submission.key_id)
-        .bind(&submission.client_addr)
-        .bind(&submission.language)
-        .bind(submission.state.as_str())
-        .bind(&submission.request)
-        .bind(&submission.callback_url)
-        .bind(attempts)
-        .bind(&submission.worker_id)
-        .bind(submission.created_ms)
-        .bind(started_ms)
-        .bind(finished_ms)
-        .bind(rows::initial_lease(submission))
-        .execute(executor)
-        .await
-        .map_err(query("store a submission"))?;
+        statements::bind_new_submission(sqlx::query(statements::INSERT_SUBMISSION), submission)
+            .execute(executor)
+            .await
+            .map_err(query("store a submission"))?;
         Ok(())
     }
 }
@@ -205,11 +204,7 @@ impl crate::Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map_err(query("check that the database answers"))?;
-        Ok(())
+        statements::ping(&self.reader).await
     }
 
     async fn insert_submission(&self, submission: &NewSubmission) -> Result<()> {
@@ -243,65 +238,25 @@ impl crate::Store for SqliteStore {
     }
 
     async fn submission(&self, id: &str) -> Result<Option<Submission>> {
-        let row: Option<SubmissionRow> = sqlx::query_as(&format!(
-            "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE id = ?1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(query("read a submission"))?;
-        row.map(Submission::try_from).transpose()
+        statements::submission(&self.reader, id).await
     }
 
     async fn list_submissions(&self, key_id: Option<&str>, page: Page) -> Result<Listing> {
-        // Two spellings rather than `key_id IS ?`, so each is a plain index lookup.
-        let filter = if key_id.is_some() {
-            "key_id = ?1"
-        } else {
-            "key_id IS NULL"
-        };
-        let (limit, offset) = rows::limit_offset(page);
+        // One read transaction: the page and the total come from the same snapshot.
         let mut read = self
             .reader
             .begin()
             .await
             .map_err(query("begin listing submissions"))?;
-        // One read transaction: the page and the total come from the same snapshot.
-        let items: Vec<SubmissionRow> = sqlx::query_as(&format!(
-            "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE {filter} \
-             ORDER BY created_ms DESC, id DESC LIMIT ?2 OFFSET ?3"
-        ))
-        .bind(key_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *read)
-        .await
-        .map_err(query("list submissions"))?;
-        let total: i64 =
-            sqlx::query_scalar(&format!("SELECT count(*) FROM submissions WHERE {filter}"))
-                .bind(key_id)
-                .fetch_one(&mut *read)
-                .await
-                .map_err(query("count submissions"))?;
+        let listing = statements::list_submissions(&mut read, key_id, page).await?;
         read.commit()
             .await
             .map_err(query("end listing submissions"))?;
-        Ok(Listing {
-            items: items
-                .into_iter()
-                .map(Submission::try_from)
-                .collect::<Result<_>>()?,
-            total: rows::total(total, "submission count")?,
-        })
+        Ok(listing)
     }
 
     async fn delete_submission(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM submissions WHERE id = ?1")
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .map_err(query("delete a submission"))?;
-        Ok(done.rows_affected() > 0)
+        statements::delete_submission(&self.writer, id).await
     }
 
     async fn claim(&self, worker_id: &str, lease: Duration, limit: u32) -> Result<Vec<ClaimedJob>> {
@@ -312,10 +267,10 @@ impl crate::Store for SqliteStore {
         // One statement is atomic and takes the write lock before it reads, so two
         // claimers (even in two processes) never pick the same job.
         let claimed: Vec<ClaimedRow> = sqlx::query_as(&format!(
-            "UPDATE submissions SET state = 'running', worker_id = ?1, attempts = attempts + 1, \
-             started_ms = ?2, lease_expires_ms = ?3 \
+            "UPDATE submissions SET state = 'running', worker_id = $1, attempts = attempts + 1, \
+             started_ms = $2, lease_expires_ms = $3 \
              WHERE id IN (SELECT id FROM submissions WHERE state = 'queued' \
-                          ORDER BY created_ms, id LIMIT ?4) \
+                          ORDER BY created_ms, id LIMIT $4) \
              RETURNING {CLAIMED_COLUMNS}"
         ))
         .bind(worker_id)
@@ -332,15 +287,16 @@ impl crate::Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        // The ids travel as one JSON array, whatever their number.
+        // The ids travel as one JSON array, whatever their number (SQLite has no
+        // array parameters).
         let ids = serde_json::to_string(ids).map_err(|e| Error::Corrupt {
             what: "job ids",
             message: e.to_string(),
         })?;
         let renewed: Vec<String> = sqlx::query_scalar(
-            "UPDATE submissions SET lease_expires_ms = ?1 \
-             WHERE worker_id = ?2 AND state = 'running' \
-               AND id IN (SELECT value FROM json_each(?3)) \
+            "UPDATE submissions SET lease_expires_ms = $1 \
+             WHERE worker_id = $2 AND state = 'running' \
+               AND id IN (SELECT value FROM json_each($3)) \
              RETURNING id",
         )
         .bind(now_ms().saturating_add(rows::millis(lease)))
@@ -353,21 +309,10 @@ impl crate::Store for SqliteStore {
     }
 
     async fn complete(&self, completion: &Completion) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE submissions SET state = 'done', status = ?1, result = ?2, error = NULL, \
-             finished_ms = ?3, lease_expires_ms = NULL, request = COALESCE(?4, request) \
-             WHERE id = ?5 AND worker_id = ?6 AND attempts = ?7 AND state = 'running'",
-        )
-        .bind(&completion.status)
-        .bind(&completion.result)
-        .bind(completion.finished_ms)
-        .bind(&completion.scrubbed_request)
-        .bind(&completion.id)
-        .bind(&completion.worker_id)
-        .bind(i64::from(completion.attempt))
-        .execute(&self.writer)
-        .await
-        .map_err(query("store a job's result"))?;
+        let done = statements::bind_completion(sqlx::query(statements::COMPLETE), completion)
+            .execute(&self.writer)
+            .await
+            .map_err(query("store a job's result"))?;
         let completed = done.rows_affected() > 0;
         if completed {
             self.publish(StoreEvent::JobFinished {
@@ -378,15 +323,15 @@ impl crate::Store for SqliteStore {
     }
 
     async fn recover_expired(&self, max_attempts: u32) -> Result<Vec<Recovery>> {
-        let error = rows::abandoned_error_sql("?1");
+        let error = rows::abandoned_error_sql("$1");
         let recovered: Vec<(String, Option<String>, String)> = sqlx::query_as(&format!(
             "UPDATE submissions SET \
-               state = CASE WHEN attempts >= ?1 THEN 'done' ELSE 'queued' END, \
-               status = CASE WHEN attempts >= ?1 THEN 'internal_error' ELSE status END, \
-               error = CASE WHEN attempts >= ?1 THEN {error} ELSE error END, \
-               finished_ms = CASE WHEN attempts >= ?1 THEN ?2 ELSE finished_ms END, \
+               state = CASE WHEN attempts >= $1 THEN 'done' ELSE 'queued' END, \
+               status = CASE WHEN attempts >= $1 THEN 'internal_error' ELSE status END, \
+               error = CASE WHEN attempts >= $1 THEN {error} ELSE error END, \
+               finished_ms = CASE WHEN attempts >= $1 THEN $2 ELSE finished_ms END, \
                lease_expires_ms = NULL \
-             WHERE state = 'running' AND lease_expires_ms < ?2 \
+             WHERE state = 'running' AND lease_expires_ms < $2 \
              RETURNING id, worker_id, state"
         ))
         .bind(i64::from(max_attempts))
@@ -414,17 +359,7 @@ impl crate::Store for SqliteStore {
     }
 
     async fn queue_depth(&self) -> Result<Vec<(String, u64)>> {
-        let depths: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT language, count(*) FROM submissions WHERE state = 'queued' \
-             GROUP BY language ORDER BY language",
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(query("measure the queue"))?;
-        depths
-            .into_iter()
-            .map(|(language, n)| Ok((language, rows::total(n, "queue depth")?)))
-            .collect()
+        statements::queue_depth(&self.reader).await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
@@ -432,194 +367,80 @@ impl crate::Store for SqliteStore {
     }
 
     async fn take_webhook(&self, id: &str) -> Result<bool> {
-        let taken = sqlx::query(
-            "UPDATE submissions SET webhook_taken = 1 \
-             WHERE id = ?1 AND webhook_taken = 0 AND state = 'done'",
-        )
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(query("take a webhook"))?;
-        Ok(taken.rows_affected() > 0)
+        statements::take_webhook(&self.writer, id).await
     }
 
     async fn record_webhook(&self, id: &str, delivery: &WebhookDelivery) -> Result<()> {
-        sqlx::query("UPDATE submissions SET webhook = ?1 WHERE id = ?2")
-            .bind(rows::webhook_json(delivery)?)
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .map_err(query("record a webhook delivery"))?;
-        Ok(())
+        statements::record_webhook(&self.writer, id, delivery).await
     }
 
     async fn delete_finished_before(&self, before_ms: i64) -> Result<u64> {
-        let deleted =
-            sqlx::query("DELETE FROM submissions WHERE state = 'done' AND finished_ms < ?1")
-                .bind(before_ms)
-                .execute(&self.writer)
-                .await
-                .map_err(query("delete old submissions"))?;
-        Ok(deleted.rows_affected())
+        statements::delete_finished_before(&self.writer, before_ms).await
     }
 
     async fn create_key(&self, key: &NewApiKey) -> Result<ApiKey> {
-        let row: KeyRow = sqlx::query_as(&format!(
-            "INSERT INTO api_keys (id, name, hash, scope, rate_per_second, rate_burst, \
-             max_concurrent, webhook_secret, created_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {KEY_COLUMNS}"
-        ))
-        .bind(&key.id)
-        .bind(&key.name)
-        .bind(&key.hash)
-        .bind(key.scope.as_str())
-        .bind(key.rate_per_second)
-        .bind(key.rate_burst.map(i64::from))
-        .bind(key.max_concurrent.map(i64::from))
-        .bind(&key.webhook_secret)
-        .bind(key.created_ms)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(|source| {
-            // SQLite names the column, not the constraint, in its message.
-            let on_name = source
-                .as_database_error()
-                .is_some_and(|e| e.is_unique_violation() && e.message().contains("api_keys.name"));
-            if on_name {
-                Error::DuplicateKeyName(key.name.clone())
-            } else {
-                Error::Query {
-                    action: "create a key",
-                    source,
-                }
-            }
-        })?;
-        ApiKey::try_from(row)
+        statements::create_key(&self.writer, key).await
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>> {
-        let keys: Vec<KeyRow> = sqlx::query_as(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_ms, id"
-        ))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(query("list keys"))?;
-        keys.into_iter().map(ApiKey::try_from).collect()
+        statements::list_keys(&self.reader).await
     }
 
     async fn revoke_key(&self, id_or_name: &str) -> Result<Option<ApiKey>> {
-        // By id first: an id that is also another key's name means the id.
-        let revoked: Option<KeyRow> = sqlx::query_as(&format!(
-            "UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, ?2) \
-             WHERE id = COALESCE((SELECT id FROM api_keys WHERE id = ?1), \
-                                 (SELECT id FROM api_keys WHERE name = ?1)) \
-             RETURNING {KEY_COLUMNS}"
-        ))
-        .bind(id_or_name)
-        .bind(now_ms())
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(query("revoke a key"))?;
-        revoked.map(ApiKey::try_from).transpose()
+        statements::revoke_key(&self.writer, id_or_name).await
     }
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
-        let key: Option<KeyRow> = sqlx::query_as(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1"
-        ))
-        .bind(hash)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(query("look a key up"))?;
-        key.map(ApiKey::try_from).transpose()
+        statements::key_by(&self.reader, KeyColumn::Hash, hash).await
     }
 
     async fn key_by_id(&self, id: &str) -> Result<Option<ApiKey>> {
-        let key: Option<KeyRow> =
-            sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(query("look a key up by id"))?;
-        key.map(ApiKey::try_from).transpose()
+        statements::key_by(&self.reader, KeyColumn::Id, id).await
     }
 
     async fn active_key_count(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE revoked_ms IS NULL")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(query("count keys"))?;
-        rows::total(n, "key count")
+        statements::active_key_count(&self.reader).await
     }
 
     async fn audit(&self, event: &AuditEvent) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at_ms, kind, key_id, client_addr, detail) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(event.at_ms)
-        .bind(&event.kind)
-        .bind(&event.key_id)
-        .bind(&event.client_addr)
-        .bind(&event.detail)
-        .execute(&self.writer)
-        .await
-        .map_err(query("append to the audit log"))?;
-        Ok(())
+        statements::audit(&self.writer, event).await
     }
 
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>> {
-        let records: Vec<AuditRow> = sqlx::query_as(&format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id DESC LIMIT ?1"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(query("read the audit log"))?;
-        Ok(records.into_iter().map(AuditRecord::from).collect())
+        statements::audit_log(&self.reader, limit).await
+    }
+
+    async fn audit_refusal(&self, client_addr: &str, reason: &str, at_ms: i64) -> Result<()> {
+        statements::audit_refusal(&self.writer, client_addr, reason, at_ms).await
+    }
+
+    async fn audit_refusals(&self, limit: u32) -> Result<Vec<RefusalCount>> {
+        statements::audit_refusals(&self.reader, limit).await
+    }
+
+    async fn delete_audit_before(&self, before_ms: i64) -> Result<u64> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query("begin deleting old audit rows"))?;
+        let deleted = statements::delete_audit_before(&mut tx, before_ms).await?;
+        tx.commit()
+            .await
+            .map_err(query("commit deleting old audit rows"))?;
+        Ok(deleted)
     }
 
     async fn heartbeat(&self, worker: &WorkerInfo) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO workers (id, host, concurrency, running, started_ms, \
-             last_heartbeat_ms, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (id) DO UPDATE SET host = excluded.host, \
-               concurrency = excluded.concurrency, running = excluded.running, \
-               started_ms = excluded.started_ms, \
-               last_heartbeat_ms = excluded.last_heartbeat_ms, version = excluded.version",
-        )
-        .bind(&worker.id)
-        .bind(&worker.host)
-        .bind(i64::from(worker.concurrency))
-        .bind(i64::from(worker.running))
-        .bind(worker.started_ms)
-        .bind(worker.last_heartbeat_ms)
-        .bind(&worker.version)
-        .execute(&self.writer)
-        .await
-        .map_err(query("record a heartbeat"))?;
-        Ok(())
+        statements::heartbeat(&self.writer, worker).await
     }
 
     async fn workers(&self, within: Duration) -> Result<Vec<WorkerInfo>> {
-        let workers: Vec<WorkerRow> = sqlx::query_as(&format!(
-            "SELECT {WORKER_COLUMNS} FROM workers WHERE last_heartbeat_ms >= ?1 \
-             ORDER BY last_heartbeat_ms DESC, id"
-        ))
-        .bind(now_ms().saturating_sub(rows::millis(within)))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(query("list workers"))?;
-        workers.into_iter().map(WorkerInfo::try_from).collect()
+        statements::workers(&self.reader, within).await
     }
 
     async fn remove_worker(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM workers WHERE id = ?1")
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .map_err(query("remove a worker"))?;
-        Ok(())
+        statements::remove_worker(&self.writer, id).await
     }
 
     async fn take_token(
@@ -631,11 +452,11 @@ impl crate::Store for SqliteStore {
         let (rate, capacity, now) = (limits::rate(per_second), limits::capacity(burst), now_ms());
         // See `limits`: a row comes back when a token was taken.
         let taken: Option<f64> = sqlx::query_scalar(
-            "INSERT INTO rate_buckets (bucket, tokens, updated_ms) VALUES (?1, ?3 - 1, ?4) \
+            "INSERT INTO rate_buckets (bucket, tokens, updated_ms) VALUES ($1, $3 - 1, $4) \
              ON CONFLICT (bucket) DO UPDATE SET \
-               tokens = min(?3, tokens + max(0, ?4 - updated_ms) * ?2 / 1000.0) - 1, \
-               updated_ms = max(updated_ms, ?4) \
-             WHERE min(?3, tokens + max(0, ?4 - updated_ms) * ?2 / 1000.0) >= 1 \
+               tokens = min($3, tokens + max(0, $4 - updated_ms) * $2 / 1000.0) - 1, \
+               updated_ms = max(updated_ms, $4) \
+             WHERE min($3, tokens + max(0, $4 - updated_ms) * $2 / 1000.0) >= 1 \
              RETURNING tokens",
         )
         .bind(bucket)
@@ -649,7 +470,7 @@ impl crate::Store for SqliteStore {
             return Ok(None);
         }
         let state: Option<(f64, i64)> =
-            sqlx::query_as("SELECT tokens, updated_ms FROM rate_buckets WHERE bucket = ?1")
+            sqlx::query_as("SELECT tokens, updated_ms FROM rate_buckets WHERE bucket = $1")
                 .bind(bucket)
                 .fetch_optional(&self.writer)
                 .await
@@ -676,7 +497,7 @@ impl crate::Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query("begin taking a slot"))?;
-        sqlx::query("DELETE FROM concurrency_slots WHERE bucket = ?1 AND expires_ms <= ?2")
+        sqlx::query("DELETE FROM concurrency_slots WHERE bucket = $1 AND expires_ms <= $2")
             .bind(bucket)
             .bind(now)
             .execute(&mut *tx)
@@ -685,8 +506,8 @@ impl crate::Store for SqliteStore {
         // A holder that has a slot already keeps it (and its expiry moves on).
         let taken: Option<String> = sqlx::query_scalar(
             "INSERT INTO concurrency_slots (bucket, holder, expires_ms) \
-             SELECT ?1, ?2, ?3 WHERE (SELECT count(*) FROM concurrency_slots \
-                                      WHERE bucket = ?1 AND holder <> ?2) < ?4 \
+             SELECT $1, $2, $3 WHERE (SELECT count(*) FROM concurrency_slots \
+                                      WHERE bucket = $1 AND holder <> $2) < $4 \
              ON CONFLICT (bucket, holder) DO UPDATE SET expires_ms = excluded.expires_ms \
              RETURNING holder",
         )
@@ -701,13 +522,22 @@ impl crate::Store for SqliteStore {
         Ok(taken.is_some())
     }
 
+    async fn renew_slot(&self, bucket: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        // One statement on the one writer: it cannot interleave with an acquirer's
+        // freeing of expired slots.
+        let renewed = sqlx::query(
+            "UPDATE concurrency_slots SET expires_ms = $3 WHERE bucket = $1 AND holder = $2",
+        )
+        .bind(bucket)
+        .bind(holder)
+        .bind(now_ms().saturating_add(rows::millis(ttl)))
+        .execute(&self.writer)
+        .await
+        .map_err(query("renew a slot"))?;
+        Ok(renewed.rows_affected() > 0)
+    }
+
     async fn release_slot(&self, bucket: &str, holder: &str) -> Result<()> {
-        sqlx::query("DELETE FROM concurrency_slots WHERE bucket = ?1 AND holder = ?2")
-            .bind(bucket)
-            .bind(holder)
-            .execute(&self.writer)
-            .await
-            .map_err(query("give a slot back"))?;
-        Ok(())
+        statements::release_slot(&self.writer, bucket, holder).await
     }
 }

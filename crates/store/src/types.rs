@@ -159,7 +159,9 @@ pub struct Page {
 /// One page of submissions and how many there are in all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listing {
-    /// The page's submissions, newest first.
+    /// The page's submissions, newest first, as summaries: their `request` and
+    /// `result` are always `None` (never read: a result may be hundreds of
+    /// megabytes); read one whole with [`Store::submission`](crate::Store::submission).
     pub items: Vec<Submission>,
     /// How many submissions match, on every page.
     pub total: u64,
@@ -291,6 +293,22 @@ pub struct AuditRecord {
     pub client_addr: Option<String>,
     /// Details.
     pub detail: serde_json::Value,
+}
+
+/// How many requests from one address were refused for one reason in one minute
+/// (see [`Store::audit_refusal`](crate::Store::audit_refusal)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusalCount {
+    /// The start of the minute, Unix milliseconds (a multiple of 60 000).
+    pub minute_ms: i64,
+    /// The client's address (cut to [`AUDIT_FIELD_MAX_BYTES`](crate::AUDIT_FIELD_MAX_BYTES)).
+    pub client_addr: String,
+    /// Why they were refused, e.g. `rate_limited` (cut like the address).
+    pub reason: String,
+    /// How many were refused.
+    pub count: u64,
+    /// When the last of them was refused.
+    pub last_ms: i64,
 }
 
 /// A worker's heartbeat.

@@ -9,10 +9,11 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use runbox_store::{
-    Error, JobState, NewSubmission, Page, Store, StoreEvent, WebhookDelivery, now_ms,
+use runbox_store::{Error, JobState, NewSubmission, Store, StoreEvent, WebhookDelivery, now_ms};
+use support::{
+    Backend, claim_everything, completion, expect_event, get, insert_queued, new_key, page, queued,
+    queued_for, worker,
 };
-use support::{Backend, completion, expect_event, new_key, queued, queued_for, worker};
 
 /// Runs each named behaviour against both backends, as `sqlite::NAME` and
 /// `postgres::NAME`, on a multi-threaded runtime so concurrent tasks really race.
@@ -47,10 +48,11 @@ on_both_backends!(
     a_missing_submission_is_none,
     listings_page_a_keys_submissions_newest_first_with_the_total,
     anonymous_submissions_are_listed_apart_from_keyed_ones,
+    a_listing_reads_no_request_or_result_however_large,
     a_submission_is_deleted_once,
     a_batch_is_stored_and_queued_at_once,
     claim_hands_out_the_oldest_jobs_first_up_to_the_limit,
-    concurrent_claimers_get_every_job_exactly_once,
+    concurrent_claimers_on_two_nodes_get_every_job_exactly_once,
     renewal_extends_only_the_leases_the_worker_still_holds,
     an_expired_lease_puts_the_job_back_in_the_queue,
     a_job_fails_with_a_clear_error_once_its_last_attempt_expires,
@@ -62,27 +64,23 @@ on_both_backends!(
     a_webhook_is_taken_exactly_once_under_concurrency,
     a_webhook_delivery_is_recorded,
     the_token_bucket_refuses_with_a_retry_after_and_refills,
-    the_token_bucket_grants_no_more_than_its_burst_under_concurrency,
-    concurrency_slots_never_exceed_the_maximum_under_concurrency,
+    the_token_bucket_grants_no_more_than_its_burst_on_two_nodes_at_once,
+    concurrency_slots_never_exceed_the_maximum_on_two_nodes_at_once,
     a_released_or_expired_slot_can_be_taken_again,
+    a_renewed_slot_outlives_its_first_ttl,
+    renewing_a_slot_that_is_not_held_is_false,
     a_key_is_created_listed_and_found_by_hash,
     a_duplicate_key_name_is_refused,
     a_key_is_revoked_by_id_or_by_name,
     the_audit_log_reads_newest_first,
+    the_audit_log_cuts_long_fields_on_a_character_boundary,
+    refused_requests_are_counted_in_one_row_per_minute_address_and_reason,
+    audit_retention_deletes_only_what_came_before_the_cut_off,
     workers_heartbeat_are_listed_while_alive_and_removed,
     retention_deletes_only_finished_submissions_before_the_cut_off,
     subscribers_hear_queued_and_finished_jobs,
     recovery_tells_subscribers_what_it_did,
 );
-
-/// The submission `id`, which must exist.
-async fn get(store: &dyn Store, id: &str) -> runbox_store::Submission {
-    store
-        .submission(id)
-        .await
-        .expect("read a submission")
-        .unwrap_or_else(|| panic!("submission {id} is missing"))
-}
 
 /// Lets a lease of a millisecond run out.
 async fn let_leases_expire() {
@@ -159,48 +157,24 @@ async fn listings_page_a_keys_submissions_newest_first_with_the_total(backend: &
             .collect::<Vec<_>>()
     };
     let first = store
-        .list_submissions(
-            Some("k1"),
-            Page {
-                page: 1,
-                per_page: 2,
-            },
-        )
+        .list_submissions(Some("k1"), page(1, 2))
         .await
         .expect("list");
     assert_eq!(ids(&first), ["k1-5", "k1-4"]);
     assert_eq!(first.total, 5);
     let second = store
-        .list_submissions(
-            Some("k1"),
-            Page {
-                page: 2,
-                per_page: 2,
-            },
-        )
+        .list_submissions(Some("k1"), page(2, 2))
         .await
         .expect("list");
     assert_eq!(ids(&second), ["k1-3", "k1-2"]);
     let last = store
-        .list_submissions(
-            Some("k1"),
-            Page {
-                page: 3,
-                per_page: 2,
-            },
-        )
+        .list_submissions(Some("k1"), page(3, 2))
         .await
         .expect("list");
     assert_eq!(ids(&last), ["k1-1"]);
     assert_eq!(last.total, 5);
     let beyond = store
-        .list_submissions(
-            Some("k1"),
-            Page {
-                page: 9,
-                per_page: 2,
-            },
-        )
+        .list_submissions(Some("k1"), page(9, 2))
         .await
         .expect("list");
     assert!(beyond.items.is_empty());
@@ -223,13 +197,7 @@ async fn anonymous_submissions_are_listed_apart_from_keyed_ones(backend: &Backen
         .expect("insert");
 
     let anonymous = store
-        .list_submissions(
-            None,
-            Page {
-                page: 1,
-                per_page: 10,
-            },
-        )
+        .list_submissions(None, page(1, 10))
         .await
         .expect("list");
     let ids: Vec<_> = anonymous.items.iter().map(|s| s.id.as_str()).collect();
@@ -239,10 +207,7 @@ async fn anonymous_submissions_are_listed_apart_from_keyed_ones(backend: &Backen
 
 async fn a_submission_is_deleted_once(backend: &Backend) {
     let store = &*backend.store;
-    store
-        .insert_submission(&queued("gone", "python", 1))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("gone", 1)]).await;
     assert!(store.delete_submission("gone").await.expect("delete"));
     assert!(!store.delete_submission("gone").await.expect("delete again"));
     assert_eq!(store.submission("gone").await.expect("read"), None);
@@ -269,12 +234,7 @@ async fn a_batch_is_stored_and_queued_at_once(backend: &Backend) {
 
 async fn claim_hands_out_the_oldest_jobs_first_up_to_the_limit(backend: &Backend) {
     let store = &*backend.store;
-    for (id, created) in [("c", 30), ("a", 10), ("b", 20), ("d", 40)] {
-        store
-            .insert_submission(&queued(id, "python", created))
-            .await
-            .expect("insert");
-    }
+    insert_queued(store, &[("c", 30), ("a", 10), ("b", 20), ("d", 40)]).await;
     let first = store.claim("w-1", A_WHILE, 2).await.expect("claim");
     let ids: Vec<_> = first.iter().map(|j| j.id.as_str()).collect();
     assert_eq!(ids, ["a", "b"]);
@@ -310,44 +270,16 @@ async fn claim_hands_out_the_oldest_jobs_first_up_to_the_limit(backend: &Backend
     );
 }
 
-/// Claims until the queue is empty from `tasks` concurrent claimers spread over
-/// `stores`; returns every claimed id with its attempt.
-pub(crate) async fn claim_everything(
-    stores: &[Arc<dyn Store>],
-    tasks: usize,
-) -> Vec<(String, u32)> {
-    let mut claimers = tokio::task::JoinSet::new();
-    for n in 0..tasks {
-        let store = Arc::clone(&stores[n % stores.len()]);
-        claimers.spawn(async move {
-            let mut mine = Vec::new();
-            loop {
-                let jobs = store
-                    .claim(&format!("worker-{n}"), A_WHILE, 3)
-                    .await
-                    .expect("claim");
-                if jobs.is_empty() {
-                    return mine;
-                }
-                mine.extend(jobs.into_iter().map(|j| (j.id, j.attempt)));
-            }
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(mine) = claimers.join_next().await {
-        all.extend(mine.expect("a claimer panicked"));
-    }
-    all
-}
-
-async fn concurrent_claimers_get_every_job_exactly_once(backend: &Backend) {
-    let store = &*backend.store;
+async fn concurrent_claimers_on_two_nodes_get_every_job_exactly_once(backend: &Backend) {
+    // Two stores on one database stand for two nodes (for SQLite, two processes
+    // sharing only the file lock); four claimers race on each.
+    let nodes = [Arc::clone(&backend.store), backend.another_node().await];
     let jobs: Vec<_> = (0..200)
         .map(|n| queued(&format!("j-{n:03}"), "python", n))
         .collect();
-    store.insert_submissions(&jobs).await.expect("insert");
+    nodes[0].insert_submissions(&jobs).await.expect("insert");
 
-    let claimed = claim_everything(&[Arc::clone(&backend.store)], 8).await;
+    let claimed = claim_everything(&nodes, 8).await;
     assert_eq!(
         claimed.len(),
         200,
@@ -360,12 +292,7 @@ async fn concurrent_claimers_get_every_job_exactly_once(backend: &Backend) {
 
 async fn renewal_extends_only_the_leases_the_worker_still_holds(backend: &Backend) {
     let store = &*backend.store;
-    for (id, created) in [("a", 1), ("b", 2)] {
-        store
-            .insert_submission(&queued(id, "python", created))
-            .await
-            .expect("insert");
-    }
+    insert_queued(store, &[("a", 1), ("b", 2)]).await;
     store
         .claim("w-1", Duration::from_millis(150), 2)
         .await
@@ -399,10 +326,7 @@ async fn renewal_extends_only_the_leases_the_worker_still_holds(backend: &Backen
     assert!(store.recover_expired(3).await.expect("recover").is_empty());
 
     // A lease that expired and went to another worker is no longer renewable.
-    store
-        .insert_submission(&queued("c", "python", 3))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("c", 3)]).await;
     store
         .claim("w-1", Duration::from_millis(1), 1)
         .await
@@ -429,10 +353,7 @@ async fn renewal_extends_only_the_leases_the_worker_still_holds(backend: &Backen
 
 async fn an_expired_lease_puts_the_job_back_in_the_queue(backend: &Backend) {
     let store = &*backend.store;
-    store
-        .insert_submission(&queued("j", "python", 1))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("j", 1)]).await;
     store
         .claim("w-dead", Duration::from_millis(1), 1)
         .await
@@ -466,10 +387,7 @@ async fn an_expired_lease_puts_the_job_back_in_the_queue(backend: &Backend) {
 
 async fn a_job_fails_with_a_clear_error_once_its_last_attempt_expires(backend: &Backend) {
     let store = &*backend.store;
-    store
-        .insert_submission(&queued("j", "python", 1))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("j", 1)]).await;
     for worker in ["w-1", "w-2"] {
         store
             .claim(worker, Duration::from_millis(1), 1)
@@ -501,10 +419,7 @@ async fn a_duplicate_completion_from_a_worker_that_lost_its_lease_changes_nothin
     backend: &Backend,
 ) {
     let store = &*backend.store;
-    store
-        .insert_submission(&queued("j", "python", 1))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("j", 1)]).await;
     store
         .claim("w-slow", Duration::from_millis(1), 1)
         .await
@@ -551,12 +466,7 @@ async fn a_duplicate_completion_from_a_worker_that_lost_its_lease_changes_nothin
 async fn a_worker_whose_lease_ran_out_unnoticed_still_renews_and_completes(backend: &Backend) {
     // Nobody recovered the job meanwhile, so it is still the worker's own.
     let store = &*backend.store;
-    for (id, created) in [("renewed", 1), ("completed", 2)] {
-        store
-            .insert_submission(&queued(id, "python", created))
-            .await
-            .expect("insert");
-    }
+    insert_queued(store, &[("renewed", 1), ("completed", 2)]).await;
     store
         .claim("w", Duration::from_millis(1), 2)
         .await
@@ -578,10 +488,7 @@ async fn a_worker_whose_lease_ran_out_unnoticed_still_renews_and_completes(backe
 
 async fn completion_stores_the_result_and_the_scrubbed_request(backend: &Backend) {
     let store = &*backend.store;
-    store
-        .insert_submission(&queued("j", "python", 1))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("j", 1)]).await;
     let job = store.claim("w", A_WHILE, 1).await.expect("claim").remove(0);
     let mut done = completion("j", "w", job.attempt, "ok");
     done.finished_ms = 1_800_000_000_000;
@@ -666,10 +573,7 @@ async fn queue_depth_counts_queued_jobs_per_language(backend: &Backend) {
 
 async fn a_webhook_is_taken_exactly_once_under_concurrency(backend: &Backend) {
     let store = &*backend.store;
-    store
-        .insert_submission(&queued("j", "python", 1))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("j", 1)]).await;
     assert!(
         !store.take_webhook("j").await.expect("take"),
         "not before the job is done"
@@ -695,10 +599,7 @@ async fn a_webhook_is_taken_exactly_once_under_concurrency(backend: &Backend) {
 
 async fn a_webhook_delivery_is_recorded(backend: &Backend) {
     let store = &*backend.store;
-    store
-        .insert_submission(&queued("j", "python", 1))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("j", 1)]).await;
     let delivery = WebhookDelivery {
         url: "https://example.test/hook".into(),
         attempts: 3,
@@ -747,10 +648,11 @@ async fn the_token_bucket_refuses_with_a_retry_after_and_refills(backend: &Backe
     );
 }
 
-async fn the_token_bucket_grants_no_more_than_its_burst_under_concurrency(backend: &Backend) {
+async fn the_token_bucket_grants_no_more_than_its_burst_on_two_nodes_at_once(backend: &Backend) {
+    let nodes = [Arc::clone(&backend.store), backend.another_node().await];
     let mut takers = tokio::task::JoinSet::new();
-    for _ in 0..24 {
-        let store = Arc::clone(&backend.store);
+    for n in 0..24 {
+        let store = Arc::clone(&nodes[n % 2]);
         // A token an hour: nothing refills during the test.
         takers.spawn(async move {
             store
@@ -769,10 +671,11 @@ async fn the_token_bucket_grants_no_more_than_its_burst_under_concurrency(backen
     assert_eq!(granted, 5);
 }
 
-async fn concurrency_slots_never_exceed_the_maximum_under_concurrency(backend: &Backend) {
+async fn concurrency_slots_never_exceed_the_maximum_on_two_nodes_at_once(backend: &Backend) {
+    let nodes = [Arc::clone(&backend.store), backend.another_node().await];
     let mut takers = tokio::task::JoinSet::new();
     for n in 0..16 {
-        let store = Arc::clone(&backend.store);
+        let store = Arc::clone(&nodes[n % 2]);
         takers.spawn(async move {
             store
                 .acquire_slot("key:k", &format!("job-{n}"), 3, A_WHILE)
@@ -787,74 +690,95 @@ async fn concurrency_slots_never_exceed_the_maximum_under_concurrency(backend: &
     assert_eq!(taken, 3);
 }
 
+/// Whether `holder` gets one of `max` slots of `bucket` for `ttl`.
+async fn slot(store: &dyn Store, bucket: &str, holder: &str, max: u32, ttl: Duration) -> bool {
+    store
+        .acquire_slot(bucket, holder, max, ttl)
+        .await
+        .expect("acquire a slot")
+}
+
 async fn a_released_or_expired_slot_can_be_taken_again(backend: &Backend) {
     let store = &*backend.store;
+    assert!(slot(store, "b", "one", 2, A_WHILE).await);
+    assert!(slot(store, "b", "two", 2, A_WHILE).await);
+    assert!(!slot(store, "b", "three", 2, A_WHILE).await);
     assert!(
-        store
-            .acquire_slot("b", "one", 2, A_WHILE)
-            .await
-            .expect("acquire")
-    );
-    assert!(
-        store
-            .acquire_slot("b", "two", 2, A_WHILE)
-            .await
-            .expect("acquire")
-    );
-    assert!(
-        !store
-            .acquire_slot("b", "three", 2, A_WHILE)
-            .await
-            .expect("acquire")
-    );
-    assert!(
-        store
-            .acquire_slot("b", "two", 2, A_WHILE)
-            .await
-            .expect("acquire"),
+        slot(store, "b", "two", 2, A_WHILE).await,
         "a holder keeps its slot"
     );
     assert!(
-        store
-            .acquire_slot("other", "three", 2, A_WHILE)
-            .await
-            .expect("acquire"),
+        slot(store, "other", "three", 2, A_WHILE).await,
         "buckets are apart"
     );
 
     store.release_slot("b", "one").await.expect("release");
-    assert!(
-        store
-            .acquire_slot("b", "three", 2, A_WHILE)
-            .await
-            .expect("acquire")
-    );
+    assert!(slot(store, "b", "three", 2, A_WHILE).await);
 
-    assert!(
-        store
-            .acquire_slot("short", "one", 1, Duration::from_millis(400))
-            .await
-            .expect("acquire")
-    );
-    assert!(
-        !store
-            .acquire_slot("short", "two", 1, A_WHILE)
-            .await
-            .expect("acquire")
-    );
+    assert!(slot(store, "short", "one", 1, Duration::from_millis(400)).await);
+    assert!(!slot(store, "short", "two", 1, A_WHILE).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(slot(store, "short", "two", 1, A_WHILE).await, "expired");
+    assert!(!slot(store, "none", "one", 0, A_WHILE).await);
+}
+
+async fn a_renewed_slot_outlives_its_first_ttl(backend: &Backend) {
+    let store = &*backend.store;
+    assert!(slot(store, "b", "long-job", 1, Duration::from_millis(300)).await);
+    // Renewed twice while "running", well past its first expiry.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            store
+                .renew_slot("b", "long-job", Duration::from_millis(300))
+                .await
+                .expect("renew")
+        );
+    }
     assert!(
-        store
-            .acquire_slot("short", "two", 1, A_WHILE)
+        !slot(store, "b", "other", 1, A_WHILE).await,
+        "still held 400 ms after a first TTL of 300 ms"
+    );
+    // Once renewals stop, it expires as any slot does.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(slot(store, "b", "other", 1, A_WHILE).await);
+}
+
+async fn renewing_a_slot_that_is_not_held_is_false(backend: &Backend) {
+    let store = &*backend.store;
+    assert!(
+        !store
+            .renew_slot("b", "never", A_WHILE)
             .await
-            .expect("acquire"),
-        "expired"
+            .expect("renew"),
+        "never taken"
+    );
+    assert!(slot(store, "b", "released", 1, A_WHILE).await);
+    store.release_slot("b", "released").await.expect("release");
+    assert!(
+        !store
+            .renew_slot("b", "released", A_WHILE)
+            .await
+            .expect("renew"),
+        "given back"
+    );
+    // Expired and freed by another's acquire: the slot is the other's now.
+    assert!(slot(store, "b", "expired", 1, Duration::from_millis(1)).await);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(slot(store, "b", "taker", 1, A_WHILE).await);
+    assert!(
+        !store
+            .renew_slot("b", "expired", A_WHILE)
+            .await
+            .expect("renew"),
+        "freed"
     );
     assert!(
         !store
-            .acquire_slot("none", "one", 0, A_WHILE)
+            .renew_slot("other-bucket", "taker", A_WHILE)
             .await
-            .expect("acquire")
+            .expect("renew"),
+        "buckets are apart"
     );
 }
 
@@ -1047,12 +971,11 @@ async fn workers_heartbeat_are_listed_while_alive_and_removed(backend: &Backend)
 
 async fn retention_deletes_only_finished_submissions_before_the_cut_off(backend: &Backend) {
     let store = &*backend.store;
-    for (id, created) in [("old-done", 1), ("new-done", 2), ("old-queued", 3)] {
-        store
-            .insert_submission(&queued(id, "python", created))
-            .await
-            .expect("insert");
-    }
+    insert_queued(
+        store,
+        &[("old-done", 1), ("new-done", 2), ("old-queued", 3)],
+    )
+    .await;
     let claimed = store.claim("w", A_WHILE, 2).await.expect("claim");
     assert_eq!(claimed.len(), 2);
     let mut old = completion("old-done", "w", 1, "ok");
@@ -1081,10 +1004,7 @@ async fn retention_deletes_only_finished_submissions_before_the_cut_off(backend:
 async fn subscribers_hear_queued_and_finished_jobs(backend: &Backend) {
     let store = &*backend.store;
     let mut events = store.subscribe();
-    store
-        .insert_submission(&queued("j", "python", 1))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("j", 1)]).await;
     expect_event(&mut events, StoreEvent::JobQueued { id: "j".into() }).await;
     store
         .insert_submissions(&[queued("b", "python", 2)])
@@ -1102,14 +1022,7 @@ async fn subscribers_hear_queued_and_finished_jobs(backend: &Backend) {
 
 async fn recovery_tells_subscribers_what_it_did(backend: &Backend) {
     let store = &*backend.store;
-    store
-        .insert_submission(&queued("again", "python", 1))
-        .await
-        .expect("insert");
-    store
-        .insert_submission(&queued("failed", "python", 2))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("again", 1), ("failed", 2)]).await;
     // Both expire once and are requeued; then `again` is held on a long lease and
     // `failed` expires on its second (and last) attempt.
     store
@@ -1137,10 +1050,7 @@ async fn recovery_tells_subscribers_what_it_did(backend: &Backend) {
     )
     .await;
 
-    store
-        .insert_submission(&queued("requeued", "python", 3))
-        .await
-        .expect("insert");
+    insert_queued(store, &[("requeued", 3)]).await;
     expect_event(
         &mut events,
         StoreEvent::JobQueued {
@@ -1163,4 +1073,203 @@ async fn recovery_tells_subscribers_what_it_did(backend: &Backend) {
         },
     )
     .await;
+}
+
+async fn a_listing_reads_no_request_or_result_however_large(backend: &Backend) {
+    let store = &*backend.store;
+    insert_queued(store, &[("big", 1), ("small-1", 2), ("small-2", 3)]).await;
+    let job = store.claim("w", A_WHILE, 1).await.expect("claim").remove(0);
+    assert_eq!(job.id, "big");
+    // Sixteen megabytes of output, as a red team stored to slow listings down.
+    let mut done = completion("big", "w", job.attempt, "ok");
+    done.result = serde_json::json!({"stdout": "x".repeat(16 << 20)});
+    assert!(store.complete(&done).await.expect("complete"));
+
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let listing = store
+            .list_submissions(None, page(1, 10))
+            .await
+            .expect("list");
+        assert_eq!(listing.total, 3);
+        let big = listing
+            .items
+            .iter()
+            .find(|s| s.id == "big")
+            .expect("listed");
+        assert_eq!(big.state, JobState::Done);
+        assert_eq!(big.status.as_deref(), Some("ok"));
+        assert!(
+            listing
+                .items
+                .iter()
+                .all(|s| s.result.is_none() && s.request.is_none()),
+            "a listing carries summaries only"
+        );
+    }
+    // Reading the result twenty times would take seconds; the summaries take
+    // milliseconds. The bound is loose, for a loaded machine.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "20 listings took {elapsed:?}"
+    );
+
+    let whole = get(store, "big").await;
+    assert_eq!(whole.result, Some(done.result), "a single read has it all");
+    assert!(whole.request.is_some());
+}
+
+async fn the_audit_log_cuts_long_fields_on_a_character_boundary(backend: &Backend) {
+    let store = &*backend.store;
+    let long_path = format!("/{}", "é".repeat(5000));
+    store
+        .audit(&runbox_store::AuditEvent {
+            at_ms: 1000,
+            kind: "request_rejected".into(),
+            key_id: None,
+            client_addr: Some("203.0.113.9".repeat(100)),
+            detail: serde_json::json!({"reason": "unauthorized", "path": long_path,
+                                       "headers": ["a".repeat(1000)]}),
+        })
+        .await
+        .expect("audit");
+    let many: serde_json::Map<String, serde_json::Value> = (0..2000)
+        .map(|n| (format!("field-{n}"), serde_json::Value::from(n)))
+        .collect();
+    store
+        .audit(&runbox_store::AuditEvent {
+            at_ms: 1001,
+            kind: "k".repeat(1000),
+            key_id: Some("key-1".into()),
+            client_addr: None,
+            detail: serde_json::Value::Object(many),
+        })
+        .await
+        .expect("audit");
+
+    let log = store.audit_log(2).await.expect("read");
+    let cut_ok = |s: &str| {
+        s.len() <= runbox_store::AUDIT_FIELD_MAX_BYTES && s.ends_with(runbox_store::TRUNCATION_MARK)
+    };
+    let (many_fields, rejected) = (&log[0], &log[1]);
+    assert_eq!(rejected.kind, "request_rejected", "short fields are kept");
+    assert_eq!(rejected.detail["reason"], "unauthorized");
+    let path = rejected.detail["path"].as_str().expect("a path");
+    assert!(cut_ok(path), "{} bytes: {path}", path.len());
+    assert!(path.starts_with("/éé"));
+    let headers = rejected.detail["headers"][0].as_str().expect("a header");
+    assert!(cut_ok(headers), "strings inside arrays are cut too");
+    assert!(cut_ok(rejected.client_addr.as_deref().expect("an address")));
+
+    assert!(cut_ok(&many_fields.kind));
+    assert_eq!(many_fields.key_id.as_deref(), Some("key-1"));
+    let text = many_fields.detail["truncated_detail"]
+        .as_str()
+        .expect("a detail too large is replaced by the start of its text");
+    assert!(cut_ok(text), "{text}");
+}
+
+/// A minute's start, as Unix milliseconds.
+const MINUTE: i64 = 28_333_334 * 60_000;
+
+async fn refused_requests_are_counted_in_one_row_per_minute_address_and_reason(backend: &Backend) {
+    let mut refusals = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let store = Arc::clone(&backend.store);
+        refusals.spawn(async move {
+            store
+                .audit_refusal("203.0.113.9", "rate_limited", MINUTE + n * 1000)
+                .await
+                .expect("count a refusal")
+        });
+    }
+    while let Some(done) = refusals.join_next().await {
+        done.expect("a refusal panicked");
+    }
+    let store = &*backend.store;
+    for (addr, reason, at) in [
+        ("203.0.113.9", "unauthorized", MINUTE + 5),
+        ("203.0.113.9", "unauthorized", MINUTE + 59_999),
+        ("198.51.100.1", "rate_limited", MINUTE + 7),
+        ("203.0.113.9", "rate_limited", MINUTE + 60_000),
+    ] {
+        store
+            .audit_refusal(addr, reason, at)
+            .await
+            .expect("count a refusal");
+    }
+
+    let counts: Vec<_> = store
+        .audit_refusals(10)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|c| (c.minute_ms, c.client_addr, c.reason, c.count, c.last_ms))
+        .collect();
+    let row = |minute, addr: &str, reason: &str, count, last| {
+        (minute, addr.to_string(), reason.to_string(), count, last)
+    };
+    assert_eq!(
+        counts,
+        [
+            row(
+                MINUTE + 60_000,
+                "203.0.113.9",
+                "rate_limited",
+                1,
+                MINUTE + 60_000
+            ),
+            row(MINUTE, "203.0.113.9", "rate_limited", 20, MINUTE + 19_000),
+            row(MINUTE, "203.0.113.9", "unauthorized", 2, MINUTE + 59_999),
+            row(MINUTE, "198.51.100.1", "rate_limited", 1, MINUTE + 7),
+        ]
+    );
+    assert!(
+        store.audit_log(10).await.expect("read").is_empty(),
+        "no audit event per refusal"
+    );
+}
+
+async fn audit_retention_deletes_only_what_came_before_the_cut_off(backend: &Backend) {
+    let store = &*backend.store;
+    for at_ms in [MINUTE + 1000, MINUTE + 2000, MINUTE + 3000] {
+        store
+            .audit(&runbox_store::AuditEvent {
+                at_ms,
+                kind: "key_created".into(),
+                key_id: None,
+                client_addr: None,
+                detail: serde_json::json!({}),
+            })
+            .await
+            .expect("audit");
+    }
+    for at_ms in [MINUTE + 10, MINUTE + 60_000] {
+        store
+            .audit_refusal("203.0.113.9", "unauthorized", at_ms)
+            .await
+            .expect("count a refusal");
+    }
+
+    assert_eq!(
+        store
+            .delete_audit_before(MINUTE + 2500)
+            .await
+            .expect("delete"),
+        3,
+        "two events and the count of the minute that began before the cut-off"
+    );
+    let left: Vec<_> = store
+        .audit_log(10)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|e| e.at_ms)
+        .collect();
+    assert_eq!(left, [MINUTE + 3000]);
+    let counts = store.audit_refusals(10).await.expect("read");
+    assert_eq!(counts.len(), 1);
+    assert_eq!(counts[0].minute_ms, MINUTE + 60_000);
+    assert_eq!(store.delete_audit_before(0).await.expect("delete"), 0);
 }

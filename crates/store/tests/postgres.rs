@@ -1,10 +1,10 @@
-//! What only the PostgreSQL store does: several nodes on one database, wake-ups
-//! through LISTEN/NOTIFY. Each test opens two stores on its own database, as two
-//! nodes of a fleet would.
+//! What only the PostgreSQL store does: wake-ups through LISTEN/NOTIFY between
+//! nodes, and its connection errors. Each test opens two stores on its own
+//! database, as two nodes of a fleet would. (Nodes racing for jobs and limits is
+//! part of the behaviour suite, on both backends.)
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use runbox_store::{Error, StoreEvent};
@@ -71,75 +71,6 @@ async fn a_refused_completion_wakes_nobody() {
         }
     );
     drop(other);
-    backend.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_nodes_claiming_at_once_never_share_a_job() {
-    let backend = Backend::postgres().await;
-    let nodes = [Arc::clone(&backend.store), backend.another_node().await];
-    let jobs: Vec<_> = (0..200)
-        .map(|n| queued(&format!("j-{n:03}"), "python", n))
-        .collect();
-    nodes[0].insert_submissions(&jobs).await.expect("insert");
-
-    let mut claimers = tokio::task::JoinSet::new();
-    for n in 0..8 {
-        let store = Arc::clone(&nodes[n % 2]);
-        claimers.spawn(async move {
-            let mut mine = Vec::new();
-            loop {
-                let jobs = store
-                    .claim(&format!("w-{n}"), A_WHILE, 3)
-                    .await
-                    .expect("claim");
-                if jobs.is_empty() {
-                    return mine;
-                }
-                mine.extend(jobs.into_iter().map(|j| j.id));
-            }
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(mine) = claimers.join_next().await {
-        all.extend(mine.expect("a claimer panicked"));
-    }
-    all.sort();
-    let claimed = all.len();
-    all.dedup();
-    assert_eq!((claimed, all.len()), (200, 200));
-    drop(nodes);
-    backend.finish().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn shared_limits_hold_across_nodes() {
-    let backend = Backend::postgres().await;
-    let nodes = [Arc::clone(&backend.store), backend.another_node().await];
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..16 {
-        let store = Arc::clone(&nodes[n % 2]);
-        tasks.spawn(async move {
-            let slot = store
-                .acquire_slot("key:k", &format!("job-{n}"), 3, A_WHILE)
-                .await
-                .expect("acquire");
-            let token = store
-                .take_token("key:k", 1.0 / 3600.0, 4)
-                .await
-                .expect("take")
-                .is_none();
-            (slot, token)
-        });
-    }
-    let (mut slots, mut tokens) = (0, 0);
-    while let Some(got) = tasks.join_next().await {
-        let (slot, token) = got.expect("a task panicked");
-        slots += usize::from(slot);
-        tokens += usize::from(token);
-    }
-    assert_eq!((slots, tokens), (3, 4));
-    drop(nodes);
     backend.finish().await;
 }
 

@@ -1,7 +1,10 @@
-//! What only the SQLite store does: its URLs, its file, several stores on one file.
+//! What only the SQLite store does: its URLs, its file, several stores opening one
+//! new file. (Several stores on one file racing for jobs and limits is part of the
+//! behaviour suite, as two nodes.)
 
 mod support;
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use runbox_store::{Error, JobState, SqliteStore, Store};
@@ -82,46 +85,6 @@ async fn a_file_database_is_created_with_its_directory_and_reopened_with_its_dat
     assert_eq!(journal, "wal");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_stores_on_one_file_never_claim_the_same_job() {
-    // Two stores on one file stand for two processes: they share no writer
-    // connection, only SQLite's file lock.
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("runbox.db").display());
-    let first: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("open"));
-    let second: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("open"));
-    let jobs: Vec<_> = (0..200)
-        .map(|n| queued(&format!("j-{n:03}"), "python", n))
-        .collect();
-    first.insert_submissions(&jobs).await.expect("insert");
-
-    let mut claimers = tokio::task::JoinSet::new();
-    for n in 0..8 {
-        let store = Arc::clone(if n % 2 == 0 { &first } else { &second });
-        claimers.spawn(async move {
-            let mut mine = Vec::new();
-            loop {
-                let jobs = store
-                    .claim(&format!("w-{n}"), std::time::Duration::from_secs(30), 3)
-                    .await
-                    .expect("claim");
-                if jobs.is_empty() {
-                    return mine;
-                }
-                mine.extend(jobs.into_iter().map(|j| j.id));
-            }
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(mine) = claimers.join_next().await {
-        all.extend(mine.expect("a claimer panicked"));
-    }
-    all.sort();
-    let claimed = all.len();
-    all.dedup();
-    assert_eq!((claimed, all.len()), (200, 200));
-}
-
 #[tokio::test]
 async fn a_url_of_no_supported_database_is_refused_with_the_password_hidden() {
     match runbox_store::open("mysql://root:hunter2@db/runbox").await {
@@ -147,4 +110,66 @@ async fn stores_opening_a_new_file_at_once_all_open_it() {
             opened.expect("an opener panicked").expect("open");
         }
     }
+}
+
+#[tokio::test]
+async fn a_database_of_the_old_column_order_keeps_its_submissions_when_reordered() {
+    // A file as runbox left it before migration 0004 (request and result stored
+    // in the middle of the row), with a finished submission in it.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let old = dir.path().join("migrations");
+    std::fs::create_dir(&old).expect("a migrations directory");
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .expect("the SQLite migrations")
+    {
+        let path = entry.expect("a migration").path();
+        let name = path
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        if name.as_str() < "0004" {
+            std::fs::copy(&path, old.join(&name)).expect("copy a migration");
+        }
+    }
+    let url = format!("sqlite://{}", dir.path().join("runbox.db").display());
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+            .expect("a URL")
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .expect("the old migrations")
+            .run(&pool)
+            .await
+            .expect("migrate to 0003");
+        sqlx::query(
+            "INSERT INTO submissions (id, key_id, language, state, status, request, result, \
+             attempts, worker_id, created_ms, finished_ms, webhook_taken) \
+             VALUES ('old', 'k', 'c', 'done', 'ok', '{\"source\":1}', '{\"stdout\":\"hi\"}', \
+             1, 'w', 10, 20, 1)",
+        )
+        .execute(&pool)
+        .await
+        .expect("insert an old submission");
+        pool.close().await;
+    }
+
+    let store = SqliteStore::connect(&url).await.expect("open and migrate");
+    let kept = store.submission("old").await.expect("read").expect("kept");
+    assert_eq!(kept.state, JobState::Done);
+    assert_eq!(kept.key_id.as_deref(), Some("k"));
+    assert_eq!(kept.request, Some(serde_json::json!({"source": 1})));
+    assert_eq!(kept.result, Some(serde_json::json!({"stdout": "hi"})));
+    assert_eq!((kept.created_ms, kept.finished_ms), (10, Some(20)));
+    assert!(
+        !store.take_webhook("old").await.expect("take"),
+        "still taken"
+    );
+    let listing = store
+        .list_submissions(Some("k"), support::page(1, 10))
+        .await
+        .expect("list");
+    assert_eq!(listing.total, 1);
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use runbox_store::{
-    Completion, JobState, NewApiKey, NewSubmission, Scope, SqliteStore, Store, StoreEvent,
-    WorkerInfo, now_ms,
+    Completion, JobState, NewApiKey, NewSubmission, Page, Scope, SqliteStore, Store, StoreEvent,
+    Submission, WorkerInfo, now_ms,
 };
 use sqlx::Connection;
 
@@ -105,8 +105,8 @@ impl Backend {
                 .await
                 .expect("connect to empty the test database");
             sqlx::query(
-                "TRUNCATE submissions, api_keys, audit_log, workers, rate_buckets, \
-                 concurrency_slots RESTART IDENTITY",
+                "TRUNCATE submissions, api_keys, audit_log, audit_refusals, workers, \
+                 rate_buckets, concurrency_slots RESTART IDENTITY",
             )
             .execute(&mut db)
             .await
@@ -274,4 +274,56 @@ pub async fn expect_event(
             Err(_) => panic!("no {wanted:?} within five seconds"),
         }
     }
+}
+
+/// Stores queued `python` submissions, given as `(id, created_ms)`, one by one.
+pub async fn insert_queued(store: &dyn Store, jobs: &[(&str, i64)]) {
+    for &(id, created_ms) in jobs {
+        store
+            .insert_submission(&queued(id, "python", created_ms))
+            .await
+            .unwrap_or_else(|e| panic!("cannot store submission {id}: {e}"));
+    }
+}
+
+/// The submission `id`, which must exist.
+pub async fn get(store: &dyn Store, id: &str) -> Submission {
+    store
+        .submission(id)
+        .await
+        .expect("read a submission")
+        .unwrap_or_else(|| panic!("submission {id} is missing"))
+}
+
+/// Page `page` of `per_page` items.
+pub fn page(page: u32, per_page: u32) -> Page {
+    Page { page, per_page }
+}
+
+/// Claims until the queue is empty from `tasks` concurrent claimers spread over
+/// `stores` (nodes), three jobs at a time; returns every claimed id with its
+/// attempt.
+pub async fn claim_everything(stores: &[Arc<dyn Store>], tasks: usize) -> Vec<(String, u32)> {
+    let mut claimers = tokio::task::JoinSet::new();
+    for n in 0..tasks {
+        let store = Arc::clone(&stores[n % stores.len()]);
+        claimers.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let jobs = store
+                    .claim(&format!("worker-{n}"), Duration::from_secs(60), 3)
+                    .await
+                    .expect("claim");
+                if jobs.is_empty() {
+                    return mine;
+                }
+                mine.extend(jobs.into_iter().map(|j| (j.id, j.attempt)));
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(mine) = claimers.join_next().await {
+        all.extend(mine.expect("a claimer panicked"));
+    }
+    all
 }
