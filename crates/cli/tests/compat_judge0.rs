@@ -370,10 +370,13 @@ fn languages_statuses_and_config_info_answer_in_judge0_shapes() {
         python["name"].as_str().unwrap().starts_with("Python (3."),
         "{python}"
     );
-    let (status, one) = server.get("/languages/54", &[]);
+    let (status, one) = server.get("/languages/52", &[]);
     assert_eq!(status, 200);
     assert_eq!(one["source_file"], "main.cpp");
     assert_eq!(one["is_archived"], false);
+    // Another id of the same installed C++ still runs, listed as an archived alias.
+    let (_, alias) = server.get("/languages/54", &[]);
+    assert_eq!(alias["is_archived"], true);
     let (_, statuses) = server.get("/statuses", &[]);
     assert_eq!(statuses.as_array().unwrap().len(), 14);
     assert_eq!(

@@ -27,7 +27,7 @@
 //!     stdin: b"hi\n".to_vec(),
 //!     ..Job::default()
 //! };
-//! let result = engine.run(&job)?;
+//! let result = engine.check_and_run(&job)?;
 //! assert_eq!(result.run.unwrap().stdout, b"hi\n");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -192,11 +192,8 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
     // exec in the box can ever gain, and the init's own capabilities are unaffected.
     for cap in 0..=plan.cap_last {
         // SAFETY: prctl with integer arguments changes only this process.
-        step!(
-            fds.report,
-            Step::DropCapabilities,
-            sys::check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) })
-        );
+        let dropped = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) };
+        step!(fds.report, Step::DropCapabilities, sys::check(dropped));
     }
 
     // The supervisor says "mapped" once our uid map is written, and "placed" once we
@@ -226,11 +223,8 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
 
     let mut exec_pipe = [0 as RawFd; 2];
     // SAFETY: `exec_pipe` has room for the two descriptors.
-    step!(
-        fds.report,
-        Step::CreatePipe,
-        sys::check(unsafe { libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) })
-    );
+    let piped = unsafe { libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) };
+    step!(fds.report, Step::CreatePipe, sys::check(piped));
 
     let program = spawn_program(plan, exec_pipe[1]);
     if program < 0 {
@@ -363,18 +357,12 @@ fn run_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> ! {
 
     for (resource, limit) in &plan.rlimits {
         // SAFETY: `limit` points to a valid rlimit owned by the plan.
-        prog_step!(
-            exec_fd,
-            Step::SetLimit,
-            sys::check(unsafe { libc::setrlimit(*resource, limit) })
-        );
+        let limited = unsafe { libc::setrlimit(*resource, limit) };
+        prog_step!(exec_fd, Step::SetLimit, sys::check(limited));
     }
     // SAFETY: `cwd` is a NUL-terminated string owned by the plan.
-    prog_step!(
-        exec_fd,
-        Step::ChangeDirectory,
-        sys::check(unsafe { libc::chdir(plan.cwd.as_ptr()) })
-    );
+    let changed = unsafe { libc::chdir(plan.cwd.as_ptr()) };
+    prog_step!(exec_fd, Step::ChangeDirectory, sys::check(changed));
 
     // SAFETY: prctl and id calls with integer arguments change only this process.
     unsafe {

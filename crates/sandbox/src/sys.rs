@@ -139,6 +139,7 @@ pub(crate) fn locked_mount_flags(path: &Path) -> Result<libc::c_ulong> {
     })?;
     // SAFETY: statvfs fills the zeroed struct; `cpath` is NUL-terminated.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: a valid NUL-terminated path and a struct to fill.
     if unsafe { libc::statvfs(cpath.as_ptr(), &mut st) } < 0 {
         return Err(Error::io(
             "cannot stat file system of",

@@ -38,6 +38,12 @@ pub enum AdmissionRefusal {
         /// The cap.
         max: u32,
     },
+    /// The client's address made too many refused requests just now.
+    #[error("too many refused requests from this address: try again shortly")]
+    TooManyRefusals {
+        /// When the address is heard again.
+        retry_after: Duration,
+    },
     /// The store that keeps shared limits failed.
     #[error(transparent)]
     Store(#[from] runbox_store::Error),
@@ -53,7 +59,16 @@ pub struct Admission {
     defaults: RateSettings,
     shared: bool,
     local: Mutex<HashMap<String, LocalBucket>>,
+    /// Client addresses refused too often, and until when they are refused
+    /// before their key is even looked at.
+    blocked: Mutex<HashMap<String, Instant>>,
 }
+
+/// Refused requests an address may make per second before it is refused
+/// without a look at its key (a wrong key costs a database lookup and a log line).
+pub const REFUSALS_PER_SECOND: f64 = 10.0;
+/// How many refused requests in a burst an address may make.
+pub const REFUSAL_BURST: u32 = 50;
 
 /// A bucket of this process, with what is needed to forget it once idle.
 struct LocalBucket {
@@ -76,6 +91,40 @@ impl Admission {
             defaults,
             shared,
             local: Mutex::new(HashMap::new()),
+            blocked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Refuses an address that was refused too often just now (429), before any
+    /// authentication: what it costs is one map lookup.
+    pub fn check_address(&self, addr: &str) -> Result<(), AdmissionRefusal> {
+        let blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        match blocked.get(addr) {
+            Some(until) if *until > Instant::now() => Err(AdmissionRefusal::TooManyRefusals {
+                retry_after: until.saturating_duration_since(Instant::now()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a refused request of `addr`; past [`REFUSALS_PER_SECOND`] (burst
+    /// [`REFUSAL_BURST`]), the address is refused unheard until its bucket refills.
+    pub fn count_refusal(&self, addr: &str) {
+        let limiter = self.local_limiter(
+            &format!("refused:{addr}"),
+            REFUSALS_PER_SECOND,
+            REFUSAL_BURST,
+        );
+        if let Err(not_until) = limiter.check() {
+            let wait = not_until
+                .wait_time_from(DefaultClock::default().now())
+                .max(Duration::from_secs(1));
+            let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if blocked.len() >= MAX_IDLE_BUCKETS {
+                blocked.retain(|_, until| *until > now);
+            }
+            blocked.insert(addr.to_string(), now + wait);
         }
     }
 

@@ -129,6 +129,9 @@ impl From<crate::admission::AdmissionRefusal> for ApiError {
             R::TooManyJobs { .. } => {
                 ApiError::rate_limited(refusal.to_string(), Duration::from_secs(1))
             }
+            R::TooManyRefusals { retry_after } => {
+                ApiError::rate_limited(refusal.to_string(), retry_after)
+            }
             R::Store(error) => error.into(),
         }
     }

@@ -225,6 +225,20 @@ pub async fn serve(
     Ok(())
 }
 
+/// The whole service in this process, for tests that call the router without a
+/// socket (`router.oneshot(request)`): its router, with anonymous use allowed as
+/// on a loopback listener while no key exists, and its node (stop it when done).
+pub async fn in_process(config: ServerConfig) -> anyhow::Result<(axum::Router, Node)> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let store = open_store(&config).await?;
+    let workers = worker_count(&config);
+    let engine = build_engine(&config, workers)?;
+    let node = Node::start(config.clone(), store.clone(), engine.clone(), workers).await?;
+    let state = node.state(config.clone(), engine, store, true)?;
+    Ok((router(state, &config), node))
+}
+
 /// Runs a worker node: claims jobs from the shared queue with `concurrency` local
 /// workers, and serves only `/health`, `/ready` and `/metrics` on `listen`, until
 /// `shutdown` completes; then stops claiming and lets running jobs finish within
@@ -460,6 +474,17 @@ async fn retention(
                 "deleted submissions past the retention period"
             ),
             Err(error) => tracing::warn!(%error, "cannot delete old submissions"),
+        }
+        // The audit log keeps its own retention: refusals aggregated per minute
+        // and address, and events, deleted past the same period.
+        match store.delete_audit_before(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                days,
+                "deleted audit events past the retention period"
+            ),
+            Err(error) => tracing::warn!(%error, "cannot delete old audit events"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}

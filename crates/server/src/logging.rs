@@ -61,7 +61,8 @@ pub async fn log_request(mut request: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    // A path is the client's to choose: the log keeps a bounded prefix of it.
+    let path = bounded(request.uri().path(), MAX_LOGGED_PATH);
     let slot = CallerSlot::default();
     request.extensions_mut().insert(slot.clone());
     let mut response = next.run(request).await;
@@ -88,4 +89,19 @@ pub async fn log_request(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// The longest path a log line keeps, in bytes.
+pub const MAX_LOGGED_PATH: usize = 256;
+
+/// `text` cut to at most `max` bytes on a character boundary, marked when cut.
+fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} bytes]", &text[..end], text.len())
 }

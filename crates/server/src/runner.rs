@@ -295,7 +295,7 @@ impl Runner {
         let runner = self.clone();
         let wait_limit = Duration::from_secs(self.config.queue.sync_wait_seconds);
         tokio::spawn(async move {
-            let renewing = runner.renew_while_running(id.clone());
+            let renewing = runner.renew_while_running(id.clone(), bucket.clone());
             let slot =
                 tokio::time::timeout(wait_limit, runner.run_slots.clone().acquire_owned()).await;
             let outcome = match slot {
@@ -387,7 +387,9 @@ impl Runner {
 
     /// Renews the lease of `id` every third of the lease time until the returned
     /// sender says stop.
-    fn renew_while_running(self: &Arc<Self>, job: String) -> watch::Sender<bool> {
+    /// The caller's concurrency slot (`bucket`) is renewed with it, so a cap
+    /// holds for as long as the job runs, however long that is.
+    fn renew_while_running(self: &Arc<Self>, job: String, bucket: String) -> watch::Sender<bool> {
         let (stop, mut stopped) = watch::channel(false);
         let lease = Duration::from_secs(self.config.queue.lease_seconds);
         let runner = self.clone();
@@ -404,6 +406,9 @@ impl Runner {
                             }
                             Ok(_) => {}
                             Err(error) => tracing::warn!(id = job, %error, "cannot renew a lease"),
+                        }
+                        if let Err(error) = runner.store.renew_slot(&bucket, &job, crate::admission::SLOT_TTL).await {
+                            tracing::warn!(id = job, %error, "cannot renew a concurrency slot");
                         }
                     }
                     _ = stopped.changed() => break,
@@ -508,7 +513,8 @@ impl Runner {
 
     /// Runs a claimed job, then releases its slot and sends its webhook.
     async fn run_claimed(self: Arc<Self>, claimed: ClaimedJob, permit: OwnedSemaphorePermit) {
-        let renewing = self.renew_while_running(claimed.id.clone());
+        let bucket = bucket_of(claimed.key_id.as_deref(), claimed.client_addr.as_deref());
+        let renewing = self.renew_while_running(claimed.id.clone(), bucket.clone());
         let stored = match self.codec.decode_job(&claimed.request) {
             Ok((job, format)) => {
                 let language = job.language.clone();
@@ -556,12 +562,7 @@ impl Runner {
             }
         };
         let _ = renewing.send(true);
-        self.admission
-            .release_slot(
-                &bucket_of(claimed.key_id.as_deref(), claimed.client_addr.as_deref()),
-                &claimed.id,
-            )
-            .await;
+        self.admission.release_slot(&bucket, &claimed.id).await;
         if let Some(url) = &claimed.callback_url {
             self.send_callback(&claimed.id, url, claimed.key_id.as_deref(), payload)
                 .await;

@@ -79,6 +79,9 @@ impl AppState {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_string())
             .unwrap_or_default();
+        // An address refused too often is refused again before its key costs a
+        // database lookup, an audit row or a log line of detail.
+        self.admission.check_address(&addr)?;
         let caller = match presented_key(&parts.headers) {
             Err(error) => Err(error),
             Ok(Some(key)) => match self.store.key_by_hash(&key_hash(&key)).await? {
@@ -102,23 +105,27 @@ impl AppState {
         let caller = caller.inspect_err(|error| {
             metrics::counter!("runbox_rejected_requests_total", "reason" => "unauthorized")
                 .increment(1);
-            self.audit(
-                "request_rejected",
-                None,
-                &addr,
-                serde_json::json!({"reason": error.code, "message": error.message, "path": parts.uri.path()}),
-            );
+            self.admission.count_refusal(&addr);
+            // Refusals are counted per minute and address, not written one by one.
+            let store = self.store.clone();
+            let (addr, reason) = (addr.clone(), error.code);
+            tokio::spawn(async move {
+                if let Err(error) = store.audit_refusal(&addr, reason, now_ms()).await {
+                    tracing::warn!(%error, "cannot count a refused request");
+                }
+            });
         })?;
         if let Err(refusal) = self.admission.check_rate(&caller).await {
             let error = ApiError::from(refusal);
             metrics::counter!("runbox_rejected_requests_total", "reason" => "rate_limited")
                 .increment(1);
-            self.audit(
-                "request_rejected",
-                caller.key_id(),
-                &addr,
-                serde_json::json!({"reason": error.code, "path": parts.uri.path()}),
-            );
+            let store = self.store.clone();
+            let (addr, reason) = (addr.clone(), error.code);
+            tokio::spawn(async move {
+                if let Err(error) = store.audit_refusal(&addr, reason, now_ms()).await {
+                    tracing::warn!(%error, "cannot count a refused request");
+                }
+            });
             return Err(error);
         }
         Ok(caller)

@@ -116,6 +116,10 @@ pub fn run(args: ServeArgs, config: ServerConfig) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(runbox_server::serve(config, shutdown_signal()))?;
+    // Jobs still running after the grace period must not keep the process (and
+    // its new boxes) alive: their blocking threads are left, and the process
+    // exits, which kills their boxes with their supervisor.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -171,5 +175,6 @@ impl WorkerArgs {
 pub fn work(config: ServerConfig, concurrency: u32) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(runbox_server::work(config, concurrency, shutdown_signal()))?;
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
 }

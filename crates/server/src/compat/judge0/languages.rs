@@ -28,8 +28,10 @@ pub const LANGUAGES: &[Judge0Language] = &[
     lang(48, "c", "C (GCC {v})"),
     lang(49, "c", "C (GCC {v})"),
     lang(103, "c", "C (GCC {v})"),
-    lang(54, "cpp", "C++ (GCC {v})"),
+    // The official SDK's C++ for Judge0 1.13.1 is 52: the main id is the one
+    // clients pick, the others are listed as archived aliases.
     lang(52, "cpp", "C++ (GCC {v})"),
+    lang(54, "cpp", "C++ (GCC {v})"),
     lang(53, "cpp", "C++ (GCC {v})"),
     lang(105, "cpp", "C++ (GCC {v})"),
     lang(51, "csharp", "C# (Mono {v})"),
@@ -98,6 +100,11 @@ pub fn id_of(runbox: &str) -> Option<u32> {
     LANGUAGES.iter().find(|l| l.runbox == runbox).map(|l| l.id)
 }
 
+/// Whether `language` is the main id of its runbox language (the others alias it).
+pub fn is_main(language: &Judge0Language) -> bool {
+    id_of(language.runbox) == Some(language.id)
+}
+
 impl Judge0Language {
     /// Its display name with the installed version.
     pub fn display_name(&self, version: Option<&str>) -> String {
@@ -128,7 +135,7 @@ mod tests {
         ] {
             assert_eq!(by_id(id).map(|l| l.runbox), Some(runbox), "{id}");
         }
-        assert_eq!(id_of("cpp"), Some(54));
+        assert_eq!(id_of("cpp"), Some(52));
         assert_eq!(by_id(70), None, "Python 2 is not in the catalog");
     }
 

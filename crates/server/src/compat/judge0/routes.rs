@@ -338,8 +338,18 @@ async fn list(
     let selection = Selection::parse(params.get("fields").map(String::as_str));
     let base64 = flag(&params, "base64_encoded");
     let mut submissions = Vec::with_capacity(listing.items.len());
-    for submission in &listing.items {
-        submissions.push(render(&state, submission, &selection, base64).await?);
+    // Listings carry summaries only: a page's results are read one by one, so
+    // no query ever holds every stored result of a page at once.
+    for summary in &listing.items {
+        let Some(submission) = state
+            .store
+            .submission(&summary.id)
+            .await
+            .map_err(ApiError::from)?
+        else {
+            continue;
+        };
+        submissions.push(render(&state, &submission, &selection, base64).await?);
     }
     let total_pages = listing.total.div_ceil(u64::from(per_page));
     Ok(Json(json!({
@@ -461,8 +471,11 @@ async fn list_languages(
 ) -> Judge0Result {
     caller?;
     let installed = installations(&state).await?;
+    // One row per installed language version: the ids that alias another (they
+    // run the same installed version) are archived, as Judge0 marks retired ids.
     let mut out: Vec<(String, u32)> = LANGUAGES
         .iter()
+        .filter(|l| languages::is_main(l))
         .filter_map(|l| {
             let (_, installation) = installed.iter().find(|(lang, _)| lang.id == l.runbox)?;
             installation
@@ -480,7 +493,7 @@ async fn list_languages(
 }
 
 /// `GET /languages/all`: every id, installed or not, with `is_archived` for the
-/// ones this host lacks.
+/// ones this host lacks and for aliases of another id.
 async fn all_languages(
     State(state): State<SharedState>,
     caller: Result<Caller, ApiError>,
@@ -497,7 +510,8 @@ async fn all_languages(
             json!({
                 "id": l.id,
                 "name": l.display_name(installation.and_then(|i| i.version())),
-                "is_archived": !installation.is_some_and(|i| i.is_installed()),
+                "is_archived": !installation.is_some_and(|i| i.is_installed())
+                    || !languages::is_main(l),
             })
         })
         .collect();
@@ -544,7 +558,7 @@ async fn show_language(
     Ok(Json(json!({
         "id": entry.id,
         "name": entry.display_name(installation.version()),
-        "is_archived": !installation.is_installed(),
+        "is_archived": !installation.is_installed() || !languages::is_main(entry),
         "source_file": language.source_file,
         "compile_cmd": commands.as_ref().and_then(|c| c.compile.as_ref()).map(|c| c.join(" ")),
         "run_cmd": commands.as_ref().map(|c| c.run.join(" ")),
