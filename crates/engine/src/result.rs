@@ -156,10 +156,98 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// Cuts the outputs of every stage and test, in order (compile, run, tests),
+    /// so that together they hold at most `max_bytes`; each stream cut is
+    /// flagged truncated. Figures (times, memory, statuses) stay whole.
+    pub fn cap_outputs(&mut self, max_bytes: usize) {
+        let mut left = max_bytes;
+        let mut cap = |stage: &mut Stage| {
+            for (data, truncated) in [
+                (&mut stage.stdout, &mut stage.stdout_truncated),
+                (&mut stage.stderr, &mut stage.stderr_truncated),
+            ] {
+                if data.len() > left {
+                    data.truncate(left);
+                    *truncated = true;
+                }
+                left -= data.len();
+            }
+        };
+        if let Some(compile) = self.compile.as_mut() {
+            cap(&mut compile.outcome);
+        }
+        if let Some(run) = self.run.as_mut() {
+            cap(run);
+        }
+        for test in self.tests.iter_mut().flatten() {
+            cap(&mut test.run);
+        }
+    }
+
     /// The stage the status comes from: the run, or the failed compile.
     pub fn last_stage(&self) -> Option<&Stage> {
         self.run
             .as_ref()
             .or(self.compile.as_ref().map(|c| &c.outcome))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(stdout: &[u8], stderr: &[u8]) -> Stage {
+        Stage {
+            status: Status::Ok,
+            exit_code: Some(0),
+            signal: None,
+            stdout: stdout.to_vec(),
+            stderr: stderr.to_vec(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            cpu_time: std::time::Duration::ZERO,
+            wall_time: std::time::Duration::ZERO,
+            memory_kb: 0,
+            limit_hit: None,
+            chunks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn outputs_of_every_test_together_stay_within_the_cap_and_are_flagged() {
+        let test = |name: &str| TestResult {
+            name: name.into(),
+            verdict: ResultStatus::Accepted,
+            run: stage(&[b'o'; 6], &[b'e'; 6]),
+            comment: None,
+            cpu: None,
+        };
+        let mut result = RunResult {
+            id: "x".into(),
+            language: "c".into(),
+            version: None,
+            status: ResultStatus::Accepted,
+            compile: None,
+            run: None,
+            tests: Some(vec![test("1"), test("2"), test("3")]),
+            passed: None,
+            failed: None,
+            failed_tests: None,
+            timing: None,
+            message: None,
+        };
+        result.cap_outputs(20);
+        let tests = result.tests.unwrap();
+        let total: usize = tests
+            .iter()
+            .map(|t| t.run.stdout.len() + t.run.stderr.len())
+            .sum();
+        assert_eq!(total, 20);
+        assert!(!tests[0].run.stdout_truncated && !tests[0].run.stderr_truncated);
+        assert!(!tests[1].run.stdout_truncated);
+        assert!(tests[1].run.stderr_truncated);
+        assert_eq!(tests[1].run.stderr.len(), 2);
+        assert!(tests[2].run.stdout_truncated && tests[2].run.stdout.is_empty());
+        assert!(tests[2].run.stderr_truncated);
     }
 }

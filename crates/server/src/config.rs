@@ -106,6 +106,14 @@ pub struct RequestBounds {
     pub max_runs: u32,
     /// Items per page of a listing.
     pub max_per_page: u32,
+    /// The longest one job may take on the wall clock with every limit reached:
+    /// its compile, then each test (or run) and check one after another, in
+    /// seconds. A job that could take longer is refused before it runs.
+    pub max_job_wall_seconds: u64,
+    /// Bytes of output one result may carry, every stage and test together;
+    /// past it, later outputs are cut and flagged `stdout_truncated` /
+    /// `stderr_truncated` (the program's own figures stay whole).
+    pub max_result_bytes: usize,
 }
 
 impl Default for RequestBounds {
@@ -120,6 +128,8 @@ impl Default for RequestBounds {
             max_tests: 200,
             max_runs: 20,
             max_per_page: 100,
+            max_job_wall_seconds: 3600,
+            max_result_bytes: 16 << 20,
         }
     }
 }

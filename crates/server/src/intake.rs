@@ -29,6 +29,23 @@ pub async fn check(
         crate::webhook::check_url(url, state.config.webhooks.allow_private_addresses)?;
     }
     let checked = state.runner.check(job).await?;
+    let cap = std::time::Duration::from_secs(state.config.requests.max_job_wall_seconds);
+    let longest = checked.max_wall_time();
+    if longest > cap {
+        let field = if checked.job().tests.is_empty() {
+            "limits"
+        } else {
+            "tests"
+        };
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "this job could take {} s with its wall-time limits, more than the {} s one job may take: use fewer tests or smaller limits",
+                longest.as_secs(),
+                cap.as_secs()
+            ),
+        ));
+    }
     Ok((checked, record(request)))
 }
 

@@ -114,6 +114,10 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
 /// The Prometheus recorder (installed once per process).
 fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    // Two services started at once in one process (tests) must not both try to
+    // install the recorder.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }

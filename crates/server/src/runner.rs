@@ -341,7 +341,12 @@ impl Runner {
         metrics::gauge!("runbox_boxes_in_use").decrement(1.0);
         self.running.fetch_sub(1, Ordering::Relaxed);
         let result = match outcome {
-            Ok(Ok(result)) => Ok(result),
+            Ok(Ok(mut result)) => {
+                // One result answers, is stored and may be sent to a webhook:
+                // its outputs together stay within the configured bound.
+                result.cap_outputs(self.config.requests.max_result_bytes);
+                Ok(result)
+            }
             Ok(Err(error)) => Err(error.to_string()),
             Err(panic) => Err(format!("the job panicked: {panic}")),
         };

@@ -246,3 +246,41 @@ async fn a_judge0_callback_to_a_name_that_resolves_to_loopback_is_never_called()
     assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_negative_piston_timeout_is_refused() {
+    let app = App::start().await;
+    let (status, body) = app
+        .post(
+            "/api/v2/execute",
+            json!({"language": "python", "version": "*", "run_timeout": -5,
+                   "files": [{"content": "print(1)"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("run_timeout"),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_whose_tests_could_take_longer_than_the_total_wall_cap_is_refused() {
+    let app = App::start_with(|c| c.requests.max_job_wall_seconds = 60).await;
+    let tests: Vec<_> = (0..10)
+        .map(|i| json!({"name": format!("t{i}"), "stdin": "", "limits": {"wall_time_ms": 10_000}}))
+        .collect();
+    let (status, body) = app
+        .post(
+            "/api/v1/execute",
+            json!({"language": "python", "source": "print(1)", "tests": tests}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "tests", "{body}");
+    app.stop().await;
+}

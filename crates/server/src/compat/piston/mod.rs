@@ -167,8 +167,8 @@ async fn runtimes(
     Ok(Json(list).into_response())
 }
 
-/// A limit of the request: absent or negative means the default; otherwise at
-/// most `max`.
+/// A limit of the request: absent, null or -1 (Piston's "no limit of my own")
+/// means the default; another negative number is refused; otherwise at most `max`.
 fn limit(body: &Map<String, Value>, key: &str, max: u64) -> Result<Option<u64>, PistonError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -178,8 +178,13 @@ fn limit(body: &Map<String, Value>, key: &str, max: u64) -> Result<Option<u64>, 
                     "If specified, {key} must be a number"
                 )));
             };
-            if v < 0.0 {
+            if v == -1.0 {
                 return Ok(None);
+            }
+            if v < 0.0 {
+                return Err(PistonError::bad(format!(
+                    "{key} must be a positive number (or -1 for the default)"
+                )));
             }
             if v > max as f64 {
                 return Err(PistonError::bad(format!(
