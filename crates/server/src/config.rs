@@ -478,6 +478,24 @@ fn parse_env_value(raw: &str) -> toml::Value {
     }
 }
 
+/// The worker count in force: the configured one, or one per CPU plus one (while
+/// a box is set up or torn down, its CPU would otherwise idle: +13% throughput of
+/// Python hello worlds on 2 CPUs).
+pub fn worker_count(config: &ServerConfig) -> u32 {
+    config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32) + 1)
+}
+
+/// The host's name (from the kernel; `localhost` when unknown).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,54 +119,6 @@ impl From<runbox_engine::JobError> for ApiError {
     }
 }
 
-impl From<crate::admission::AdmissionRefusal> for ApiError {
-    fn from(refusal: crate::admission::AdmissionRefusal) -> Self {
-        use crate::admission::AdmissionRefusal as R;
-        match refusal {
-            R::RateLimited { retry_after, .. } => {
-                ApiError::rate_limited(refusal.to_string(), retry_after)
-            }
-            R::TooManyJobs { .. } => {
-                ApiError::rate_limited(refusal.to_string(), Duration::from_secs(1))
-            }
-            R::TooManyRefusals { retry_after } => {
-                ApiError::rate_limited(refusal.to_string(), retry_after)
-            }
-            R::Store(error) => error.into(),
-        }
-    }
-}
-
-impl From<crate::runner::Refusal> for ApiError {
-    fn from(refusal: crate::runner::Refusal) -> Self {
-        use crate::runner::Refusal as R;
-        match refusal {
-            R::Job(error) => error.into(),
-            R::InBatch { index, error } => {
-                let mut inner = ApiError::from(*error);
-                inner.field = Some(format!(
-                    "submissions[{index}].{}",
-                    inner.field.as_deref().unwrap_or("")
-                ));
-                inner.message = format!("submissions[{index}]: {}", inner.message);
-                inner
-            }
-            R::QueueFull { .. } => {
-                ApiError::unavailable("queue_full", refusal.to_string(), Duration::from_secs(2))
-            }
-            R::NoWorker { .. } => {
-                ApiError::unavailable("no_worker", refusal.to_string(), Duration::from_secs(5))
-            }
-            R::Admission(refusal) => refusal.into(),
-            R::ShuttingDown => {
-                ApiError::unavailable("shutting_down", refusal.to_string(), Duration::from_secs(5))
-            }
-            R::Callback(message) => ApiError::invalid("callback_url", message),
-            R::Store(error) => error.into(),
-        }
-    }
-}
-
 impl From<runbox_store::Error> for ApiError {
     /// The database failing is the service being unavailable for a while (503 with
     /// `Retry-After`), not a bad request; the details go to the log.

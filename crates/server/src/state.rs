@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
@@ -19,6 +19,56 @@ use crate::auth::{Caller, key_hash, presented_key};
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::runner::Runner;
+
+// The HTTP layer decides what status each refusal of the layers below is; the
+// runner and admission know nothing of HTTP.
+impl From<crate::admission::AdmissionRefusal> for ApiError {
+    fn from(refusal: crate::admission::AdmissionRefusal) -> Self {
+        use crate::admission::AdmissionRefusal as R;
+        match refusal {
+            R::RateLimited { retry_after, .. } => {
+                ApiError::rate_limited(refusal.to_string(), retry_after)
+            }
+            R::TooManyJobs { .. } => {
+                ApiError::rate_limited(refusal.to_string(), Duration::from_secs(1))
+            }
+            R::TooManyRefusals { retry_after } => {
+                ApiError::rate_limited(refusal.to_string(), retry_after)
+            }
+            R::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::runner::Refusal> for ApiError {
+    fn from(refusal: crate::runner::Refusal) -> Self {
+        use crate::runner::Refusal as R;
+        match refusal {
+            R::Job(error) => error.into(),
+            R::InBatch { index, error } => {
+                let mut inner = ApiError::from(*error);
+                inner.field = Some(format!(
+                    "submissions[{index}].{}",
+                    inner.field.as_deref().unwrap_or("")
+                ));
+                inner.message = format!("submissions[{index}]: {}", inner.message);
+                inner
+            }
+            R::QueueFull { .. } => {
+                ApiError::unavailable("queue_full", refusal.to_string(), Duration::from_secs(2))
+            }
+            R::NoWorker { .. } => {
+                ApiError::unavailable("no_worker", refusal.to_string(), Duration::from_secs(5))
+            }
+            R::Admission(refusal) => refusal.into(),
+            R::ShuttingDown => {
+                ApiError::unavailable("shutting_down", refusal.to_string(), Duration::from_secs(5))
+            }
+            R::Callback(message) => ApiError::invalid("callback_url", message),
+            R::Store(error) => error.into(),
+        }
+    }
+}
 
 /// What every handler shares.
 pub struct AppState {
