@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub languages_dir: Option<PathBuf>,
     /// Request sizes and counts.
     pub requests: RequestBounds,
+    /// Connections: how many, and how long a client may take to send a request.
+    pub connections: ConnectionSettings,
     /// Limits of the run stage: defaults and maxima.
     pub run_limits: LimitSettings,
     /// Limits of the compile stage: defaults and maxima.
@@ -61,6 +63,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             languages_dir: None,
             requests: RequestBounds::default(),
+            connections: ConnectionSettings::default(),
             run_limits: LimitSettings::run_defaults(),
             compile_limits: LimitSettings::compile_defaults(),
             rate: RateSettings::default(),
@@ -130,6 +133,30 @@ impl Default for RequestBounds {
             max_per_page: 100,
             max_job_wall_seconds: 3600,
             max_result_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Bounds of the connections a client can make the server hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionSettings {
+    /// Connections open at once; one more is closed at once. Never more than the
+    /// process's descriptor limit minus 512 (for boxes and the database).
+    pub max_connections: u32,
+    /// How long a client may take to send a request's headers, and how long an
+    /// idle keep-alive connection stays open, in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// How long a client may take to send a whole request body, in milliseconds.
+    pub body_read_timeout_ms: u64,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            max_connections: 4096,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
         }
     }
 }

@@ -25,6 +25,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error with any status and code.
+    pub fn new_public(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(status, code, message)
+    }
+
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,

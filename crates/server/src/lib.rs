@@ -26,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod history;
 pub mod intake;
+pub mod listener;
 pub mod logging;
 pub mod readiness;
 pub mod runner;
@@ -35,7 +36,6 @@ pub mod webhook;
 pub mod wire;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,6 +162,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    listener::raise_descriptor_limit();
     let config = Arc::new(config);
     let store = open_store(&config).await?;
     let workers = worker_count(&config);
@@ -189,11 +190,7 @@ pub async fn serve(
     let app = router(state, &config);
     let shutdown_tx = node.shutdown_tx.clone();
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let server = listener::serve(listener, app, &config.connections, async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; waiting for running jobs");
         let _ = shutdown_tx.send(true);
@@ -204,7 +201,7 @@ pub async fn serve(
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        result = server => result.context("the HTTP server failed")?,
+        _ = server => {}
         _ = drain => tracing::warn!("requests still open after the grace period: closing them"),
     }
     node.stop(grace).await;
@@ -263,17 +260,12 @@ pub async fn work(
         node.runner.node_id
     );
     let shutdown_tx = node.shutdown_tx.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    listener::serve(listener, app, &config.connections, async move {
         shutdown.await;
         tracing::info!("shutting down: no new jobs are claimed; waiting for running ones");
         let _ = shutdown_tx.send(true);
     })
-    .await
-    .context("the health listener failed")?;
+    .await;
     node.stop(Duration::from_secs(config.shutdown_grace_seconds))
         .await;
     Ok(())

@@ -182,6 +182,14 @@ impl AppState {
     }
 }
 
+/// Marks a request whose caller was refused: its body is never read.
+#[derive(Clone)]
+pub struct Refused(pub ApiError);
+
+/// How long this request's body may take to arrive.
+#[derive(Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
 impl<S> FromRequestParts<S> for Caller
 where
     SharedState: FromRef<S>,
@@ -191,7 +199,14 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = SharedState::from_ref(state);
-        let caller = state.authenticate(parts).await?;
+        parts
+            .extensions
+            .insert(BodyTimeout(std::time::Duration::from_millis(
+                state.config.connections.body_read_timeout_ms,
+            )));
+        let caller = state.authenticate(parts).await.inspect_err(|error| {
+            parts.extensions.insert(Refused(error.clone()));
+        })?;
         if let Some(slot) = parts.extensions.get::<crate::logging::CallerSlot>() {
             slot.set(&caller);
         }
@@ -227,20 +242,38 @@ where
     }
 }
 
-/// The body's bytes; 413 when it is over the configured size.
+/// The body's bytes; 413 when it is over the configured size, 401 without
+/// reading it when the request's caller was refused (a keyless client cannot make
+/// the server hold its body), 408 when it does not arrive in time.
 pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status().as_u16() == 413 {
-                ApiError::too_large(
-                    "body",
-                    "the request body is larger than this server accepts",
-                )
-            } else {
-                ApiError::bad_request("invalid_body", format!("cannot read the body: {rejection}"))
-            }
-        })
+    if let Some(Refused(error)) = request.extensions().get::<Refused>() {
+        return Err(error.clone());
+    }
+    let timeout = request
+        .extensions()
+        .get::<BodyTimeout>()
+        .map_or(std::time::Duration::from_secs(30), |t| t.0);
+    let read = tokio::time::timeout(timeout, Bytes::from_request(request, state)).await;
+    let Ok(read) = read else {
+        return Err(ApiError::new_public(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                timeout.as_secs()
+            ),
+        ));
+    };
+    read.map_err(|rejection| {
+        if rejection.status().as_u16() == 413 {
+            ApiError::too_large(
+                "body",
+                "the request body is larger than this server accepts",
+            )
+        } else {
+            ApiError::bad_request("invalid_body", format!("cannot read the body: {rejection}"))
+        }
+    })
 }
 
 /// Refuses new work while the server shuts down (503 with `Retry-After`).

@@ -53,11 +53,46 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = crate::state::read_body(request, state).await?;
+        // Adapters parse into a JSON tree first: a body of millions of tiny values
+        // would cost far more memory than its bytes, so it is refused unparsed.
+        if json_values(&bytes) > MAX_JSON_VALUES {
+            return Err(ApiError::too_large(
+                "body",
+                format!("the body holds more than {MAX_JSON_VALUES} JSON values"),
+            ));
+        }
         crate::state::parse_json(&bytes).map(LenientJson)
     }
 }
 
 pub use crate::state::refuse_when_shutting_down;
+
+/// The most JSON values (numbers, strings, arrays, objects, ...) an adapter's
+/// body may hold: far more than any real request, far less than a hostile one.
+pub const MAX_JSON_VALUES: usize = 100_000;
+
+/// How many values a JSON text holds, counted without parsing it (a cheap upper
+/// bound: separators and openings outside strings, plus one).
+pub fn json_values(bytes: &[u8]) -> usize {
+    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
+    for &byte in bytes {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b',' | b'[' | b'{' | b':' => count += 1,
+            _ => {}
+        }
+    }
+    count
+}
 
 /// A native request with the defaults every adapter starts from: outputs in
 /// base64, so that adapters see the program's exact bytes.
@@ -147,4 +182,19 @@ pub fn seconds(ms: f64) -> f64 {
 /// Now, as RFC 3339 (UTC, milliseconds).
 pub fn now_rfc3339() -> String {
     crate::time::rfc3339(runbox_store::now_ms())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_values_are_counted_outside_strings_only() {
+        assert_eq!(json_values(b"0"), 1);
+        assert_eq!(json_values(b"[0,0,0]"), 4);
+        assert_eq!(json_values(br#"{"a": "x,y,[z]", "b": [1, 2]}"#), 7);
+        assert_eq!(json_values(br#""quoted \" , still a string""#), 1);
+        let hostile = format!("[{}0]", "0,".repeat(200_000));
+        assert!(json_values(hostile.as_bytes()) > MAX_JSON_VALUES);
+    }
 }
