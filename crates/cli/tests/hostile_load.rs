@@ -37,7 +37,8 @@ fn closed_by_server(mut stream: &TcpStream) -> bool {
         .unwrap();
     let mut buf = [0u8; 512];
     match stream.read(&mut buf) {
-        Ok(_) => true,
+        // Closed, or answered with a timeout before closing.
+        Ok(read) => read == 0 || buf[..read].starts_with(b"HTTP/1.1 408"),
         Err(e) => !matches!(
             e.kind(),
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
