@@ -202,7 +202,10 @@ fn a_flood_of_wrong_keys_costs_almost_no_disk_and_is_throttled() {
     // Heard: the burst, then the rate (10 per second) for as long as it lasted.
     let heard = 1000 - throttled;
     let allowed = 50 + (started.elapsed().as_secs_f64() * 10.0).ceil() as usize + 5;
-    assert!(heard <= allowed, "{heard} of 1000 were heard, at most {allowed} expected");
+    assert!(
+        heard <= allowed,
+        "{heard} of 1000 were heard, at most {allowed} expected"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let grown_db = size(&db).saturating_sub(before_db);
     let grown_log = server.log().len().saturating_sub(before_log);

@@ -739,6 +739,51 @@ fn sources_and_outputs_are_not_kept_when_switched_off() {
 }
 
 #[test]
+fn without_kept_sources_no_copy_of_a_source_or_harness_reaches_the_disk() {
+    let server = TestServer::start_with(Options {
+        env: vec![("RUNBOX_HISTORY_STORE_SOURCE", "false".into())],
+        ..Options::default()
+    });
+    let request = json!({"language": "c",
+        "files": [{"name": "main.c", "content": "int secret_function_name(void) { return 0; }\nint main(void) { return secret_function_name(); }"}],
+        "harness": {"files": [{"name": "harness_secret.h", "content": "/* harness secret text */"}]}});
+    server.post_expect("/api/v1/execute", &request, None, 200);
+    let second = server.post_expect("/api/v1/execute", &request, None, 200);
+    assert_eq!(second["compile"]["cached"], true, "{second}");
+    // Not in the compile cache...
+    let mut found = Vec::new();
+    let mut stack = vec![server.data_dir.join("compile-cache")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                let text = String::from_utf8_lossy(&bytes);
+                if text.contains("secret_function_name(void) {")
+                    || text.contains("harness secret text")
+                {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "sources kept in {found:?}");
+    // ... nor in the database.
+    let db = std::fs::read(server.data_dir.join("runbox.db")).unwrap();
+    let wal = std::fs::read(server.data_dir.join("runbox.db-wal")).unwrap_or_default();
+    let text = String::from_utf8_lossy(&[db, wal].concat()).into_owned();
+    assert!(
+        !text.contains("harness secret text"),
+        "the harness was stored"
+    );
+    assert!(
+        !text.contains("secret_function_name(void) {"),
+        "the source was stored"
+    );
+}
+
+#[test]
 fn json_logs_have_one_line_per_request() {
     let server = TestServer::start_with(Options {
         args: vec!["--log-format", "json"],

@@ -159,6 +159,11 @@ enum Node {
         mode: u32,
         size: u64,
         sha256: String,
+        /// The copy's inode and modification time when it was written: a hit
+        /// that finds both unchanged trusts the contents without hashing them
+        /// again (entries are written by runbox only, as root, and never changed).
+        #[serde(default)]
+        written: Option<(u64, i64, i64)>,
     },
     Symlink {
         path: String,
@@ -322,17 +327,21 @@ impl CompileCache {
     }
 
     /// Copies the work directory `work` of a successful compile into the cache.
+    ///
+    /// `leave_out` names files of the work directory (the job's sources) that the
+    /// entry must not keep.
     pub(crate) fn store(
         &self,
         key: &Key,
         work: &Path,
         compile: &Outcome,
+        leave_out: &[String],
     ) -> Result<(), StoreError> {
         let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .tmp
             .join(format!("{}.{}.{n}", key.as_str(), std::process::id()));
-        let result = self.write_entry(key, work, compile, &tmp);
+        let result = self.write_entry(key, work, compile, &tmp, leave_out);
         if result.is_err() {
             let _ = fs::remove_dir_all(&tmp);
         }
@@ -361,6 +370,7 @@ impl CompileCache {
         work: &Path,
         compile: &Outcome,
         tmp: &Path,
+        leave_out: &[String],
     ) -> Result<u64, StoreError> {
         let files = tmp.join("files");
         for dir in [tmp, &files] {
@@ -373,7 +383,11 @@ impl CompileCache {
         }
         let mut nodes = Vec::new();
         let mut bytes = 0;
-        copy_tree(work, &files, "", 0, &mut nodes, &mut bytes, self.max_bytes)?;
+        let copy = Copy {
+            leave_out,
+            max_bytes: self.max_entry_bytes(),
+        };
+        copy_tree(work, &files, "", 0, &mut nodes, &mut bytes, &copy)?;
         let manifest = Manifest {
             key: key.as_str().to_string(),
             bytes,
@@ -396,6 +410,12 @@ impl CompileCache {
             .and_then(|()| file.sync_all())
             .map_err(io_err("cannot write", &marker))?;
         Ok(bytes)
+    }
+
+    /// The most one entry may hold: half of the cache, so that one job's
+    /// artifacts cannot evict every other entry.
+    fn max_entry_bytes(&self) -> u64 {
+        self.max_bytes / 2
     }
 
     /// Adds `bytes` to the running total and evicts when it passes the bound.
@@ -492,8 +512,18 @@ struct Scanned {
     bytes: u64,
 }
 
+/// What a copy into the cache keeps.
+struct Copy<'a> {
+    /// Paths (relative to the work directory) left out.
+    leave_out: &'a [String],
+    /// The bound on one entry's bytes.
+    max_bytes: u64,
+}
+
 /// Copies `from` into `to` without following links: regular files (readable by
 /// every box user), directories and symbolic links; anything else is left out.
+/// A sparse file (a hole the compile box got for free would be written densely
+/// here) makes the entry too large to keep.
 fn copy_tree(
     from: &Path,
     to: &Path,
@@ -501,8 +531,9 @@ fn copy_tree(
     depth: usize,
     nodes: &mut Vec<Node>,
     bytes: &mut u64,
-    max_bytes: u64,
+    copy: &Copy<'_>,
 ) -> Result<(), StoreError> {
+    let max_bytes = copy.max_bytes;
     if depth > MAX_DEPTH {
         return Err(StoreError::TooLarge(format!(
             "deeper than {MAX_DEPTH} directories"
@@ -547,8 +578,19 @@ fn copy_tree(
             fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
                 .map_err(io_err("cannot open up", &target))?;
             nodes.push(Node::Dir { path: rel.clone() });
-            copy_tree(&source, &target, &rel, depth + 1, nodes, bytes, max_bytes)?;
+            copy_tree(&source, &target, &rel, depth + 1, nodes, bytes, copy)?;
         } else if meta.is_file() {
+            if copy.leave_out.contains(&rel) {
+                continue;
+            }
+            // Blocks actually allocated, with a block of slack for tails.
+            if meta.blocks() * 512 + NODE_BYTES < meta.len() {
+                return Err(StoreError::TooLarge(format!(
+                    "{rel} is sparse ({} bytes long, {} allocated)",
+                    meta.len(),
+                    meta.blocks() * 512
+                )));
+            }
             *bytes += meta.len();
             if *bytes > max_bytes {
                 return Err(StoreError::TooLarge(format!(
@@ -561,11 +603,15 @@ fn copy_tree(
                 0o644
             };
             let (size, sha256) = copy_file(&source, &target, mode)?;
+            let written = fs::symlink_metadata(&target)
+                .ok()
+                .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()));
             nodes.push(Node::File {
                 path: rel,
                 mode,
                 size,
                 sha256,
+                written,
             });
         }
     }
@@ -622,12 +668,19 @@ fn verify(files: &Path, nodes: &[Node]) -> io::Result<()> {
                 }
             }
             Node::File {
-                path, size, sha256, ..
+                path,
+                size,
+                sha256,
+                written,
+                ..
             } => {
                 let full = files.join(path);
                 let meta = fs::symlink_metadata(&full)?;
                 if !meta.is_file() || meta.len() != *size {
                     return Err(bad("another size", path));
+                }
+                if *written == Some((meta.ino(), meta.mtime(), meta.mtime_nsec())) {
+                    continue;
                 }
                 let mut file = fs::File::open(&full)?;
                 let mut hasher = Sha256::new();
@@ -718,7 +771,7 @@ mod tests {
         let w = work(&[("main", b"\x7fELF"), ("sub/data.txt", b"x")]);
         fs::set_permissions(w.path().join("main"), fs::Permissions::from_mode(0o700)).unwrap();
         assert!(cache.lookup(&key("a")).is_none());
-        cache.store(&key("a"), w.path(), &outcome()).unwrap();
+        cache.store(&key("a"), w.path(), &outcome(), &[]).unwrap();
         let entry = cache.lookup(&key("a")).expect("a hit");
         assert_eq!(fs::read(entry.path().join("main")).unwrap(), b"\x7fELF");
         assert_eq!(fs::read(entry.path().join("sub/data.txt")).unwrap(), b"x");
@@ -732,7 +785,7 @@ mod tests {
     fn an_entry_without_its_marker_is_never_used() {
         let (_d, cache) = cache(1 << 30);
         let w = work(&[("main", b"binary")]);
-        cache.store(&key("a"), w.path(), &outcome()).unwrap();
+        cache.store(&key("a"), w.path(), &outcome(), &[]).unwrap();
         fs::remove_file(cache.entry_dir(&key("a")).join(MARKER)).unwrap();
         assert!(cache.lookup(&key("a")).is_none());
     }
@@ -741,7 +794,7 @@ mod tests {
     fn a_changed_or_truncated_file_makes_the_entry_a_miss_and_removes_it() {
         let (_d, cache) = cache(1 << 30);
         let w = work(&[("main", b"binary!")]);
-        cache.store(&key("a"), w.path(), &outcome()).unwrap();
+        cache.store(&key("a"), w.path(), &outcome(), &[]).unwrap();
         let main = cache.entry_dir(&key("a")).join("files/main");
         fs::write(&main, b"binarY!").unwrap();
         assert!(cache.lookup(&key("a")).is_none());
@@ -749,7 +802,7 @@ mod tests {
             !cache.entry_dir(&key("a")).exists(),
             "the damaged entry is removed"
         );
-        cache.store(&key("a"), w.path(), &outcome()).unwrap();
+        cache.store(&key("a"), w.path(), &outcome(), &[]).unwrap();
         fs::write(cache.entry_dir(&key("a")).join("files/main"), b"bin").unwrap();
         assert!(cache.lookup(&key("a")).is_none());
     }
@@ -763,7 +816,7 @@ mod tests {
             .tmp
             .join(format!("{}.2147483000.0", key("a").as_str()));
         cache
-            .write_entry(&key("a"), w.path(), &outcome(), &dead)
+            .write_entry(&key("a"), w.path(), &outcome(), &dead, &[])
             .unwrap();
         assert!(cache.lookup(&key("a")).is_none());
         drop(cache);
@@ -782,13 +835,13 @@ mod tests {
         let (_d, cache) = cache(150 << 10);
         let w = work(&[("main", &[7u8; 40 << 10])]);
         for name in ["a", "b", "c"] {
-            cache.store(&key(name), w.path(), &outcome()).unwrap();
+            cache.store(&key(name), w.path(), &outcome(), &[]).unwrap();
             std::thread::sleep(Duration::from_millis(20));
         }
         // "a" is used again: "b" is now the least recently used.
         drop(cache.lookup(&key("a")).unwrap());
         std::thread::sleep(Duration::from_millis(20));
-        cache.store(&key("d"), w.path(), &outcome()).unwrap();
+        cache.store(&key("d"), w.path(), &outcome(), &[]).unwrap();
         assert!(cache.lookup(&key("b")).is_none(), "b was evicted");
         for name in ["a", "c", "d"] {
             assert!(cache.lookup(&key(name)).is_some(), "{name} was kept");
@@ -799,13 +852,13 @@ mod tests {
     fn an_entry_in_use_is_not_evicted() {
         let (_d, cache) = cache(100 << 10);
         let w = work(&[("main", &[7u8; 40 << 10])]);
-        cache.store(&key("a"), w.path(), &outcome()).unwrap();
+        cache.store(&key("a"), w.path(), &outcome(), &[]).unwrap();
         let held = cache.lookup(&key("a")).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        cache.store(&key("b"), w.path(), &outcome()).unwrap();
+        cache.store(&key("b"), w.path(), &outcome(), &[]).unwrap();
         // Apart in time, so "b" is older than "c" whatever the clock's granularity.
         std::thread::sleep(Duration::from_millis(20));
-        cache.store(&key("c"), w.path(), &outcome()).unwrap();
+        cache.store(&key("c"), w.path(), &outcome(), &[]).unwrap();
         assert!(held.path().join("main").exists());
         drop(held);
         assert!(
@@ -820,7 +873,7 @@ mod tests {
         let (_d, cache) = cache(10 << 10);
         let w = work(&[("main", &[7u8; 20 << 10])]);
         assert!(matches!(
-            cache.store(&key("a"), w.path(), &outcome()),
+            cache.store(&key("a"), w.path(), &outcome(), &[]),
             Err(StoreError::TooLarge(_))
         ));
         assert!(cache.lookup(&key("a")).is_none());
@@ -828,11 +881,52 @@ mod tests {
     }
 
     #[test]
+    fn a_sparse_file_is_not_cached() {
+        let (_d, cache) = cache(1 << 30);
+        let w = work(&[("main", b"x")]);
+        // 100 MiB that cost the compile box nothing: a hole.
+        let hole = fs::File::create(w.path().join("huge")).unwrap();
+        hole.set_len(100 << 20).unwrap();
+        assert!(matches!(
+            cache.store(&key("a"), w.path(), &outcome(), &[]),
+            Err(StoreError::TooLarge(message)) if message.contains("sparse")
+        ));
+        assert!(cache.lookup(&key("a")).is_none());
+    }
+
+    #[test]
+    fn one_entry_cannot_take_more_than_half_of_the_cache() {
+        let (_d, cache) = cache(100 << 10);
+        let w = work(&[("main", &[7u8; 60 << 10])]);
+        assert!(matches!(
+            cache.store(&key("a"), w.path(), &outcome(), &[]),
+            Err(StoreError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn sources_left_out_are_not_in_the_entry() {
+        let (_d, cache) = cache(1 << 30);
+        let w = work(&[
+            ("main", b"binary"),
+            ("main.c", b"int main(){}"),
+            ("data.txt", b"d"),
+        ]);
+        cache
+            .store(&key("a"), w.path(), &outcome(), &["main.c".to_string()])
+            .unwrap();
+        let entry = cache.lookup(&key("a")).unwrap();
+        assert!(entry.path().join("main").exists());
+        assert!(entry.path().join("data.txt").exists());
+        assert!(!entry.path().join("main.c").exists(), "the source was kept");
+    }
+
+    #[test]
     fn links_are_kept_as_links_and_never_followed() {
         let (_d, cache) = cache(1 << 30);
         let w = work(&[("main", b"x")]);
         std::os::unix::fs::symlink("/etc/shadow", w.path().join("evil")).unwrap();
-        cache.store(&key("a"), w.path(), &outcome()).unwrap();
+        cache.store(&key("a"), w.path(), &outcome(), &[]).unwrap();
         let entry = cache.lookup(&key("a")).unwrap();
         let link = entry.path().join("evil");
         assert!(

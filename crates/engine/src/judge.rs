@@ -38,6 +38,9 @@ pub(crate) struct Spread<'p> {
     pub cpus: Vec<u32>,
     /// Called with each test's result as it is judged.
     pub progress: &'p (dyn Fn(&TestResult) + Sync),
+    /// Output bytes the tests may keep together, once judged (the checker saw
+    /// them whole): a job of many tests printing much holds a bounded result.
+    pub output_budget: usize,
 }
 
 /// Runs every test (or up to the first failure) and returns their results in test order.
@@ -54,10 +57,12 @@ pub(crate) fn run_tests(
     let first_failure = AtomicUsize::new(usize::MAX);
     let error: Mutex<Option<Error>> = Mutex::new(None);
     let stop = job.judge.stop_on_first_failure;
+    let budget = AtomicUsize::new(spread.output_budget);
     std::thread::scope(|scope| {
         for worker in 0..spread.workers.clamp(1, tests.len().max(1)) {
             let cpu = spread.cpus.get(worker).copied();
-            let (slots, next, first_failure, error) = (&slots, &next, &first_failure, &error);
+            let (slots, next, first_failure, error, budget) =
+                (&slots, &next, &first_failure, &error, &budget);
             scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -67,7 +72,8 @@ pub(crate) fn run_tests(
                         break;
                     }
                     match run_test(sandbox, program, job, test, judge, cpu) {
-                        Ok(result) => {
+                        Ok(mut result) => {
+                            keep_within(&mut result.run, budget);
                             if result.verdict != ResultStatus::Accepted {
                                 first_failure.fetch_min(i, Ordering::AcqRel);
                             }
@@ -99,6 +105,26 @@ pub(crate) fn run_tests(
         }
     }
     Ok(results)
+}
+
+/// Cuts a judged test's outputs to what is left of `budget`, flagging the cut.
+fn keep_within(stage: &mut runbox_sandbox::Outcome, budget: &AtomicUsize) {
+    for (data, truncated) in [
+        (&mut stage.stdout, &mut stage.stdout_truncated),
+        (&mut stage.stderr, &mut stage.stderr_truncated),
+    ] {
+        let wanted = data.len();
+        let granted = budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                Some(left - left.min(wanted))
+            })
+            .map_or(0, |left| left.min(wanted));
+        if granted < wanted {
+            data.truncate(granted);
+            data.shrink_to_fit();
+            *truncated = true;
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -83,6 +83,14 @@ pub struct EngineConfig {
     pub test_workers: usize,
     /// Limits of a custom checker's run stage.
     pub checker_limits: Limits,
+    /// Whether compile cache entries may keep the job's own files. Without, an
+    /// entry keeps only what the compiler made, and a hit copies it beside the
+    /// job's files in a fresh volume: an operator who keeps no source
+    /// (`history.store_source = false`) gets no copy of it on disk.
+    pub cache_keeps_sources: bool,
+    /// Output bytes one job's tests may keep together once judged; past it,
+    /// later tests' outputs are cut and flagged truncated (their verdicts stay).
+    pub max_result_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -95,6 +103,8 @@ impl Default for EngineConfig {
             compile_cache: None,
             test_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             checker_limits: limits::default_checker_limits(),
+            cache_keeps_sources: true,
+            max_result_bytes: 64 << 20,
         }
     }
 }
@@ -353,6 +363,7 @@ impl Engine {
             workers,
             cpus,
             progress,
+            output_budget: self.config.max_result_bytes,
         };
         let tests = match (&job.checker, &checked.checker) {
             (Checker::Custom(_), Some(checker)) => {
@@ -442,7 +453,11 @@ impl Engine {
             installation.version().unwrap_or(""),
             version_cache::key(language).unwrap_or_default()
         );
-        Some(pipeline::CacheUse { cache, identity })
+        Some(pipeline::CacheUse {
+            cache,
+            identity,
+            keep_sources: self.config.cache_keeps_sources,
+        })
     }
 
     /// The files and commands `job` would run, without running them.

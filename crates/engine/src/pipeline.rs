@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use runbox_sandbox::{
@@ -146,6 +146,11 @@ impl Layout {
         })
     }
 
+    /// The names of every laid-out file: what the user (and the harness) sent.
+    pub(crate) fn file_names(&self) -> Vec<String> {
+        self.files.iter().map(|(name, _)| name.clone()).collect()
+    }
+
     /// The placeholder values of a stage.
     fn values<'v>(&'v self, memory_bytes: u64, args: &'v [String]) -> Values<'v> {
         Values {
@@ -229,6 +234,45 @@ impl Layout {
             env,
         }
     }
+}
+
+/// Copies what `from` holds and `to` does not (a cache entry's artifacts into a
+/// volume holding the job's files), without following links.
+fn copy_missing(from: &Path, to: &Path) -> Result<()> {
+    let entries = fs::read_dir(from).map_err(|source| Error::WorkDir {
+        path: from.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::WorkDir {
+            path: from.to_path_buf(),
+            source,
+        })?;
+        let (source_path, target) = (entry.path(), to.join(entry.file_name()));
+        let failed = |source| Error::WorkDir {
+            path: target.clone(),
+            source,
+        };
+        let kind = entry.file_type().map_err(failed)?;
+        if kind.is_dir() {
+            if !target.exists() {
+                fs::DirBuilder::new()
+                    .mode(0o777)
+                    .create(&target)
+                    .map_err(failed)?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(0o777)).map_err(failed)?;
+            }
+            copy_missing(&source_path, &target)?;
+        } else if fs::symlink_metadata(&target).is_ok() {
+            continue;
+        } else if kind.is_symlink() {
+            let link = fs::read_link(&source_path).map_err(failed)?;
+            std::os::unix::fs::symlink(link, &target).map_err(failed)?;
+        } else if kind.is_file() {
+            fs::copy(&source_path, &target).map_err(failed)?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates `target` and its parents below `root`, each with mode 0777.
@@ -343,6 +387,8 @@ pub(crate) enum Build {
 pub(crate) struct CacheUse<'c> {
     pub cache: &'c CompileCache,
     pub identity: String,
+    /// Whether the entry may keep the job's source files.
+    pub keep_sources: bool,
 }
 
 /// Writes the files and compiles them (when the language compiles), or takes the
@@ -361,7 +407,12 @@ pub(crate) fn build(
         return Ok(Build::Ready(WorkDir::Volume(volume), None));
     };
     let argv = compile.expand(&layout.values(limits.compile.memory_bytes, &[]));
-    let Some(CacheUse { cache, identity }) = cache else {
+    let Some(CacheUse {
+        cache,
+        identity,
+        keep_sources,
+    }) = cache
+    else {
         return compile_in_volume(sandbox, language, layout, limits, argv, live);
     };
     let key = cache_key(&identity, language, layout, &argv);
@@ -381,12 +432,25 @@ pub(crate) fn build(
             cached: true,
         };
         replay(live, "compile", &stage.outcome);
-        return Ok(Build::Ready(WorkDir::Cached(entry), Some(stage)));
+        if keep_sources {
+            return Ok(Build::Ready(WorkDir::Cached(entry), Some(stage)));
+        }
+        // The entry holds the artifacts only: the job's own files join them in
+        // a volume of its own, as a compile would have left them.
+        let volume = new_volume(sandbox, limits)?;
+        layout.write(volume.path())?;
+        copy_missing(entry.path(), volume.path())?;
+        return Ok(Build::Ready(WorkDir::Volume(volume), Some(stage)));
     }
     let build = compile_in_volume(sandbox, language, layout, limits, argv, live)?;
     match &build {
         Build::Ready(work, Some(stage)) => {
-            if let Err(err) = cache.store(&key, work.path(), &stage.outcome) {
+            let sources: Vec<String> = if keep_sources {
+                Vec::new()
+            } else {
+                layout.file_names()
+            };
+            if let Err(err) = cache.store(&key, work.path(), &stage.outcome, &sources) {
                 tracing::warn!("compile not cached: {err}");
             }
         }

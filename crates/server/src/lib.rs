@@ -87,6 +87,8 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
             max_runs: config.requests.max_runs,
         },
         version_cache: Some(options.state_dir.join("versions")),
+        cache_keeps_sources: config.history.store_source,
+        max_result_bytes: config.requests.max_result_bytes,
         compile_cache: (config.compile_cache_mb > 0).then(|| CompileCacheConfig {
             dir: config.data_dir.join("compile-cache"),
             max_bytes: config.compile_cache_mb << 20,

@@ -51,19 +51,12 @@ impl SandboxReadiness {
             return answer.clone();
         }
         let engine = self.engine.clone();
+        metrics::counter!("runbox_readiness_box_checks_total").increment(1);
         let answer = match tokio::task::spawn_blocking(move || sandbox_check(&engine)).await {
             Ok(answer) => answer,
             Err(error) => Err(error.to_string()),
         };
         *last = Some((Instant::now(), answer.clone()));
         answer
-    }
-
-    /// How many box checks ran so far (for tests).
-    pub fn checked_at(&self) -> Option<Instant> {
-        self.last
-            .try_lock()
-            .ok()
-            .and_then(|last| last.as_ref().map(|(at, _)| *at))
     }
 }

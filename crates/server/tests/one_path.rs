@@ -284,3 +284,28 @@ async fn a_job_whose_tests_could_take_longer_than_the_total_wall_cap_is_refused(
     assert_eq!(body["error"]["field"], "tests", "{body}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readiness_runs_one_box_however_many_ask() {
+    let app = Arc::new(App::start().await);
+    let mut asks = Vec::new();
+    for _ in 0..50 {
+        let app = app.clone();
+        asks.push(tokio::spawn(
+            async move { app.get("/api/v1/ready").await.0 },
+        ));
+    }
+    for ask in asks {
+        assert_eq!(ask.await.unwrap(), StatusCode::OK);
+    }
+    let (_, metrics) = app.get("/metrics").await;
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    let checks: f64 = text
+        .lines()
+        .find(|l| l.starts_with("runbox_readiness_box_checks_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no readiness counter in {text}"));
+    // One process, one recorder: other tests of this file may have asked once too.
+    assert!(checks <= 3.0, "{checks} box checks for 50 asks");
+}

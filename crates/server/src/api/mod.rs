@@ -37,6 +37,10 @@ pub fn routes() -> Router<SharedState> {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/workers", get(workers))
         .route("/api/v1/audit", get(audit_log))
+        // Operator conventions: Prometheus' default path and Kubernetes' probes.
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
 }
 
 /// Compile and run one request and answer its result.
