@@ -9,6 +9,7 @@ packages=(
   procps               # ps, used when a test fails to show what is left running
   postgresql           # the PostgreSQL store's tests (their own cluster: scripts/postgres-test-cluster.sh)
   slirp4netns nftables # boxes with network (network.enabled), and their tests
+  mmdebstrap           # Debian runtimes (`runbox runtimes add debian:SUITE`) and their tests
 )
 
 missing=()

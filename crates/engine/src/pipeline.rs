@@ -324,7 +324,12 @@ pub(crate) fn box_config(language: &Language, argv: Vec<String>, limits: Limits)
         config = config.with_env(key, value);
     }
     for path in &language.binds {
-        config = config.with_bind(BindMount::read_only(path, path));
+        // /etc entries are the box's system tree's (its runtime's, or the host's).
+        config = if path.starts_with("/etc") && path != std::path::Path::new("/etc") {
+            config.with_system_path(path)
+        } else {
+            config.with_bind(BindMount::read_only(path, path))
+        };
     }
     config
 }

@@ -188,6 +188,8 @@ pub struct BoxConfig {
     pub(crate) cpus: Option<String>,
     pub(crate) stderr_to_stdout: bool,
     pub(crate) network: bool,
+    pub(crate) runtime: Option<PathBuf>,
+    pub(crate) system_paths: Vec<PathBuf>,
 }
 
 impl BoxConfig {
@@ -211,6 +213,8 @@ impl BoxConfig {
             cpus: None,
             stderr_to_stdout: false,
             network: false,
+            runtime: None,
+            system_paths: Vec::new(),
         }
     }
 
@@ -275,6 +279,31 @@ impl BoxConfig {
         self
     }
 
+    /// Runs the box on the runtime whose root directory is `root` (a tree with
+    /// its own `usr`, as runbox's runtime store holds them): the box's /usr, its
+    /// merged-/usr links (`/bin -> usr/bin`, ...), its loader cache and the paths
+    /// of [`BoxConfig::with_system_path`] all come from that tree, and nothing of
+    /// the host's /usr or /etc is visible. Without it the box uses the host's
+    /// (the runtime `host`). The root is checked before every box (see
+    /// [`check_runtime`](crate::check_runtime)).
+    pub fn with_runtime(mut self, root: impl Into<PathBuf>) -> Self {
+        self.runtime = Some(root.into());
+        self
+    }
+
+    /// Makes `path`, below /etc, of the box's system tree (its runtime's, or the
+    /// host's without one) visible read-only at the same place: the /etc files a
+    /// language declares, such as `/etc/alternatives` or `/etc/java-17-openjdk`.
+    pub fn with_system_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.system_paths.push(path.into());
+        self
+    }
+
+    /// The runtime root of this box, `None` for the host's system tree.
+    pub fn runtime(&self) -> Option<&Path> {
+        self.runtime.as_deref()
+    }
+
     /// The limits of this box.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -331,6 +360,15 @@ impl BoxConfig {
                 return Err(Error::InvalidConfig(format!(
                     "{} must be a directory to be bound writable",
                     bind.host.display()
+                )));
+            }
+        }
+        for path in &self.system_paths {
+            check_box_path(path, "system path")?;
+            if !path.starts_with("/etc") || path == Path::new("/etc") {
+                return Err(Error::InvalidConfig(format!(
+                    "the system path {} must be below /etc (the box's /usr is its runtime's already)",
+                    path.display()
                 )));
             }
         }
@@ -422,6 +460,13 @@ mod tests {
     #[test]
     fn nul_byte_in_argument_is_refused() {
         assert!(BoxConfig::new(["echo", "a\0b"]).validate().is_err());
+    }
+
+    #[test]
+    fn system_path_outside_etc_is_refused() {
+        let cfg = BoxConfig::new(["true"]).with_system_path("/usr/lib");
+        let err = cfg.validate().unwrap_err();
+        assert!(err.to_string().contains("below /etc"), "{err}");
     }
 
     #[test]

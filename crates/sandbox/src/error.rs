@@ -14,6 +14,15 @@ pub enum Error {
     #[error("invalid box configuration: {0}")]
     InvalidConfig(String),
 
+    /// A runtime's root directory cannot serve as a box's system tree.
+    #[error("runtime {} cannot be used: {reason}", root.display())]
+    InvalidRuntime {
+        /// The runtime's root directory.
+        root: PathBuf,
+        /// What is wrong with it (missing, no usr, not owned by root, writable by others...).
+        reason: String,
+    },
+
     /// A file or directory operation on the host failed.
     #[error("{action} {}: {source}", path.display())]
     Io {

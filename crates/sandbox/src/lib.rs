@@ -20,7 +20,7 @@
 //! ```
 //!
 //! The details live one file away: [`config`] (what a box looks like), `mounts` (its
-//! root), `namespaces`, `cgroup` (v1 and v2), `seccomp`, `init` (the box's PID 1),
+//! root), `system` (the host's /usr or a runtime's under it), `namespaces`, `cgroup` (v1 and v2), `seccomp`, `init` (the box's PID 1),
 //! `run` (the supervisor's side of one run) and [`outcome`] (what is measured).
 
 mod cgroup;
@@ -38,6 +38,7 @@ pub mod outcome;
 mod run;
 mod seccomp;
 mod sys;
+mod system;
 mod teardown;
 mod volume;
 mod watch;
@@ -51,6 +52,7 @@ pub use error::{Error, Result};
 pub use live::{LiveIo, OutputChunk, OutputSink, Signaller, Stream};
 pub use network::NetworkOptions;
 pub use outcome::{LimitHit, Outcome, Status};
+pub use system::check_runtime;
 pub use volume::Volume;
 
 use cgroup::CgroupManager;

@@ -31,37 +31,19 @@ use libc::c_ulong;
 use crate::config::BoxConfig;
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::system::{Entry, Layouts, System};
 
 /// The uid and gid of the program inside the box.
 pub const BOX_UID: u32 = 1000;
 /// The box's host name.
 const HOSTNAME: &CStr = c"runbox";
 
-/// Host entries of /etc a box gets when they exist: the loader cache (correct and
-/// fast library lookup) and the time zone. Symlinks are recreated and small files
-/// copied, which is cheaper per box than a bind mount. Anything more (such as
-/// /etc/alternatives, which many Debian binaries go through) is bound when a box's
-/// configuration asks for it.
-const HOST_ETC: &[&str] = &["/etc/ld.so.cache", "/etc/localtime"];
-
-/// Files of [`HOST_ETC`] up to this size are copied into the box's /etc.
-const COPY_LIMIT: u64 = 1 << 20;
-
-/// How a host path is reproduced in every box.
-#[derive(Debug, Clone)]
-enum HostEntry {
-    Link(PathBuf),
-    Copy(Vec<u8>),
-    BindDir,
-}
-
-/// Facts about the host's file system, read once per sandbox rather than per box.
-#[derive(Debug, Clone)]
+/// Facts about the host's file system and the runtimes boxes use, read once per
+/// sandbox (per runtime) rather than per box.
+#[derive(Debug)]
 pub(crate) struct HostLayout {
-    /// Top-level merged-/usr links (`/bin -> usr/bin`) or directories.
-    usr_links: Vec<(&'static str, HostEntry)>,
-    /// Entries of [`HOST_ETC`] that exist on this host.
-    etc: Vec<(&'static str, HostEntry)>,
+    /// What boxes reproduce of the host's system tree and of each runtime's.
+    layouts: Layouts,
     /// A host directory holding the box's /dev (device nodes, links, shm), when the
     /// state directory's file system allows device nodes.
     dev_template: Option<PathBuf>,
@@ -70,18 +52,9 @@ pub(crate) struct HostLayout {
 impl HostLayout {
     /// Reads the host's layout and prepares the /dev template below `state_dir`.
     pub(crate) fn detect(state_dir: &Path) -> Result<HostLayout> {
-        let usr_links = USR_LINKS
-            .iter()
-            .filter_map(|name| Some((*name, host_entry(&Path::new("/").join(name), 0).ok()??)))
-            .collect();
-        let etc = HOST_ETC
-            .iter()
-            .filter_map(|path| Some((*path, host_entry(Path::new(path), COPY_LIMIT).ok()??)))
-            .collect();
         let dev_template = prepare_dev_template(&state_dir.join("dev"))?;
         Ok(HostLayout {
-            usr_links,
-            etc,
+            layouts: Layouts::detect()?,
             dev_template,
         })
     }
@@ -178,26 +151,6 @@ fn own_tmpfs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// How to reproduce `path`: `None` when it does not exist or is something else.
-fn host_entry(path: &Path, copy_limit: u64) -> Result<Option<HostEntry>> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(None);
-    };
-    Ok(if meta.file_type().is_symlink() {
-        Some(HostEntry::Link(
-            std::fs::read_link(path).map_err(|e| Error::io("cannot read link", path, e))?,
-        ))
-    } else if meta.is_dir() {
-        Some(HostEntry::BindDir)
-    } else if meta.is_file() && meta.len() <= copy_limit {
-        Some(HostEntry::Copy(
-            std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?,
-        ))
-    } else {
-        None
-    })
-}
-
 /// Device nodes bound from the host into the box's /dev.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 
@@ -208,10 +161,6 @@ const DEV_LINKS: [(&str, &str); 4] = [
     ("stdout", "/proc/self/fd/1"),
     ("stderr", "/proc/self/fd/2"),
 ];
-
-/// Top-level host paths that are either symlinks into /usr (merged /usr) or
-/// directories to bind read-only.
-const USR_LINKS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 /// One step of building the root.
 #[derive(Debug)]
@@ -284,10 +233,12 @@ impl MountPlan {
         // mounted here can propagate back to the host.
         plan.tmpfs(root, 0o755, 1 << 20, "", "mount the root tmpfs")?;
 
-        plan.mkdir(&r("/usr"))?;
-        plan.bind(Path::new("/usr"), &r("/usr"), false)?;
-        for (name, entry) in &host.usr_links {
-            plan.reproduce(Path::new("/").join(name).as_path(), &r(name), entry)?;
+        // The system tree: the host's, or the runtime's with nothing of the host's.
+        let system = System::open(config.runtime.as_deref())?;
+        let layout = host.layouts.of(&system)?;
+        plan.bind_system(&system, Path::new("/usr"), root)?;
+        for (name, entry) in &layout.usr_links {
+            plan.reproduce(&system, &Path::new("/").join(name), root, entry)?;
         }
 
         plan.mkdir(&r("/etc"))?;
@@ -300,14 +251,17 @@ impl MountPlan {
                 format!("write /etc/{name}"),
             );
         }
-        for (path, entry) in &host.etc {
-            plan.reproduce(Path::new(path), &r(path), entry)?;
+        for (path, entry) in &layout.etc {
+            plan.reproduce(&system, Path::new(path), root, entry)?;
         }
         // A box that talks to the internet needs the CA certificates for TLS.
         let certs = Path::new("/etc/ssl/certs");
-        if config.network && certs.is_dir() {
-            plan.mkdir_all(root, &r("/etc/ssl/certs"))?;
-            plan.bind_anything(certs, &r("/etc/ssl/certs"), false)?;
+        if config.network && system.is_dir(certs) && !config.system_paths.iter().any(|p| p == certs)
+        {
+            plan.bind_system(&system, certs, root)?;
+        }
+        for path in &config.system_paths {
+            plan.bind_system(&system, path, root)?;
         }
 
         plan.mkdir(&r("/proc"))?;
@@ -385,32 +339,67 @@ impl MountPlan {
             .map_or("unknown step", |(_, what)| what.as_str())
     }
 
-    /// Reproduces the host path `host` at `target` as `entry` says.
-    fn reproduce(&mut self, host: &Path, target: &Path, entry: &HostEntry) -> Result<()> {
+    /// Reproduces `inside` of the system tree in the box's `root` as `entry` says.
+    fn reproduce(
+        &mut self,
+        system: &System,
+        inside: &Path,
+        root: &Path,
+        entry: &Entry,
+    ) -> Result<()> {
+        let target = in_root(root, inside);
         match entry {
-            HostEntry::Link(to) => {
+            Entry::Link(to) => {
                 self.push(
                     Step::Symlink {
                         target: cpath(to)?,
-                        link: cpath(target)?,
+                        link: cpath(&target)?,
                     },
-                    format!("link {}", host.display()),
+                    format!("link {}", inside.display()),
                 );
             }
-            HostEntry::Copy(content) => {
+            Entry::Copy(content) => {
                 self.push(
                     Step::WriteFile {
-                        path: cpath(target)?,
+                        path: cpath(&target)?,
                         content: content.clone(),
                     },
-                    format!("copy {}", host.display()),
+                    format!("copy {}", inside.display()),
                 );
             }
-            HostEntry::BindDir => {
-                self.mkdir(target)?;
-                self.bind(host, target, false)?;
-            }
+            Entry::BindDir => self.bind_system(system, inside, root)?,
         }
+        Ok(())
+    }
+
+    /// Binds `inside` of the system tree (a directory or a file) read-only,
+    /// nosuid and nodev at the same place in the box's `root`, creating the
+    /// mount point of the right kind and its missing parents.
+    fn bind_system(&mut self, system: &System, inside: &Path, root: &Path) -> Result<()> {
+        let attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY;
+        let (tree, is_dir) = system.tree(inside, attributes)?;
+        let target = in_root(root, inside);
+        if let Some(parent) = target.parent() {
+            self.mkdir_all(root, parent)?;
+        }
+        if is_dir {
+            self.mkdir(&target)?;
+        } else {
+            self.push(
+                Step::Touch {
+                    path: cpath(&target)?,
+                },
+                format!("create {}", target.display()),
+            );
+        }
+        self.push(
+            Step::Attach {
+                tree: tree.as_raw_fd(),
+                target: cpath(&target)?,
+            },
+            format!("bind {} of the system tree", inside.display()),
+        );
+        self.trees.push(tree);
         Ok(())
     }
 
@@ -606,6 +595,11 @@ fn etc_files(network: bool) -> Vec<(&'static str, String)> {
         ));
     }
     files
+}
+
+/// Where the box path `inside` is below the box's `root` on the host.
+fn in_root(root: &Path, inside: &Path) -> PathBuf {
+    root.join(inside.strip_prefix("/").unwrap_or(inside))
 }
 
 fn c(s: &str) -> Result<CString> {

@@ -3,7 +3,7 @@
 //! Everything here that a box's init or program calls is async-signal-safe: no
 //! allocation, no locks, only the raw call and `errno`.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -177,14 +177,38 @@ struct MountAttr {
 /// by the caller (root of the host), it can be attached by a process that may not
 /// look `path` up.
 pub(crate) fn detached_tree(path: &Path, attributes: u64) -> Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
     let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
         Error::InvalidConfig(format!("path {} contains a NUL byte", path.display()))
     })?;
-    let flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    clone_tree(libc::AT_FDCWD, &cpath, 0, path, attributes)
+}
+
+/// [`detached_tree`] of what the descriptor `at` (from [`open_in_root`]) names;
+/// `path` is only for error messages.
+pub(crate) fn detached_tree_of(at: &OwnedFd, path: &Path, attributes: u64) -> Result<OwnedFd> {
+    clone_tree(
+        at.as_raw_fd(),
+        c"",
+        libc::AT_EMPTY_PATH as libc::c_uint,
+        path,
+        attributes,
+    )
+}
+
+fn clone_tree(
+    dirfd: RawFd,
+    cpath: &CStr,
+    flags: libc::c_uint,
+    path: &Path,
+    attributes: u64,
+) -> Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags = flags
+        | OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_RECURSIVE as libc::c_uint;
     // SAFETY: open_tree reads the NUL-terminated `cpath` and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, cpath.as_ptr(), flags) };
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, cpath.as_ptr(), flags) };
     if fd < 0 {
         return Err(Error::io(
             "cannot open the mount tree to bind",
@@ -220,6 +244,89 @@ pub(crate) fn detached_tree(path: &Path, attributes: u64) -> Result<OwnedFd> {
         ));
     }
     Ok(tree)
+}
+
+/// The kernel's `struct open_how` (`openat2`, Linux 5.6); libc's cannot be built
+/// outside it.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Opens `relative` below the directory `root` with `flags` (`O_PATH`,
+/// `O_RDONLY`, `O_NOFOLLOW`...), resolving every component, symlinks included, as
+/// if `root` were `/` (`openat2` with `RESOLVE_IN_ROOT`): a symlink in a
+/// runtime's tree, which may come from an image, can never lead outside it.
+/// Magic links (`/proc/self/...`) are refused.
+pub(crate) fn open_in_root(root: &OwnedFd, relative: &Path, flags: i32) -> io::Result<OwnedFd> {
+    let relative = relative.strip_prefix("/").unwrap_or(relative);
+    let cpath = CString::new(relative.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: openat2 reads the NUL-terminated `cpath` and `how` (alive, its size
+    // passed) and returns a new descriptor.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            cpath.as_ptr(),
+            &how as *const OpenHow,
+            size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat2 returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The status of what `fd` names (`fstat`; for an `O_PATH | O_NOFOLLOW`
+/// descriptor of a symlink, the link itself).
+pub(crate) fn fd_stat(fd: &OwnedFd) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero `stat` is a valid value for fstatat to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatat writes into `st`, which is alive and of the right type; the
+    // path is the empty static string with AT_EMPTY_PATH.
+    let rc = unsafe {
+        libc::fstatat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            &mut st,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+/// The target of the symlink `fd` names (an `O_PATH | O_NOFOLLOW` descriptor).
+pub(crate) fn fd_read_link(fd: &OwnedFd) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: readlinkat writes at most `buf.len()` bytes into `buf`; the path is
+    // the empty static string, which names `fd` itself.
+    let n = unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(std::ffi::OsString::from_vec(buf).into())
 }
 
 /// How many CPUs this process may run on.

@@ -87,3 +87,62 @@ fn errors_leave_the_box_slot_usable() {
     let o = sandbox().run(&BoxConfig::new(["true"])).unwrap();
     assert_eq!(o.status, runbox_sandbox::Status::Ok);
 }
+
+/// A directory that would make a runtime, changed by `spoil`.
+fn runtime_dir(spoil: impl FnOnce(&std::path::Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("usr")).unwrap();
+    spoil(dir.path());
+    dir
+}
+
+fn runtime_error(root: &std::path::Path) -> Error {
+    sandbox()
+        .run(&BoxConfig::new(["true"]).with_runtime(root))
+        .unwrap_err()
+}
+
+#[test]
+fn a_missing_runtime_names_its_path() {
+    let err = runtime_error("/no/such/runtime".as_ref());
+    assert!(matches!(err, Error::InvalidRuntime { .. }), "{err:?}");
+    assert!(err.to_string().contains("/no/such/runtime"), "{err}");
+}
+
+#[test]
+fn a_runtime_without_usr_is_refused() {
+    let dir = runtime_dir(|root| std::fs::remove_dir(root.join("usr")).unwrap());
+    let err = runtime_error(dir.path());
+    assert!(err.to_string().contains("no usr directory"), "{err}");
+}
+
+#[test]
+fn a_runtime_whose_usr_is_a_symlink_is_refused() {
+    let dir = runtime_dir(|root| {
+        std::fs::remove_dir(root.join("usr")).unwrap();
+        std::os::unix::fs::symlink("/usr", root.join("usr")).unwrap();
+    });
+    let err = runtime_error(dir.path());
+    assert!(matches!(err, Error::InvalidRuntime { .. }), "{err:?}");
+}
+
+#[test]
+fn a_runtime_writable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = runtime_dir(|root| {
+        std::fs::set_permissions(root.join("usr"), std::fs::Permissions::from_mode(0o777)).unwrap()
+    });
+    let err = runtime_error(dir.path());
+    assert!(
+        err.to_string()
+            .contains("usr is writable by group or others"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_runtime_not_owned_by_root_is_refused() {
+    let dir = runtime_dir(|root| std::os::unix::fs::chown(root, Some(1234), None).unwrap());
+    let err = runtime_error(dir.path());
+    assert!(err.to_string().contains("owned by uid 1234"), "{err}");
+}

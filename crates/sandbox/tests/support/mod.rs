@@ -72,6 +72,47 @@ pub fn attack(name: &str, source: &str, args: &[&str]) -> BoxConfig {
     BoxConfig::new(command).with_bind(BindMount::read_only(programs_dir(), "/attacks"))
 }
 
+/// The Debian runtime of the `attacks_on_runtime` suite: bookworm's essential
+/// packages plus sqlite3, built once with mmdebstrap and kept in
+/// `<target>/tmp/test-runtimes/` for later runs (about 25 s and 110 MB on a cold
+/// cache). Bookworm is the suite CI runs on, so the attack programs compiled here
+/// find the glibc they were built against in the runtime. Panics with the reason
+/// when it cannot be built (no mmdebstrap, no network): the suite never passes
+/// without its runtime.
+pub fn debian_runtime() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-runtimes");
+        // The name changes with the recipe below, so a changed recipe rebuilds.
+        let root = dir.join("bookworm-essential-sqlite3-v1");
+        if root.join("usr").is_dir() {
+            return root;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let partial = dir.join(format!("partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&partial);
+        let mut command = Command::new("mmdebstrap");
+        command.args(["--variant=essential", "--mode=root", "--include=sqlite3", "--quiet"]);
+        for excluded in ["man", "doc", "info", "locale", "lintian"] {
+            command.arg(format!("--dpkgopt=path-exclude=/usr/share/{excluded}/*"));
+        }
+        command.args(["bookworm"]).arg(&partial).arg("http://deb.debian.org/debian");
+        let out = command.output().unwrap_or_else(|e| {
+            panic!("cannot start mmdebstrap to build the test runtime ({e}): run scripts/install-deps.sh")
+        });
+        assert!(
+            out.status.success(),
+            "mmdebstrap could not build the test runtime (is deb.debian.org reachable?): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Another test binary may have finished the same build first: keep its tree.
+        if std::fs::rename(&partial, &root).is_err() {
+            std::fs::remove_dir_all(&partial).unwrap();
+        }
+        root
+    })
+}
+
 /// Runs a box and fails the test on a runbox error.
 pub fn run(config: &BoxConfig) -> Outcome {
     sandbox()
