@@ -44,6 +44,7 @@ pub mod limits;
 pub mod live;
 mod pipeline;
 pub mod result;
+pub mod runtime;
 pub mod units;
 mod version_cache;
 

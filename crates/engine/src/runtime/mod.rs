@@ -1,0 +1,3 @@
+//! Runtimes: the read-only root filesystems that languages run in.
+
+pub mod oci;
