@@ -167,7 +167,7 @@ async fn a_missing_tag_is_not_found() {
 
 #[tokio::test]
 async fn an_image_is_pulled_with_basic_auth() {
-    let registry = auth_registry();
+    let registry = basic_auth_registry();
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("rootfs");
     let options = PullOptions {
@@ -189,7 +189,7 @@ async fn an_image_is_pulled_with_basic_auth() {
 
 #[tokio::test]
 async fn a_registry_with_auth_refuses_a_wrong_password_and_no_credentials() {
-    let registry = auth_registry();
+    let registry = basic_auth_registry();
     let dir = tempfile::tempdir().unwrap();
     let reference = format!("{}/tiny:latest", registry.address);
     let wrong = PullOptions {
@@ -206,6 +206,50 @@ async fn a_registry_with_auth_refuses_a_wrong_password_and_no_credentials() {
         assert!(matches!(err, OciError::Auth { .. }), "{err:?}");
         assert!(names_in(dir.path()).is_empty());
     }
+}
+
+#[tokio::test]
+async fn an_image_is_pulled_with_a_token_from_the_registrys_bearer_challenge() {
+    let registry = token_auth_registry();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("rootfs");
+    let options = PullOptions {
+        credentials: Credentials::Basic {
+            username: USER.into(),
+            password: PASSWORD.into(),
+        },
+        ..options(registry)
+    };
+    let image = pull(
+        &format!("{}/tiny:latest", registry.address),
+        &options,
+        &dest,
+    )
+    .await
+    .unwrap();
+    assert_test_image(&dest, &image, host_arch());
+}
+
+#[tokio::test]
+async fn a_token_server_refusing_the_credentials_is_an_auth_error() {
+    let registry = token_auth_registry();
+    let dir = tempfile::tempdir().unwrap();
+    let options = PullOptions {
+        credentials: Credentials::Basic {
+            username: USER.into(),
+            password: "wrong".into(),
+        },
+        ..options(registry)
+    };
+    let err = pull(
+        &format!("{}/tiny:latest", registry.address),
+        &options,
+        &dir.path().join("rootfs"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, OciError::Auth { .. }), "{err:?}");
+    assert!(names_in(dir.path()).is_empty());
 }
 
 #[tokio::test]
@@ -526,4 +570,18 @@ fn setuid_and_setgid_bits_are_dropped_and_files_belong_to_runbox() {
     assert_eq!(shared.permissions().mode() & 0o7777, 0o775);
     let tmp = std::fs::metadata(rootfs.join("tmp")).unwrap();
     assert_eq!(tmp.permissions().mode() & 0o7777, 0o1777, "sticky stays");
+}
+
+#[test]
+fn a_pull_can_be_spawned_on_a_multi_threaded_runtime() {
+    // The server runs pulls as tasks: the future must be `Send`.
+    fn assert_send<T: Send>(_: &T) {}
+    let options = PullOptions::default();
+    let future = oci::pull(
+        "example.org/x:1",
+        &options,
+        Path::new("/nonexistent/x"),
+        &|_| {},
+    );
+    assert_send(&future);
 }

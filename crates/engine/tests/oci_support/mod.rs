@@ -333,31 +333,35 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn start(with_auth: bool) -> Registry {
+    pub fn start(auth: Auth) -> Registry {
         require(REGISTRY);
-        let dir = fresh_dir(if with_auth {
-            "registry-auth"
-        } else {
-            "registry"
+        let dir = fresh_dir(match auth {
+            Auth::None => "registry",
+            Auth::Basic => "registry-basic",
+            Auth::Token => "registry-token",
         });
         let storage = dir.join("storage");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let auth = if with_auth {
-            require("htpasswd");
-            let htpasswd = dir.join("htpasswd");
-            let line = run(Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]));
-            std::fs::write(&htpasswd, line).unwrap();
-            format!(
-                "auth:\n  htpasswd:\n    realm: runbox-test\n    path: {}\n",
-                htpasswd.display()
-            )
-        } else {
-            String::new()
+        let address = format!("127.0.0.1:{}", free_port());
+        let auth = match auth {
+            Auth::None => String::new(),
+            Auth::Basic => {
+                require("htpasswd");
+                let htpasswd = dir.join("htpasswd");
+                let line = run(Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]));
+                std::fs::write(&htpasswd, line).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: runbox-test\n    path: {}\n",
+                    htpasswd.display()
+                )
+            }
+            Auth::Token => {
+                let server = TokenServer::start(&dir);
+                format!(
+                    "auth:\n  token:\n    realm: http://{}/token\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                    server.address,
+                    server.cert.display()
+                )
+            }
         };
         let config = dir.join("config.yml");
         std::fs::write(
@@ -440,20 +444,205 @@ impl Registry {
 pub fn open_registry() -> &'static Registry {
     static REGISTRY_OPEN: OnceLock<Registry> = OnceLock::new();
     REGISTRY_OPEN.get_or_init(|| {
-        let registry = Registry::start(false);
+        let registry = Registry::start(Auth::None);
         registry.push(shared_layout(), "latest", "tiny:latest", false);
         registry
     })
 }
 
 /// The shared registry with Basic auth (htpasswd), the test image as `tiny:latest`.
-pub fn auth_registry() -> &'static Registry {
-    static REGISTRY_AUTH: OnceLock<Registry> = OnceLock::new();
-    REGISTRY_AUTH.get_or_init(|| {
-        let registry = Registry::start(true);
+pub fn basic_auth_registry() -> &'static Registry {
+    static REGISTRY_BASIC: OnceLock<Registry> = OnceLock::new();
+    REGISTRY_BASIC.get_or_init(|| {
+        let registry = Registry::start(Auth::Basic);
         registry.push(shared_layout(), "latest", "tiny:latest", true);
         registry
     })
+}
+
+/// The shared registry with token auth (a Bearer challenge whose realm is the
+/// test's token server), the test image as `tiny:latest`.
+pub fn token_auth_registry() -> &'static Registry {
+    static REGISTRY_TOKEN: OnceLock<Registry> = OnceLock::new();
+    REGISTRY_TOKEN.get_or_init(|| {
+        let registry = Registry::start(Auth::Token);
+        registry.push(shared_layout(), "latest", "tiny:latest", true);
+        registry
+    })
+}
+
+/// How a test registry checks its clients.
+#[derive(Clone, Copy)]
+pub enum Auth {
+    None,
+    /// htpasswd: Basic auth on every request.
+    Basic,
+    /// A Bearer challenge sending clients to a token server for a signed JWT.
+    Token,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub const TOKEN_SERVICE: &str = "runbox-test-registry";
+pub const TOKEN_ISSUER: &str = "runbox-test-issuer";
+
+/// The token server of a token-auth registry, as Docker Hub's auth.docker.io
+/// is to its registry: given `USER:PASSWORD` (Basic), it hands out a JWT
+/// granting the scopes asked for, signed (RS256, with `openssl`) by a key whose
+/// self-signed certificate the registry trusts; without them, 401. It serves on
+/// a thread of the test process, which ends with it.
+struct TokenServer {
+    address: String,
+    cert: PathBuf,
+}
+
+impl TokenServer {
+    fn start(dir: &Path) -> TokenServer {
+        require("openssl");
+        let key = dir.join("token.key");
+        let cert = dir.join("token.pem");
+        run(Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=runbox-test-token"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert));
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&cert)
+            .output()
+            .unwrap()
+            .stdout;
+        let x5c = base64(&der, false);
+        let expected = format!(
+            "Basic {}",
+            base64(format!("{USER}:{PASSWORD}").as_bytes(), false)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let _ = serve_token(stream, &expected, &key, &x5c);
+            }
+        });
+        TokenServer { address, cert }
+    }
+}
+
+fn serve_token(
+    mut stream: TcpStream,
+    expected: &str,
+    key: &Path,
+    x5c: &str,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut authorized = false;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("authorization")
+            && value.trim() == expected
+        {
+            authorized = true;
+        }
+    }
+    if !authorized {
+        return stream.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    }
+    // GET /token?scope=repository:tiny:pull,push&service=...
+    let target = request_line.split_whitespace().nth(1).unwrap_or("");
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let access: Vec<serde_json::Value> = query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("scope="))
+        .map(|scope| scope.replace("%3A", ":").replace("%2C", ",").replace("%2F", "/"))
+        .filter_map(|scope| {
+            let mut parts = scope.splitn(3, ':');
+            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+    let claims = serde_json::json!({
+        "iss": TOKEN_ISSUER, "sub": USER, "aud": TOKEN_SERVICE,
+        "exp": now + 600, "nbf": now - 60, "iat": now - 60,
+        "jti": format!("{now}-{}", std::process::id()),
+        "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        base64(&serde_json::to_vec(&header).unwrap(), true),
+        base64(&serde_json::to_vec(&claims).unwrap(), true)
+    );
+    let mut openssl = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    openssl
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(signing_input.as_bytes())?;
+    let signature = openssl.wait_with_output()?.stdout;
+    let token = format!("{signing_input}.{}", base64(&signature, true));
+    let body =
+        serde_json::json!({"token": token, "access_token": token, "expires_in": 600}).to_string();
+    stream.write_all(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+/// Base64 (standard, padded) or base64url (unpadded, as JWTs use).
+fn base64(bytes: &[u8], url: bool) -> String {
+    let alphabet: &[u8; 64] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..=chunk.len() {
+            out.push(alphabet[(n >> (18 - 6 * i)) as usize & 63] as char);
+        }
+        if !url {
+            for _ in chunk.len()..3 {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Writes the host's image of the test layout as a `docker save` archive.
