@@ -9,7 +9,7 @@ packages=(
   procps               # ps, used when a test fails to show what is left running
   postgresql           # the PostgreSQL store's tests (their own cluster: scripts/postgres-test-cluster.sh)
   slirp4netns nftables # boxes with network (network.enabled), and their tests
-  docker-registry skopeo apache2-utils # OCI runtime tests: a loopback registry, pushes, htpasswd
+  docker-registry skopeo apache2-utils openssl # OCI runtime tests: loopback registries, pushes, htpasswd, token signing
 )
 
 missing=()
