@@ -353,6 +353,52 @@ fn a_corrupted_layer_in_a_layout_is_refused_and_leaves_nothing() {
 }
 
 #[test]
+fn a_docker_archive_of_docker_25_with_layers_behind_symlinks_is_read() {
+    // Docker 25 and later: blobs/sha256/<hex> members, `<id>/layer.tar` symlinks.
+    let tar = layer(&[Item::File("hello", b"from docker 25\n", 0o644)]);
+    let diff_id = sha256(&tar);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": host_arch(), "os": "linux",
+        "config": {"Cmd": ["/hello"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }))
+    .unwrap();
+    let config_name = format!("blobs/sha256/{}", &sha256(&config)[7..]);
+    let layer_name = format!("blobs/sha256/{}", &diff_id[7..]);
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": config_name, "RepoTags": ["tiny:25"], "Layers": ["0123abcd/layer.tar"],
+    }]))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("docker25.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+    for (name, data) in [
+        (config_name.as_str(), &config[..]),
+        (layer_name.as_str(), &tar[..]),
+        ("manifest.json", &manifest[..]),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, data).unwrap();
+    }
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_mode(0o777);
+    builder
+        .append_link(&mut link, "0123abcd/layer.tar", format!("../{layer_name}"))
+        .unwrap();
+    builder.into_inner().unwrap();
+
+    let dest = dir.path().join("rootfs");
+    let image = oci::from_docker_archive(&archive, &dest).unwrap();
+    assert_eq!(read(dest.join("hello")), "from docker 25\n");
+    assert_eq!(image.config.cmd, ["/hello"]);
+    assert_eq!(image.config_digest, sha256(&config));
+}
+
+#[test]
 fn a_corrupted_layer_in_a_docker_archive_is_refused_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("tiny.tar");
