@@ -197,7 +197,7 @@ impl<'a> Digest<'a> {
     }
 }
 
-/// The digest of everything `reader` yields, with the algorithm of `like`.
+/// The digest (`algorithm:hex`) of everything `reader` yields; sha256 unless `algorithm` is sha512.
 pub(crate) fn digest_of(mut reader: impl Read, algorithm: &str) -> std::io::Result<String> {
     fn run<H: sha2::Digest + std::io::Write>(
         mut hasher: H,

@@ -38,9 +38,11 @@
 //! auth, token caching per repository, `Accept` headers for Docker's and OCI's
 //! manifest types, blob streaming with digest checks, and plain HTTP for named
 //! registries. Written by hand that is a token client, a challenge parser and the
-//! HTTP plumbing, with their own bugs (a token leaked to a redirected blob host is
-//! a CVE `oci-client` already fixed). Its own platform resolver is not used: it
-//! takes only a function of the index and cannot say which platforms there were,
+//! HTTP plumbing, with their own bugs (`oci-client` already sends no credentials
+//! to a layer's foreign `urls`, the hole of containerd's CVE-2020-15157). What
+//! runbox writes is what the client does not do: choosing the platform, checking
+//! every digest a second time, applying layers. Its platform resolver is not used:
+//! it is a function of the index alone and cannot say which platforms there were,
 //! which [`OciError::UnknownPlatform`] does. Version 0.15 is the newest on
 //! reqwest 0.12, the HTTP stack the workspace already builds (0.16 and later
 //! bring reqwest 0.13 and the aws-lc C library: a second stack for no feature
