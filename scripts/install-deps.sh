@@ -10,6 +10,7 @@ packages=(
   postgresql           # the PostgreSQL store's tests (their own cluster: scripts/postgres-test-cluster.sh)
   slirp4netns nftables # boxes with network (network.enabled), and their tests
   mmdebstrap           # Debian runtimes (`runbox runtimes add debian:SUITE`) and their tests
+  docker-registry skopeo apache2-utils openssl # OCI runtime tests: loopback registries, pushes, htpasswd, token signing
 )
 
 missing=()
@@ -27,6 +28,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null \
+    && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+    # The tests start registries of their own on loopback: the package's system
+    # registry (every interface, port 5000) is not to keep running.
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v cargo >/dev/null; then

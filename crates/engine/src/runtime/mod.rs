@@ -8,7 +8,7 @@
 //! the tree), identical files shared between runtimes, added atomically.
 //!
 //! Where they come from: a Debian suite built with mmdebstrap ([`debian`]), or
-//! an OCI image (`oci`, another module).
+//! an OCI image from a registry, an OCI layout or a `docker save` archive ([`oci`]).
 //!
 //! ```no_run
 //! use runbox_engine::runtime::{RuntimeStore, debian};
@@ -22,6 +22,7 @@
 //! ```
 
 pub mod debian;
+pub mod oci;
 mod store;
 
 use std::path::PathBuf;
