@@ -96,7 +96,7 @@ impl Engine {
                 "this server gives programs no network (the operator can allow it: network.enabled)",
             ));
         }
-        let language = self.usable_language(&job.language, "language")?;
+        let language = self.select(&job.language, job.version.as_deref(), "language")?;
         if !language.accepts_args && !job.args.is_empty() {
             return Err(JobError::invalid(
                 "args",
@@ -124,9 +124,6 @@ impl Engine {
             test_limits.push(limits);
         }
         let layout = Layout::new(&language, &job)?;
-        if let Some(wanted) = &job.version {
-            self.check_version(&language, wanted)?;
-        }
         let checker = match &job.checker {
             Checker::Custom(custom) => Some(self.check_checker(custom)?),
             _ => None,
@@ -147,7 +144,7 @@ impl Engine {
         &self,
         custom: &crate::checker::CustomChecker,
     ) -> Result<CheckedProgram, JobError> {
-        let language = self.usable_language(&custom.language, "checker.language")?;
+        let language = self.select(&custom.language, None, "checker.language")?;
         let checker_job = Job {
             language: custom.language.clone(),
             files: custom.files.clone(),
@@ -171,23 +168,41 @@ impl Engine {
         })
     }
 
-    /// The catalog entry of `name`, installed; `field` names it in errors.
-    pub(crate) fn usable_language(
+    /// The entry of `name` that runs the `version` asked for (exact, a prefix
+    /// such as `3.13`, or a range such as `>=3.12`): the newest installed one
+    /// that matches; without a version, the one marked `default` if installed,
+    /// else the newest installed. `field` names the language in errors.
+    pub(crate) fn select(
         &self,
         name: &str,
+        version: Option<&str>,
         field: &str,
     ) -> Result<Arc<Language>, JobError> {
-        let language = match self.catalog.get(name) {
-            Ok(language) => language.clone(),
+        let variants = match self.catalog.variants(name) {
+            Ok(variants) => variants,
             Err(error) if field == "language" => return Err(error),
             Err(error) => return Err(JobError::invalid(field, error.to_string())),
         };
-        let missing =
-            installation::first_missing(&language).or_else(|| match self.installation(&language) {
-                Installation::Missing { missing } => Some(missing),
-                _ => None,
+        let mut installed: Vec<(Arc<Language>, Option<String>)> = Vec::new();
+        let mut first_missing: Option<(Arc<Language>, String)> = None;
+        for language in variants {
+            let missing = installation::first_missing(language).or_else(|| {
+                match self.installation(language) {
+                    Installation::Missing { missing } => Some(missing),
+                    _ => None,
+                }
             });
-        if let Some(missing) = missing {
+            match missing {
+                Some(missing) => {
+                    first_missing.get_or_insert((language.clone(), missing));
+                }
+                None => {
+                    let version = self.installation(language).version().map(str::to_string);
+                    installed.push((language.clone(), version));
+                }
+            }
+        }
+        if let (true, Some((language, missing))) = (installed.is_empty(), first_missing) {
             return Err(JobError::NotInstalled {
                 name: language.name.clone(),
                 missing,
@@ -195,20 +210,62 @@ impl Engine {
                 field: field.to_string(),
             });
         }
-        Ok(language)
-    }
-
-    /// Refuses a job that asks for a version this host does not have.
-    fn check_version(&self, language: &Language, wanted: &str) -> Result<(), JobError> {
-        let installation = self.installation(language);
-        let installed = installation.version().unwrap_or("an unknown version");
-        if installation::version_matches(wanted, installed) {
-            return Ok(());
+        // Newest first.
+        installed.sort_by(|a, b| version_order(b.1.as_deref(), a.1.as_deref()));
+        let chosen = match version.map(str::trim).filter(|v| !v.is_empty()) {
+            None => installed
+                .iter()
+                .find(|(l, _)| l.default)
+                .or_else(|| installed.first()),
+            Some(wanted) => installed.iter().find(|(_, v)| {
+                crate::version::matches(wanted, v.as_deref().unwrap_or(""))
+            }),
+        };
+        match chosen {
+            Some((language, _)) => Ok(language.clone()),
+            None if installed.is_empty() => Err(JobError::invalid(
+                field,
+                format!("no version of {name} can run on this host"),
+            )),
+            None => {
+                let language = &installed[0].0;
+                let versions: Vec<&str> = installed
+                    .iter()
+                    .map(|(_, v)| v.as_deref().unwrap_or("an unknown version"))
+                    .collect();
+                Err(JobError::VersionUnavailable {
+                    name: language.name.clone(),
+                    wanted: version.unwrap_or_default().to_string(),
+                    installed: versions.join(", "),
+                })
+            }
         }
-        Err(JobError::VersionUnavailable {
-            name: language.name.clone(),
-            wanted: wanted.to_string(),
-            installed: installed.to_string(),
-        })
+    }
+}
+
+/// Orders two versions by their numeric parts (`3.13.1` after `3.9.7`); unknown
+/// versions first.
+pub(crate) fn version_order(a: Option<&str>, b: Option<&str>) -> std::cmp::Ordering {
+    let parts = |v: Option<&str>| -> Vec<u64> {
+        v.unwrap_or("")
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    };
+    parts(a).cmp(&parts(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_ordered_by_their_numbers() {
+        use std::cmp::Ordering::*;
+        assert_eq!(version_order(Some("3.13.1"), Some("3.9.7")), Greater);
+        assert_eq!(version_order(Some("1.85.0"), Some("1.85.0")), Equal);
+        assert_eq!(version_order(None, Some("1")), Less);
+        assert_eq!(version_order(Some("21.0.5"), Some("17.0.15")), Greater);
     }
 }

@@ -141,6 +141,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A runtime the job needs is gone (removed after the job was checked).
+    #[error("the runtime '{name}' cannot be used: {message}")]
+    Runtime {
+        /// Its name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// The sandbox could not run a stage.
     #[error("the {stage} stage could not run: {source}")]
     Sandbox {

@@ -54,8 +54,14 @@ const BOX_PATH: &[&str] = &["/usr/local/bin", "/usr/bin", "/bin"];
 
 /// The first program or bind path of `language` that the box would not find.
 pub(crate) fn first_missing(language: &Language) -> Option<String> {
+    if let Some(runtime) = &language.runtime
+        && language.runtime_root().is_none()
+    {
+        return Some(format!("the runtime '{runtime}'"));
+    }
+    let root = language.runtime_root();
     for program in tools(language) {
-        if find_program(program).is_none() {
+        if find_program(root, program).is_none() {
             return Some(program.to_string());
         }
     }
@@ -65,14 +71,14 @@ pub(crate) fn first_missing(language: &Language) -> Option<String> {
     if let Some(file) = language
         .version
         .named_files()
-        .find(|f| !Path::new(f).exists())
+        .find(|f| stat_in(root, Path::new(f)).is_none())
     {
         return Some(file.to_string());
     }
     language
         .binds
         .iter()
-        .find(|path| !path.exists())
+        .find(|path| stat_in(root, path).is_none())
         .map(|path| path.display().to_string())
 }
 
@@ -85,21 +91,50 @@ pub(crate) fn tools(language: &Language) -> impl Iterator<Item = &str> {
         .filter(|p| p.starts_with('/') || !p.contains('/'))
 }
 
-/// The host path of `program` as the box's PATH would find it.
-pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
+/// The path of `program` (inside the box) as the box's PATH would find it in the
+/// system tree `root` (`None`: the host's), with its status.
+pub(crate) fn find_program(root: Option<&Path>, program: &str) -> Option<(PathBuf, Stat)> {
     if program.contains('/') {
         let path = Path::new(program);
-        return is_executable(path).then(|| path.to_path_buf());
+        return stat_in(root, path)
+            .filter(is_executable)
+            .map(|stat| (path.to_path_buf(), stat));
     }
-    BOX_PATH
-        .iter()
-        .map(|dir| Path::new(dir).join(program))
-        .find(|path| is_executable(path))
+    BOX_PATH.iter().find_map(|dir| {
+        let path = Path::new(dir).join(program);
+        stat_in(root, &path)
+            .filter(is_executable)
+            .map(|stat| (path, stat))
+    })
 }
 
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+/// The status of `path` as a box on the system tree `root` sees it: inside a
+/// runtime, every link (absolute ones too) is resolved within its tree, never
+/// on the host (`openat2` with `RESOLVE_IN_ROOT`).
+pub(crate) fn stat_in(root: Option<&Path>, path: &Path) -> Option<Stat> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let Some(root) = root else {
+        return rustix::fs::stat(path).ok();
+    };
+    let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let inside = path.strip_prefix("/").unwrap_or(path);
+    let file = rustix::fs::openat2(
+        &dir,
+        inside,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    )
+    .ok()?;
+    rustix::fs::fstat(&file).ok()
+}
+
+/// A file's status, as `rustix` reads it.
+pub(crate) type Stat = rustix::fs::Stat;
+
+fn is_executable(stat: &Stat) -> bool {
+    let mode = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+    mode == rustix::fs::FileType::RegularFile && stat.st_mode & 0o111 != 0
 }
 
 /// Checks `language` and runs its version command in a box, with the language's
@@ -145,37 +180,16 @@ pub(crate) fn detect(
     }
 }
 
-/// Whether `wanted` names the installed `version`: equal, or a prefix that ends at
-/// a dot (`3` and `3.11` match `3.11.2`; `3.1` does not).
-pub(crate) fn version_matches(wanted: &str, version: &str) -> bool {
-    let wanted = wanted.trim();
-    wanted.is_empty()
-        || wanted == "*"
-        || wanted == version
-        || version
-            .strip_prefix(wanted)
-            .is_some_and(|rest| rest.starts_with('.'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn version_prefix_matches_only_whole_components() {
-        assert!(version_matches("3", "3.11.2"));
-        assert!(version_matches("3.11", "3.11.2"));
-        assert!(version_matches("3.11.2", "3.11.2"));
-        assert!(version_matches("*", "3.11.2"));
-        assert!(!version_matches("3.1", "3.11.2"));
-        assert!(!version_matches("2", "3.11.2"));
-    }
 
     #[test]
     fn programs_are_found_on_the_box_path_only() {
-        assert!(find_program("sh").is_some());
-        assert!(find_program("/bin/sh").is_some());
-        assert!(find_program("no-such-program-runbox").is_none());
+        assert!(find_program(None, "sh").is_some());
+        assert!(find_program(None, "/bin/sh").is_some());
+        assert!(find_program(None, "no-such-program-runbox").is_none());
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod pipeline;
 pub mod result;
 pub mod runtime;
 pub mod units;
+pub mod version;
 mod version_cache;
 
 use std::collections::HashMap;
@@ -89,6 +90,9 @@ pub struct EngineConfig {
     /// job's files in a fresh volume: an operator who keeps no source
     /// (`history.store_source = false`) gets no copy of it on disk.
     pub cache_keeps_sources: bool,
+    /// The runtime store (`<data_dir>/runtimes`): where the catalog's entries
+    /// with a `runtime` find their trees. `None`: only the host's languages.
+    pub runtimes: Option<std::path::PathBuf>,
     /// Output bytes one job's tests may keep together once judged; past it,
     /// later tests' outputs are cut and flagged truncated (their verdicts stay).
     pub max_result_bytes: usize,
@@ -105,6 +109,7 @@ impl Default for EngineConfig {
             test_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             checker_limits: limits::default_checker_limits(),
             cache_keeps_sources: true,
+            runtimes: None,
             max_result_bytes: 64 << 20,
         }
     }
@@ -119,6 +124,8 @@ pub struct Engine {
     installations: Mutex<HashMap<String, Arc<OnceLock<Installation>>>>,
     /// The compile cache, when configured and usable.
     compile_cache: Option<compile_cache::CompileCache>,
+    /// The runtimes languages of the catalog may run in.
+    runtimes: Option<runtime::RuntimeStore>,
 }
 
 impl Engine {
@@ -135,13 +142,30 @@ impl Engine {
                 })
                 .ok()
         });
+        let runtimes = config.runtimes.as_ref().and_then(|dir| {
+            runtime::RuntimeStore::open(dir)
+                .map_err(|err| tracing::warn!("no runtimes: cannot open {}: {err}", dir.display()))
+                .ok()
+        });
+        // Each runtime entry of the catalog learns where its tree is (runtimes
+        // added later are seen by the next start).
+        let catalog = catalog.with_runtimes(|name| {
+            let runtime = runtimes.as_ref()?.get(name).ok()?;
+            Some((runtime.root, runtime.manifest.digest))
+        });
         Engine {
             sandbox,
             catalog,
             config,
             installations: Mutex::new(HashMap::new()),
             compile_cache,
+            runtimes,
         }
+    }
+
+    /// The runtime store, when the engine has one.
+    pub fn runtimes(&self) -> Option<&runtime::RuntimeStore> {
+        self.runtimes.as_ref()
     }
 
     /// The catalog.
@@ -188,7 +212,7 @@ impl Engine {
             .installations
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.entry(language.id.clone()).or_default().clone()
+        map.entry(language.key()).or_default().clone()
     }
 
     /// Every catalog language with its installation, detected in parallel.
@@ -273,6 +297,15 @@ impl Engine {
         let language = &checked.language;
         let layout = &checked.layout;
         let limits = &checked.limits;
+        // The runtimes the job's boxes use cannot be removed before it ends.
+        let _runtimes = (
+            self.lease(language)?,
+            checked
+                .checker
+                .as_ref()
+                .map(|c| self.lease(&c.language))
+                .transpose()?,
+        );
         let cached = self.cache_use(language);
         let build = pipeline::build(&self.sandbox, language, layout, limits, cached, live)?;
         let mut result = pipeline::empty_result(language);
@@ -438,6 +471,17 @@ impl Engine {
         });
         result.tests = Some(tests);
         Ok(())
+    }
+
+    /// A lease on the runtime `language` runs in, if it runs in one.
+    fn lease(&self, language: &Language) -> Result<Option<runtime::RuntimeLease>> {
+        let (Some(name), Some(store)) = (&language.runtime, &self.runtimes) else {
+            return Ok(None);
+        };
+        store.lease(name).map(Some).map_err(|error| Error::Runtime {
+            name: name.clone(),
+            message: error.to_string(),
+        })
     }
 
     /// The compile cache and the identity of `language`, for a compiled language

@@ -323,6 +323,9 @@ pub(crate) fn box_config(language: &Language, argv: Vec<String>, limits: Limits)
     for (key, value) in &language.env {
         config = config.with_env(key, value);
     }
+    if let Some(root) = language.runtime_root() {
+        config = config.with_runtime(root);
+    }
     for path in &language.binds {
         // /etc entries are the box's system tree's (its runtime's, or the host's).
         config = if path.starts_with("/etc") && path != std::path::Path::new("/etc") {

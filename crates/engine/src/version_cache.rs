@@ -7,7 +7,6 @@
 //! are installed are remembered.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use crate::catalog::Language;
@@ -56,22 +55,25 @@ impl VersionCache {
     }
 
     fn file(&self, language: &Language) -> PathBuf {
-        self.dir.join(format!("{}.version", language.id))
+        self.dir.join(format!("{}.version", language.key()))
     }
 }
 
 /// What the version depends on, on one line; `None` when a tool is missing.
 pub(crate) fn key(language: &Language) -> Option<String> {
     let mut key = language.version_command();
+    // A runtime's digest names all of its files at once.
+    if let Some((_, digest)) = &language.root {
+        key.push_str(&format!(" | runtime {digest}"));
+    }
     for tool in tools(language) {
-        let path = find_program(tool)?;
-        let meta = fs::metadata(&path).ok()?;
+        let (path, stat) = find_program(language.runtime_root(), tool)?;
         key.push_str(&format!(
             " | {} {} {}.{}",
             path.display(),
-            meta.size(),
-            meta.mtime(),
-            meta.mtime_nsec()
+            stat.st_size,
+            stat.st_mtime,
+            stat.st_mtime_nsec
         ));
     }
     Some(key.replace('\n', " "))

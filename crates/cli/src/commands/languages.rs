@@ -23,6 +23,7 @@ pub struct LanguagesArgs {
 struct Entry<'a> {
     id: &'a str,
     name: &'a str,
+    runtime: &'a str,
     aliases: &'a [String],
     extensions: &'a [String],
     compiled: bool,
@@ -34,7 +35,8 @@ struct Entry<'a> {
     install: String,
 }
 
-/// Lists every language; versions are detected in boxes, in parallel.
+/// Lists every language in every version (one row per runtime); versions are
+/// detected in boxes, in parallel.
 pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
     let catalog = args.catalog.catalog()?;
     let engine = super::engine(catalog, 8, None)?;
@@ -45,6 +47,7 @@ pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
             .map(|(l, i)| Entry {
                 id: &l.id,
                 name: &l.name,
+                runtime: l.variant(),
                 aliases: &l.aliases,
                 extensions: &l.extensions,
                 compiled: l.is_compiled(),
@@ -64,7 +67,16 @@ pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
         .map(|(l, _)| l.name.len())
         .max()
         .unwrap_or(4);
-    println!("{:width$}  {:name_width$}  VERSION", "ID", "NAME");
+    let runtime_width = languages
+        .iter()
+        .map(|(l, _)| l.variant().len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:width$}  {:name_width$}  {:runtime_width$}  VERSION",
+        "ID", "NAME", "RUNTIME"
+    );
     for (language, installation) in &languages {
         let state = match installation {
             Installation::Installed { version } => {
@@ -76,8 +88,10 @@ pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
             Installation::Broken { reason } => format!("broken: {reason}"),
         };
         println!(
-            "{:width$}  {:name_width$}  {state}",
-            language.id, language.name
+            "{:width$}  {:name_width$}  {:runtime_width$}  {state}",
+            language.id,
+            language.name,
+            language.variant()
         );
     }
     let installed = languages.iter().filter(|(_, i)| i.is_installed()).count();

@@ -85,7 +85,14 @@ pub fn engine(
         max_boxes,
         ..SandboxOptions::default()
     };
+    // The runtimes `runbox runtimes` keeps in the default data directory (or
+    // RUNBOX_DATA_DIR's), when there are any.
+    let runtimes = std::env::var_os("RUNBOX_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/runbox"))
+        .join("runtimes");
     let config = EngineConfig {
+        runtimes: runtimes.is_dir().then_some(runtimes),
         version_cache: Some(options.state_dir.join("versions")),
         compile_cache: cache.and_then(|c| c.config(&options.state_dir)),
         // One slot is for the version check beside the compile.

@@ -29,8 +29,9 @@ pub struct RunArgs {
     /// The language: a catalog id or alias (`runbox languages` lists them).
     #[arg(short, long, value_name = "LANG")]
     language: Option<String>,
-    /// Require this version of the language (a prefix such as 3 or 3.11).
-    #[arg(long = "language-version", value_name = "VERSION")]
+    /// The version of the language: exact, a prefix such as 3 or 3.13, or a range
+    /// such as '>=3.12' (default: the catalog's default, else the newest installed).
+    #[arg(long = "version", visible_alias = "language-version", value_name = "VERSION")]
     version: Option<String>,
     /// File to feed on stdin (`-` for runbox's own stdin); default: empty.
     #[arg(long, value_name = "FILE")]

@@ -49,6 +49,14 @@ pub struct Language {
     pub(crate) version_pattern: Pattern,
     /// Where the entry came from: an embedded file name or a host path.
     pub origin: String,
+    /// The runtime it runs in (a name in the runtime store, e.g. `trixie`);
+    /// `None`: the host's own /usr.
+    pub runtime: Option<String>,
+    /// Whether this is the version a job gets when it names none (otherwise the
+    /// newest installed one).
+    pub default: bool,
+    /// The runtime's tree and digest, once the engine found it in its store.
+    pub(crate) root: Option<(PathBuf, String)>,
 }
 
 /// Renames the entry file after what its source declares.
@@ -66,6 +74,22 @@ pub(crate) struct MainRule {
 }
 
 impl Language {
+    /// Which version of the language this entry is: its runtime's name, or
+    /// `host`. Unique among the entries of one id.
+    pub fn variant(&self) -> &str {
+        self.runtime.as_deref().unwrap_or(crate::runtime::HOST)
+    }
+
+    /// `id@variant`: this entry among every version of every language.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.id, self.variant())
+    }
+
+    /// The runtime's tree, when the entry runs in one that is installed.
+    pub fn runtime_root(&self) -> Option<&std::path::Path> {
+        self.root.as_ref().map(|(root, _)| root.as_path())
+    }
+
     /// Whether the language has a compile stage.
     pub fn is_compiled(&self) -> bool {
         self.compile.is_some()
@@ -174,6 +198,9 @@ struct LanguageFile {
     #[serde(default)]
     run_limits: LimitTable,
     rename_main: Option<String>,
+    runtime: Option<String>,
+    #[serde(default)]
+    default: bool,
 }
 
 fn yes() -> bool {
@@ -254,6 +281,13 @@ impl Language {
                 .as_deref()
                 .unwrap_or(DEFAULT_VERSION_PATTERN),
         )?;
+        if let Some(runtime) = &file.runtime
+            && (runtime.is_empty() || runtime == crate::runtime::HOST || !name_ok(runtime))
+        {
+            return Err(format!(
+                "runtime '{runtime}' is not a runtime name (lower-case letters, digits, + - _ .; `host` is the default)"
+            ));
+        }
         if let Some(bad) = file.binds.iter().find(|p| !p.is_absolute()) {
             return Err(format!("bind {} must be an absolute path", bad.display()));
         }
@@ -289,6 +323,9 @@ impl Language {
             binds: file.binds,
             env: file.env.into_iter().collect(),
             origin: origin.to_string(),
+            runtime: file.runtime,
+            default: file.default,
+            root: None,
         })
     }
 }

@@ -16,14 +16,50 @@ use crate::error::{Error, JobError, Result};
 
 include!(concat!(env!("OUT_DIR"), "/embedded_languages.rs"));
 
-/// Every language runbox knows, found by id, alias, extension or shebang.
+/// Every language runbox knows, in every version its catalog describes, found
+/// by id, alias, extension or shebang.
+///
+/// One id may have several entries, one per runtime (its `variant`): the host's
+/// and, say, `trixie`'s. A variant's file needs only what differs from the
+/// host entry of the same id (`id`, `runtime`, and e.g. `packages` or a `run`
+/// path): the rest is taken from it.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    /// Sorted by id.
+    /// Sorted by id, then variant (the host's first).
     languages: Vec<Arc<Language>>,
-    /// Ids and aliases to an index into `languages`.
-    names: HashMap<String, usize>,
+    /// Ids and aliases to the indexes of every entry of that id.
+    names: HashMap<String, Vec<usize>>,
 }
+
+/// A catalog file before it is parsed: where it came from, and its table.
+struct CatalogFile {
+    origin: String,
+    table: toml::Table,
+}
+
+impl CatalogFile {
+    fn read(origin: &str, text: &str) -> Result<CatalogFile> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| Error::Catalog {
+            file: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(CatalogFile {
+            origin: origin.to_string(),
+            table,
+        })
+    }
+
+    fn id(&self) -> &str {
+        self.table.get("id").and_then(|v| v.as_str()).unwrap_or("")
+    }
+
+    fn runtime(&self) -> Option<&str> {
+        self.table.get("runtime").and_then(|v| v.as_str())
+    }
+}
+
+/// Keys a variant never takes from its host entry: they say what the variant is.
+const OWN_KEYS: &[&str] = &["runtime", "default", "core"];
 
 impl Catalog {
     /// The catalog built into the binary.
@@ -32,36 +68,92 @@ impl Catalog {
     }
 
     /// The embedded catalog, with the `*.toml` files of `dir` added; a file whose
-    /// `id` is already known replaces that entry.
+    /// `id` and `runtime` are already known replaces that entry.
     pub fn load(dir: Option<&Path>) -> Result<Catalog> {
-        let mut by_id: HashMap<String, Language> = HashMap::new();
-        for (file, text) in EMBEDDED {
-            let language = Language::parse(text, file).map_err(|message| Error::Catalog {
-                file: file.to_string(),
-                message,
-            })?;
-            if by_id.insert(language.id.clone(), language).is_some() {
-                return Err(Error::Catalog {
-                    file: file.to_string(),
-                    message: "another embedded file has the same id".into(),
-                });
+        let mut files: Vec<CatalogFile> = Vec::new();
+        let mut seen: HashMap<(String, Option<String>), usize> = HashMap::new();
+        let mut add = |file: CatalogFile, replace: bool| -> Result<()> {
+            let key = (file.id().to_string(), file.runtime().map(str::to_string));
+            match seen.get(&key) {
+                Some(&at) if replace => files[at] = file,
+                Some(_) => {
+                    return Err(Error::Catalog {
+                        file: file.origin,
+                        message: "another embedded file has the same id and runtime".into(),
+                    });
+                }
+                None => {
+                    seen.insert(key, files.len());
+                    files.push(file);
+                }
             }
+            Ok(())
+        };
+        for (origin, text) in EMBEDDED {
+            add(CatalogFile::read(origin, text)?, false)?;
         }
         if let Some(dir) = dir {
-            for language in read_dir(dir)? {
-                by_id.insert(language.id.clone(), language);
+            for (origin, text) in read_dir(dir)? {
+                add(CatalogFile::read(&origin, &text)?, true)?;
             }
         }
-        Catalog::from_languages(by_id.into_values().collect())
+        let hosts: HashMap<String, toml::Table> = files
+            .iter()
+            .filter(|f| f.runtime().is_none())
+            .map(|f| (f.id().to_string(), f.table.clone()))
+            .collect();
+        let mut languages = Vec::with_capacity(files.len());
+        for file in &files {
+            let mut table = file.table.clone();
+            if file.runtime().is_some()
+                && let Some(host) = hosts.get(file.id())
+            {
+                for (key, value) in host {
+                    if !OWN_KEYS.contains(&key.as_str()) && !table.contains_key(key) {
+                        table.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+            let text = toml::to_string(&table).map_err(|e| Error::Catalog {
+                file: file.origin.clone(),
+                message: e.to_string(),
+            })?;
+            languages.push(
+                Language::parse(&text, &file.origin).map_err(|message| Error::Catalog {
+                    file: file.origin.clone(),
+                    message,
+                })?,
+            );
+        }
+        Catalog::from_languages(languages)
     }
 
-    /// A catalog of exactly these languages; ids and aliases must not clash.
+    /// A catalog of exactly these languages; a name may not belong to two ids,
+    /// and an id may not have two entries of one runtime.
     pub fn from_languages(mut languages: Vec<Language>) -> Result<Catalog> {
-        languages.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut names = HashMap::new();
+        languages.sort_by(|a, b| {
+            (&a.id, a.runtime.is_some(), a.variant()).cmp(&(&b.id, b.runtime.is_some(), b.variant()))
+        });
+        let mut names: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, language) in languages.iter().enumerate() {
+            if index > 0
+                && languages[index - 1].id == language.id
+                && languages[index - 1].variant() == language.variant()
+            {
+                return Err(Error::Catalog {
+                    file: language.origin.clone(),
+                    message: format!(
+                        "'{}' has two entries for the runtime '{}'",
+                        language.id,
+                        language.variant()
+                    ),
+                });
+            }
             for name in std::iter::once(&language.id).chain(&language.aliases) {
-                if let Some(other) = names.insert(name.clone(), index) {
+                let entries = names.entry(name.clone()).or_default();
+                if let Some(&other) = entries.first()
+                    && languages[other].id != language.id
+                {
                     return Err(Error::Catalog {
                         file: language.origin.clone(),
                         message: format!(
@@ -69,6 +161,9 @@ impl Catalog {
                             languages[other].id
                         ),
                     });
+                }
+                if !entries.contains(&index) {
+                    entries.push(index);
                 }
             }
         }
@@ -78,21 +173,56 @@ impl Catalog {
         })
     }
 
-    /// Every language, sorted by id.
+    /// Every entry (each version of each language), sorted by id.
     pub fn languages(&self) -> &[Arc<Language>] {
         &self.languages
     }
 
-    /// The language with this id or alias (case-insensitive), or an error that
-    /// suggests the closest names.
+    /// The entry of this id or alias (case-insensitive) a caller gets without
+    /// choosing a version: the one marked `default`, else the host's, else the
+    /// first; or an error that suggests the closest names.
     pub fn get(&self, name: &str) -> std::result::Result<&Arc<Language>, JobError> {
+        let variants = self.variants(name)?;
+        Ok(variants
+            .iter()
+            .find(|l| l.default)
+            .or_else(|| variants.iter().find(|l| l.runtime.is_none()))
+            .unwrap_or(&variants[0]))
+    }
+
+    /// Every entry of this id or alias: one per runtime.
+    pub fn variants(&self, name: &str) -> std::result::Result<Vec<&Arc<Language>>, JobError> {
         let wanted = name.trim().to_lowercase();
         match self.names.get(&wanted) {
-            Some(&index) => Ok(&self.languages[index]),
+            Some(indexes) => Ok(indexes.iter().map(|&i| &self.languages[i]).collect()),
             None => Err(JobError::UnknownLanguage {
                 name: name.to_string(),
                 suggestions: self.closest(&wanted),
             }),
+        }
+    }
+
+    /// The same catalog with each runtime entry's tree found by `find`
+    /// (`(root, digest)` of an installed runtime; `None` leaves it missing).
+    pub fn with_runtimes(
+        &self,
+        find: impl Fn(&str) -> Option<(std::path::PathBuf, String)>,
+    ) -> Catalog {
+        let languages = self
+            .languages
+            .iter()
+            .map(|language| match &language.runtime {
+                Some(runtime) => {
+                    let mut found = Language::clone(language);
+                    found.root = find(runtime);
+                    Arc::new(found)
+                }
+                None => language.clone(),
+            })
+            .collect();
+        Catalog {
+            languages,
+            names: self.names.clone(),
         }
     }
 
@@ -128,7 +258,7 @@ impl Catalog {
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
         let mut ids: Vec<String> = Vec::new();
         for (_, known) in scored {
-            let id = &self.languages[self.names[known]].id;
+            let id = &self.languages[self.names[known][0]].id;
             if !ids.contains(id) {
                 ids.push(id.clone());
             }
@@ -138,13 +268,13 @@ impl Catalog {
     }
 }
 
-/// Reads every `*.toml` of an operator's directory.
-fn read_dir(dir: &Path) -> Result<Vec<Language>> {
+/// Reads every `*.toml` of an operator's directory: `(origin, text)`.
+fn read_dir(dir: &Path) -> Result<Vec<(String, String)>> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::CatalogDir {
         path: dir.to_path_buf(),
         source,
     })?;
-    let mut languages = Vec::new();
+    let mut files = Vec::new();
     for entry in entries {
         let path = entry
             .map_err(|source| Error::CatalogDir {
@@ -160,13 +290,10 @@ fn read_dir(dir: &Path) -> Result<Vec<Language>> {
             file: origin.clone(),
             message: e.to_string(),
         })?;
-        let language = Language::parse(&text, &origin).map_err(|message| Error::Catalog {
-            file: origin.clone(),
-            message,
-        })?;
-        languages.push(language);
+        files.push((origin, text));
     }
-    Ok(languages)
+    files.sort();
+    Ok(files)
 }
 
 /// The interpreter named by a `#!` line: `python3` for `#!/usr/bin/python3` and

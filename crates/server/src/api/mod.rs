@@ -296,6 +296,7 @@ pub async fn languages(
                 id: language.id.clone(),
                 name: language.name.clone(),
                 version: installation.version().map(str::to_string),
+                runtime: language.variant().to_string(),
                 installed: installation.is_installed(),
                 aliases: language.aliases.clone(),
                 extensions: language.extensions.clone(),

@@ -16,7 +16,6 @@
 pub mod judge0;
 pub mod piston;
 pub mod runners;
-pub mod semver;
 
 use std::sync::Arc;
 

@@ -401,6 +401,9 @@ pub struct LanguageBody {
     pub name: String,
     /// The installed version, when installed.
     pub version: Option<String>,
+    /// The runtime this version runs in (`host`: the host's own /usr); one
+    /// language has one entry per runtime, each with its version.
+    pub runtime: String,
     /// Whether it can be used here.
     pub installed: bool,
     /// Other names accepted in `language`.

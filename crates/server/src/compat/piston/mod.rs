@@ -24,7 +24,7 @@ use runbox_engine::Stage;
 use runbox_sandbox::{LimitHit, Status};
 
 use crate::auth::Caller;
-use crate::compat::{LenientJson, execute as run_now, installations, native_request, semver};
+use crate::compat::{LenientJson, execute as run_now, installations, native_request};
 use crate::error::ApiError;
 use crate::state::SharedState;
 use crate::wire::types::{Data, EncodedData, Encoding, FileInput, LimitsInput};
@@ -108,7 +108,6 @@ pub fn piston_name(id: &str) -> (&str, Option<&'static str>) {
         "csharp" => ("csharp", Some("mono")),
         "fortran" => ("fortran", Some("gfortran")),
         "d" => ("d", Some("gdc")),
-        "pypy" => ("python", Some("pypy")),
         other => (other, None),
     }
 }
@@ -242,10 +241,17 @@ pub(crate) async fn parse_job(
         return Err(PistonError::bad("files is required as an array"));
     }
     let installed = installations(state).await?;
+    // Piston's rule: of the runtimes of that language whose version the selector
+    // holds, the highest wins.
     let runtime = candidates(language, &installed)
         .into_iter()
-        .find(|(_, installation)| {
-            semver::matches(version, installation.version().unwrap_or("0")).unwrap_or(false)
+        .filter(|(_, installation)| {
+            runbox_engine::version::range_matches(version, installation.version().unwrap_or("0"))
+                .unwrap_or(false)
+        })
+        .max_by(|a, b| {
+            let version = |i: &Installation| i.version().and_then(runbox_engine::version::normalized);
+            version(&a.1).cmp(&version(&b.1))
         })
         .ok_or_else(|| PistonError::bad(format!("{language}-{version} runtime is unknown")))?;
     let (lang, installation) = runtime;
@@ -308,6 +314,8 @@ pub(crate) async fn parse_job(
     let run_memory = limit(body, "run_memory_limit", run_max.max_memory_kb << 10)?;
 
     let mut request = native_request(&lang.id);
+    // The version chosen here is the one that runs (one of several of the language).
+    request.version = installation.version().map(str::to_string);
     request.combined_output = true;
     request.files = Some(inputs);
     request.stdin = stdin.map(|s| {
