@@ -22,6 +22,8 @@ enum Command {
     Judge(Box<commands::judge::JudgeArgs>),
     /// List the catalog's languages with their installed versions.
     Languages(commands::languages::LanguagesArgs),
+    /// List, add, remove, collect and verify runtimes (the trees boxes run on).
+    Runtimes(Box<commands::runtimes::RuntimesArgs>),
     /// Run one command in a box (the low-level tool, like `isolate --run`).
     Sandbox(Box<commands::sandbox::SandboxArgs>),
     /// Check what this host supports and how each limit is enforced.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Run(args) => quiet(commands::run::run, *args),
         Command::Judge(args) => quiet(commands::judge::run, *args),
         Command::Languages(args) => quiet(commands::languages::run, args),
+        Command::Runtimes(args) => quiet(commands::runtimes::run, *args),
         Command::Sandbox(args) => quiet(commands::sandbox::run, *args),
         Command::Doctor(args) => quiet(commands::doctor::run, args),
         Command::Keys(args) => quiet(commands::keys::run, *args),

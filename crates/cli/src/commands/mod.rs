@@ -6,6 +6,7 @@ pub mod judge;
 pub mod keys;
 pub mod languages;
 pub mod run;
+pub mod runtimes;
 pub mod sandbox;
 pub mod serve;
 
