@@ -28,10 +28,20 @@ enum RuntimesCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Build a runtime and store it: `debian:SUITE` (bookworm, trixie, sid...).
+    /// Build or import a runtime and store it: `debian:SUITE` (bookworm, trixie,
+    /// sid...), `oci:IMAGE` (a registry), `oci-layout:DIR[:TAG]`, `docker-archive:FILE`.
     Add {
-        /// Where it comes from: debian:SUITE.
+        /// Where it comes from.
         source: String,
+        /// The image's platform (OCI sources) [default: this host's].
+        #[arg(long, value_name = "OS/ARCH")]
+        platform: Option<String>,
+        /// Registry user (OCI sources); the password is read from RUNBOX_REGISTRY_PASSWORD.
+        #[arg(long)]
+        username: Option<String>,
+        /// Registries to reach over plain HTTP (a registry on loopback).
+        #[arg(long, value_delimiter = ',')]
+        insecure_registry: Vec<String>,
         /// Packages to install beside the suite's essential ones (comma-separated).
         #[arg(long, value_delimiter = ',')]
         packages: Vec<String>,
@@ -63,7 +73,21 @@ pub fn run(args: RuntimesArgs) -> anyhow::Result<ExitCode> {
             source,
             packages,
             name,
-        } => add(&store, &source, packages, name),
+            platform,
+            username,
+            insecure_registry,
+        } => {
+            if source.starts_with("debian:") {
+                add(&store, &source, packages, name)
+            } else {
+                let registry = Registry {
+                    platform,
+                    username,
+                    insecure: insecure_registry,
+                };
+                add_image(&store, &source, name, &registry)
+            }
+        }
         RuntimesCommand::Remove { name } => {
             store.remove(&name)?;
             println!("removed {name} (`runbox runtimes gc` frees the files it alone used)");
@@ -99,7 +123,10 @@ fn list(store: &RuntimeStore, json: bool) -> anyhow::Result<ExitCode> {
     );
     for runtime in &runtimes {
         let m = &runtime.manifest;
-        let RuntimeSource::Debian { packages, .. } = &m.source;
+        let packages = match &m.source {
+            RuntimeSource::Debian { packages, .. } => packages.clone(),
+            RuntimeSource::Oci { platform, .. } => vec![format!("({platform} image)")],
+        };
         println!(
             "{:<24} {:<16} {:>10} {:>10}  {:<19} {}",
             m.name,
@@ -173,6 +200,136 @@ fn add(
         m.digest
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// How an image is taken from a registry.
+struct Registry {
+    platform: Option<String>,
+    username: Option<String>,
+    insecure: Vec<String>,
+}
+
+/// Imports an OCI image (a registry, a layout directory or a `docker save`
+/// archive) as the runtime `name`.
+fn add_image(
+    store: &RuntimeStore,
+    source: &str,
+    name: Option<String>,
+    registry: &Registry,
+) -> anyhow::Result<ExitCode> {
+    use runbox_engine::runtime::oci;
+    let platform = match &registry.platform {
+        Some(text) => text
+            .parse::<oci::Platform>()
+            .map_err(|e| anyhow::anyhow!("--platform {text}: {e}"))?,
+        None => oci::Platform::host(),
+    };
+    let (kind, what) = source.split_once(':').unwrap_or(("", source));
+    if !matches!(kind, "oci" | "oci-layout" | "docker-archive") {
+        bail!(
+            "unknown runtime source '{source}': use debian:SUITE, oci:IMAGE, oci-layout:DIR[:TAG] or docker-archive:FILE"
+        );
+    }
+    let name = name.unwrap_or_else(|| default_image_name(what));
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message(format!("importing {name} from {source}"));
+    let started = Instant::now();
+    let pulled: std::cell::RefCell<Option<oci::PulledImage>> = std::cell::RefCell::new(None);
+    let mut on_progress = |progress: Progress| match progress {
+        Progress::Step(step) => bar.set_message(format!("{name}: {step}")),
+        Progress::Storing { done, total } => {
+            bar.set_message(format!("{name}: storing {done}/{total} files"))
+        }
+    };
+    let source_record = RuntimeSource::Oci {
+        reference: source.to_string(),
+        digest: None,
+        platform: platform.to_string(),
+    };
+    let added = store.add(&name, source_record, &mut on_progress, |root, _progress| {
+        let image = match kind {
+            "oci" => {
+                let credentials = match &registry.username {
+                    Some(username) => oci::Credentials::Basic {
+                        username: username.clone(),
+                        password: std::env::var("RUNBOX_REGISTRY_PASSWORD").unwrap_or_default(),
+                    },
+                    None => oci::Credentials::Anonymous,
+                };
+                let options = oci::PullOptions {
+                    platform: platform.clone(),
+                    credentials,
+                    plain_http: registry.insecure.clone(),
+                    ..oci::PullOptions::default()
+                };
+                let runtime = tokio::runtime::Runtime::new().map_err(|e| RuntimeError::Io {
+                    action: "cannot start the async runtime for",
+                    path: root.to_path_buf(),
+                    source: e,
+                })?;
+                runtime.block_on(oci::pull(what, &options, root, &|p| {
+                    if let oci::Progress::Downloaded { digest, bytes } = p {
+                        bar.set_message(format!(
+                            "downloaded {} ({})",
+                            digest.get(..19).unwrap_or(&digest),
+                            HumanBytes(bytes)
+                        ));
+                    }
+                }))
+            }
+            "oci-layout" => {
+                let (dir, tag) = match what.rsplit_once(':') {
+                    Some((dir, tag)) if !tag.contains('/') => (dir, Some(tag)),
+                    _ => (what, None),
+                };
+                oci::from_layout(std::path::Path::new(dir), tag, &platform, root)
+            }
+            _ => oci::from_docker_archive(std::path::Path::new(what), root),
+        };
+        let image = image.map_err(|e| RuntimeError::Import {
+            what: source.to_string(),
+            source: e,
+        })?;
+        *pulled.borrow_mut() = Some(image);
+        Ok(())
+    });
+    bar.finish_and_clear();
+    let runtime = added.map_err(|e| anyhow::Error::new(e).context(format!("cannot add {name}")))?;
+    let m = &runtime.manifest;
+    let skipped = pulled.borrow().as_ref().map_or(0, |p| p.skipped.len());
+    println!(
+        "added {} ({}) in {}: {} in {} files, {} new on disk, {}{}",
+        m.name,
+        m.source,
+        HumanDuration(started.elapsed()),
+        HumanBytes(m.size_bytes),
+        m.files,
+        HumanBytes(m.new_bytes),
+        m.digest,
+        if skipped > 0 {
+            format!(" ({skipped} device nodes or FIFOs left out)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A runtime name from an image reference: `docker.io/library/python:3.13` is
+/// `python-3.13`.
+fn default_image_name(reference: &str) -> String {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    let last = last.split('@').next().unwrap_or(last);
+    last.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c.to_ascii_lowercase() } else { '-' })
+        .collect::<String>()
+        .trim_matches('-')
+        .to_string()
 }
 
 fn verify(store: &RuntimeStore, name: Option<String>) -> anyhow::Result<ExitCode> {

@@ -111,7 +111,12 @@ impl Language {
 
     /// The shell command that installs its packages.
     pub fn install_command(&self) -> String {
-        format!("apt-get install -y {}", self.packages.join(" "))
+        match &self.runtime {
+            None => format!("apt-get install -y {}", self.packages.join(" ")),
+            // The runtime's name is the Debian suite it is built from; the
+            // install script gathers every entry's packages into one runtime.
+            Some(runtime) => format!("scripts/install-languages.sh --runtime {runtime}"),
+        }
     }
 
     /// The programs its commands start (`javac`, `java`), for the installed check.

@@ -125,6 +125,16 @@ pub enum RuntimeError {
         detail: String,
     },
 
+    /// An image could not be imported (a registry, a layout, an archive).
+    #[error("importing {what} failed: {source}")]
+    Import {
+        /// The source, e.g. `oci:docker.io/library/python:3.13`.
+        what: String,
+        /// Why.
+        #[source]
+        source: oci::OciError,
+    },
+
     /// The tree no longer has the digest it was stored with: it was changed on disk.
     #[error(
         "runtime '{name}' was changed on disk: its digest is {actual}, it was stored as {expected}; remove it and add it again"

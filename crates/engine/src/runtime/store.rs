@@ -66,6 +66,17 @@ pub enum RuntimeSource {
         /// The packages installed beside the essential ones.
         packages: Vec<String>,
     },
+    /// An OCI image: from a registry, an OCI layout directory or a `docker save`
+    /// archive ([`super::oci`]).
+    Oci {
+        /// What it was taken from: `oci:REFERENCE`, `oci-layout:DIR[:TAG]` or
+        /// `docker-archive:FILE`.
+        reference: String,
+        /// The image manifest's digest, when it has one.
+        digest: Option<String>,
+        /// Its platform, `linux/amd64`.
+        platform: String,
+    },
 }
 
 impl std::fmt::Display for RuntimeSource {
@@ -73,6 +84,7 @@ impl std::fmt::Display for RuntimeSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RuntimeSource::Debian { suite, .. } => write!(f, "debian:{suite}"),
+            RuntimeSource::Oci { reference, .. } => f.write_str(reference),
         }
     }
 }
