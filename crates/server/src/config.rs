@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// A directory of language files that add to or replace the built-in ones.
     pub languages_dir: Option<PathBuf>,
+    /// Where runtimes are kept (`runbox runtimes`); default `<data_dir>/runtimes`.
+    pub runtimes_dir: Option<PathBuf>,
     /// Request sizes and counts.
     pub requests: RequestBounds,
     /// Connections: how many, and how long a client may take to send a request.
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             queue_capacity: 256,
             log_format: LogFormat::Text,
             languages_dir: None,
+            runtimes_dir: None,
             requests: RequestBounds::default(),
             connections: ConnectionSettings::default(),
             run_limits: LimitSettings::run_defaults(),

@@ -88,7 +88,12 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
         },
         version_cache: Some(options.state_dir.join("versions")),
         cache_keeps_sources: config.history.store_source,
-        runtimes: Some(config.data_dir.join("runtimes")),
+        runtimes: Some(
+            config
+                .runtimes_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("runtimes")),
+        ),
         max_result_bytes: config.requests.max_result_bytes,
         compile_cache: (config.compile_cache_mb > 0).then(|| CompileCacheConfig {
             dir: config.data_dir.join("compile-cache"),

@@ -67,6 +67,9 @@ pub fn build(
         command.arg(format!("--dpkgopt=path-exclude=/usr/share/{dir}/*"));
     }
     command.arg("--dpkgopt=path-include=/usr/share/doc/*/copyright");
+    // Without man pages their directories are not there, and update-alternatives
+    // (OpenJDK's postinst links java.1.gz) fails on a missing man1: keep it.
+    command.arg("--setup-hook=mkdir -p \"$1/usr/share/man/man1\"");
     // No mirror given: mmdebstrap's default, deb.debian.org with the suite's
     // security and updates archives where it has them.
     command.arg(suite).arg(dest);

@@ -1,0 +1,104 @@
+//! Several versions of one language through the APIs: the native languages
+//! list, a native `version`, and Piston's runtimes and semver selection. The
+//! trixie runtime is the one the engine's tests build and keep under
+//! `<target>/tmp/test-runtimes/store` (built here when missing).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use axum::http::StatusCode;
+use runbox_engine::runtime::{RuntimeError, RuntimeStore};
+use serde_json::json;
+use support::App;
+
+const RUNTIME: &str = "trixie-python3";
+
+fn store_with_trixie() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-runtimes/store");
+    let store = RuntimeStore::open(&dir).expect("the test runtime store opens");
+    match store.get(RUNTIME) {
+        Ok(_) => {}
+        Err(RuntimeError::NotFound { .. }) => {
+            match store.add_debian(RUNTIME, "trixie", &["python3".to_string()], &mut |_| {}) {
+                Ok(_) | Err(RuntimeError::Exists { .. }) => {}
+                Err(e) => panic!("cannot build the trixie runtime (network to deb.debian.org?): {e}"),
+            }
+        }
+        Err(e) => panic!("cannot read the test runtime store: {e}"),
+    }
+    dir
+}
+
+async fn app() -> (App, tempfile::TempDir) {
+    let runtimes = store_with_trixie();
+    let languages = tempfile::tempdir().unwrap();
+    std::fs::write(
+        languages.path().join("python@trixie.toml"),
+        format!("id = \"python\"\nruntime = \"{RUNTIME}\"\npackages = [\"python3\"]\n"),
+    )
+    .unwrap();
+    let dir = languages.path().to_path_buf();
+    let app = App::start_with(move |c| {
+        c.languages_dir = Some(dir);
+        c.runtimes_dir = Some(runtimes);
+    })
+    .await;
+    (app, languages)
+}
+
+const PRINT_VERSION: &str = "import sys; print('%d.%d' % sys.version_info[:2])";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_native_api_lists_and_runs_each_version() {
+    let (app, _languages) = app().await;
+    let (_, languages) = app.get("/api/v1/languages").await;
+    let pythons: Vec<_> = languages
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["id"] == "python" && l["installed"] == true)
+        .map(|l| (l["runtime"].as_str().unwrap().to_string(), l["version"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(pythons.len(), 2, "{pythons:?}");
+    for (wanted, printed) in [("3.13", "3.13"), ("3.11", "3.11"), ("^3.12", "3.13")] {
+        let (status, body) = app
+            .post(
+                "/api/v1/execute",
+                json!({"language": "python", "version": wanted, "source": PRINT_VERSION}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["run"]["stdout"], format!("{printed}\n"), "{wanted}: {body}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn piston_lists_every_version_and_its_star_is_the_highest_cpython() {
+    let (app, _languages) = app().await;
+    let (_, runtimes) = app.get("/api/v2/runtimes").await;
+    let pythons: Vec<_> = runtimes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["language"] == "python")
+        .collect();
+    assert_eq!(pythons.len(), 2, "{pythons:?}");
+    assert!(
+        runtimes.as_array().unwrap().iter().all(|r| r["runtime"] != "pypy"),
+        "PyPy is a language of its own"
+    );
+    for (wanted, printed) in [("*", "3.13"), ("3.11", "3.11"), ("3.x", "3.13")] {
+        let (status, body) = app
+            .post(
+                "/api/v2/execute",
+                json!({"language": "python", "version": wanted, "files": [{"content": PRINT_VERSION}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["run"]["stdout"], format!("{printed}\n"), "{wanted}: {body}");
+        assert!(body["version"].as_str().unwrap().starts_with(printed), "{body}");
+    }
+    app.stop().await;
+}
