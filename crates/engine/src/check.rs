@@ -96,7 +96,12 @@ impl Engine {
                 "this server gives programs no network (the operator can allow it: network.enabled)",
             ));
         }
-        let language = self.select(&job.language, job.version.as_deref(), "language")?;
+        let language = self.select(
+            &job.language,
+            job.version.as_deref(),
+            job.runtime.as_deref(),
+            "language",
+        )?;
         if !language.accepts_args && !job.args.is_empty() {
             return Err(JobError::invalid(
                 "args",
@@ -144,7 +149,7 @@ impl Engine {
         &self,
         custom: &crate::checker::CustomChecker,
     ) -> Result<CheckedProgram, JobError> {
-        let language = self.select(&custom.language, None, "checker.language")?;
+        let language = self.select(&custom.language, None, None, "checker.language")?;
         let checker_job = Job {
             language: custom.language.clone(),
             files: custom.files.clone(),
@@ -176,13 +181,27 @@ impl Engine {
         &self,
         name: &str,
         version: Option<&str>,
+        runtime: Option<&str>,
         field: &str,
     ) -> Result<Arc<Language>, JobError> {
-        let variants = match self.catalog.variants(name) {
+        let mut variants = match self.catalog.variants(name) {
             Ok(variants) => variants,
             Err(error) if field == "language" => return Err(error),
             Err(error) => return Err(JobError::invalid(field, error.to_string())),
         };
+        if let Some(runtime) = runtime.filter(|r| !r.is_empty()) {
+            let known: Vec<String> = variants.iter().map(|l| l.variant().to_string()).collect();
+            variants.retain(|l| l.variant() == runtime);
+            if variants.is_empty() {
+                return Err(JobError::invalid(
+                    "runtime",
+                    format!(
+                        "{name} has no entry for the runtime '{runtime}': it has {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
         let mut installed: Vec<(Arc<Language>, Option<String>)> = Vec::new();
         let mut first_missing: Option<(Arc<Language>, String)> = None;
         for language in variants {
@@ -217,9 +236,9 @@ impl Engine {
                 .iter()
                 .find(|(l, _)| l.default)
                 .or_else(|| installed.first()),
-            Some(wanted) => installed.iter().find(|(_, v)| {
-                crate::version::matches(wanted, v.as_deref().unwrap_or(""))
-            }),
+            Some(wanted) => installed
+                .iter()
+                .find(|(_, v)| crate::version::matches(wanted, v.as_deref().unwrap_or(""))),
         };
         match chosen {
             Some((language, _)) => Ok(language.clone()),

@@ -116,7 +116,12 @@ pub(crate) fn stat_in(root: Option<&Path>, path: &Path) -> Option<Stat> {
     let Some(root) = root else {
         return rustix::fs::stat(path).ok();
     };
-    let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
     let inside = path.strip_prefix("/").unwrap_or(path);
     let file = rustix::fs::openat2(
         &dir,
@@ -183,7 +188,6 @@ pub(crate) fn detect(
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn programs_are_found_on_the_box_path_only() {

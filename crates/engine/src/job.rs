@@ -39,8 +39,11 @@ impl SourceFile {
 pub struct Job {
     /// A catalog id or alias.
     pub language: String,
-    /// A version the user wants (a prefix of the installed one, e.g. `3` or `3.11`).
+    /// A version the user wants: exact, a prefix (`3`, `3.11`) or a range.
     pub version: Option<String>,
+    /// The runtime the user wants the language from (`host`, `debian-trixie`):
+    /// with several entries of one version, this one.
+    pub runtime: Option<String>,
     /// The files; the first is the entry.
     pub files: Vec<SourceFile>,
     /// What the program reads on stdin.

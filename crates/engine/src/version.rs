@@ -65,7 +65,15 @@ mod tests {
 
     #[test]
     fn ranges_as_piston_clients_send_them_match() {
-        for selector in ["*", "3.x", "^3.10", "~3.11", ">=3.9 <4", "3.9 || 3.11.x", "x"] {
+        for selector in [
+            "*",
+            "3.x",
+            "^3.10",
+            "~3.11",
+            ">=3.9 <4",
+            "3.9 || 3.11.x",
+            "x",
+        ] {
             assert!(matches(selector, "3.11.2"), "{selector}");
         }
         for selector in [">=3.12", "^2", "~3.10", "<3"] {

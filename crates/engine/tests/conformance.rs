@@ -81,6 +81,7 @@ fn check(engine: &Engine, language: &Language, path: &Path, stem: &str) -> Optio
     let content = std::fs::read(path).ok()?;
     let mut job = Job {
         language: language.id.clone(),
+        runtime: Some(language.variant().to_string()),
         files: vec![SourceFile::named(name, content)],
         ..Job::default()
     };
@@ -133,7 +134,28 @@ fn every_installed_language_passes_its_conformance_programs() {
     .unwrap();
     let catalog = Catalog::embedded().unwrap();
     let languages = selected(&catalog);
-    let engine = Engine::new(Arc::new(sandbox), catalog, EngineConfig::default());
+    // The runtimes `scripts/install-languages.sh --all` built (in the default
+    // data directory, or RUNBOX_DATA_DIR's): each of their languages is tested too.
+    let runtimes = std::env::var_os("RUNBOX_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/var/lib/runbox".into())
+        .join("runtimes");
+    let config = EngineConfig {
+        runtimes: runtimes.is_dir().then_some(runtimes),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(Arc::new(sandbox), catalog, config);
+    let languages: Vec<_> = languages
+        .iter()
+        .map(|l| {
+            engine
+                .catalog()
+                .variants(&l.id)
+                .ok()
+                .and_then(|v| v.into_iter().find(|x| x.variant() == l.variant()).cloned())
+                .unwrap_or_else(|| l.clone())
+        })
+        .collect();
     let failures = Mutex::new(Vec::new());
     let skipped = Mutex::new(Vec::new());
     let tested = Mutex::new(Vec::new());
@@ -146,11 +168,14 @@ fn every_installed_language_passes_its_conformance_programs() {
                     let installation = engine.installation(language);
                     match &installation {
                         Installation::Installed { .. } => {}
-                        Installation::Missing { missing } if !language.core => {
-                            skipped
-                                .lock()
-                                .unwrap()
-                                .push(format!("{} ({missing})", language.id));
+                        Installation::Missing { missing }
+                            if !language.core || language.runtime.is_some() =>
+                        {
+                            skipped.lock().unwrap().push(format!(
+                                "{}@{} ({missing})",
+                                language.id,
+                                language.variant()
+                            ));
                             continue;
                         }
                         other => {
@@ -177,9 +202,10 @@ fn every_installed_language_passes_its_conformance_programs() {
                         }
                     }
                     tested.lock().unwrap().push(format!(
-                        "{} {}",
+                        "{} {} ({})",
                         language.id,
-                        installation.version().unwrap_or("?")
+                        installation.version().unwrap_or("?"),
+                        language.variant()
                     ));
                 }
             });

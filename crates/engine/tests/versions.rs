@@ -28,7 +28,9 @@ fn store_with_trixie() -> PathBuf {
         Err(RuntimeError::NotFound { .. }) => {
             match store.add_debian(RUNTIME, "trixie", &["python3".to_string()], &mut |_| {}) {
                 Ok(_) | Err(RuntimeError::Exists { .. }) => {}
-                Err(e) => panic!("cannot build the trixie runtime (network to deb.debian.org?): {e}"),
+                Err(e) => {
+                    panic!("cannot build the trixie runtime (network to deb.debian.org?): {e}")
+                }
             }
         }
         Err(e) => panic!("cannot read the test runtime store: {e}"),
@@ -85,11 +87,26 @@ fn both_versions_are_listed_each_detected_in_its_own_tree() {
         .installations()
         .into_iter()
         .filter(|(l, i)| l.id == "python" && i.is_installed())
-        .map(|(l, i)| (l.variant().to_string(), i.version().unwrap_or("").to_string()))
+        .map(|(l, i)| {
+            (
+                l.variant().to_string(),
+                i.version().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     assert_eq!(pythons.len(), 2, "{pythons:?}");
-    assert!(pythons.iter().any(|(v, ver)| v == "host" && ver.starts_with("3.11")), "{pythons:?}");
-    assert!(pythons.iter().any(|(v, ver)| v == RUNTIME && ver.starts_with("3.13")), "{pythons:?}");
+    assert!(
+        pythons
+            .iter()
+            .any(|(v, ver)| v == "host" && ver.starts_with("3.11")),
+        "{pythons:?}"
+    );
+    assert!(
+        pythons
+            .iter()
+            .any(|(v, ver)| v == RUNTIME && ver.starts_with("3.13")),
+        "{pythons:?}"
+    );
 }
 
 #[test]
@@ -116,7 +133,10 @@ fn a_version_no_runtime_has_is_refused_naming_the_installed_ones() {
     let engine = engine();
     match engine.check_and_run(&version_job(Some("3.12"))) {
         Err(Failure::Job(JobError::VersionUnavailable { installed, .. })) => {
-            assert!(installed.contains("3.13") && installed.contains("3.11"), "{installed}");
+            assert!(
+                installed.contains("3.13") && installed.contains("3.11"),
+                "{installed}"
+            );
         }
         other => panic!("{other:?}"),
     }

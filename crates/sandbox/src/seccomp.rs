@@ -19,7 +19,7 @@
 //! ioctl if (u32)cmd is TIOCSTI or TIOCLINUX       -> ERRNO(EPERM)
 //! personality unless (u32)persona is 0 or ~0      -> ERRNO(EPERM)
 //! fcntl if (u32)cmd is F_NOTIFY                   -> ERRNO(EPERM)
-//! flock                                           -> ERRNO(ENOLCK)
+//! flock                                           -> ERRNO(0): succeeds, locks nothing
 //! socket, socketpair unless (u32)family is
 //!   AF_UNIX, AF_INET, AF_INET6 or AF_NETLINK      -> ERRNO(EAFNOSUPPORT)
 //!   AF_NETLINK unless (u32)protocol is ROUTE      -> ERRNO(EPROTONOSUPPORT)
@@ -153,13 +153,15 @@ const SYS_OPEN_TREE_ATTR: i64 = 467;
 const SYS_FILE_GETATTR: i64 = 468;
 const SYS_FILE_SETATTR: i64 = 469;
 
-/// `flock`, refused with `ENOLCK` (what a file system without locks answers).
+/// `flock`, answered "done" without taking any lock.
 ///
 /// A `flock` lock needs no write access: one box could lock a file of /usr (or
 /// of any read-only tree boxes share) and another box would see `EWOULDBLOCK`,
 /// a channel between tenants and a way to stall anything that locks that file.
-/// The kernel cannot be told which files to allow, and seccomp cannot see paths,
-/// so it is refused everywhere. Runtimes do not need it to run a program.
+/// The kernel cannot be told which files to allow, and seccomp cannot see paths.
+/// Refusing it (`ENOLCK`) breaks toolchains that lock their caches (Go 1.24's
+/// build cache fails the build), so every `flock` succeeds and locks nothing: a
+/// box is one tenant, and a lock between boxes is what must not exist.
 const FLOCK: (&str, i64) = ("flock", libc::SYS_flock);
 
 /// System calls refused with `EPERM` for some arguments only, with the block of
@@ -367,7 +369,7 @@ enum Decision {
     CheckSocket,
     /// `fcntl(fd, cmd, ...)`: [`Deny`](Self::Deny) for `F_NOTIFY`.
     CheckFcntl,
-    /// Fail it with `ENOLCK` (`flock`).
+    /// Answer success without doing it (`flock`).
     NoLocks,
     /// Fail it with `EAFNOSUPPORT` (a socket family).
     NoFamily,
@@ -616,7 +618,8 @@ fn program() -> Result<Vec<libc::sock_filter>> {
     b.block(Enosys);
     b.ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
     b.block(NoLocks);
-    b.ret(libc::SECCOMP_RET_ERRNO | libc::ENOLCK as u32);
+    // SECCOMP_RET_ERRNO with errno 0: the call returns 0 and does nothing.
+    b.ret(libc::SECCOMP_RET_ERRNO);
     b.block(NoFamily);
     b.ret(libc::SECCOMP_RET_ERRNO | libc::EAFNOSUPPORT as u32);
     b.block(NoProtocol);
@@ -1136,7 +1139,7 @@ mod tests {
             return libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
         }
         if nr == FLOCK.1 {
-            return libc::SECCOMP_RET_ERRNO | libc::ENOLCK as u32;
+            return libc::SECCOMP_RET_ERRNO;
         }
         if nr == libc::SYS_socket || nr == libc::SYS_socketpair {
             let family = (args[0] & 0xffff_ffff) as libc::c_int;

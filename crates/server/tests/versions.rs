@@ -22,7 +22,9 @@ fn store_with_trixie() -> PathBuf {
         Err(RuntimeError::NotFound { .. }) => {
             match store.add_debian(RUNTIME, "trixie", &["python3".to_string()], &mut |_| {}) {
                 Ok(_) | Err(RuntimeError::Exists { .. }) => {}
-                Err(e) => panic!("cannot build the trixie runtime (network to deb.debian.org?): {e}"),
+                Err(e) => {
+                    panic!("cannot build the trixie runtime (network to deb.debian.org?): {e}")
+                }
             }
         }
         Err(e) => panic!("cannot read the test runtime store: {e}"),
@@ -58,7 +60,12 @@ async fn the_native_api_lists_and_runs_each_version() {
         .unwrap()
         .iter()
         .filter(|l| l["id"] == "python" && l["installed"] == true)
-        .map(|l| (l["runtime"].as_str().unwrap().to_string(), l["version"].as_str().unwrap().to_string()))
+        .map(|l| {
+            (
+                l["runtime"].as_str().unwrap().to_string(),
+                l["version"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(pythons.len(), 2, "{pythons:?}");
     for (wanted, printed) in [("3.13", "3.13"), ("3.11", "3.11"), ("^3.12", "3.13")] {
@@ -69,7 +76,11 @@ async fn the_native_api_lists_and_runs_each_version() {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["run"]["stdout"], format!("{printed}\n"), "{wanted}: {body}");
+        assert_eq!(
+            body["run"]["stdout"],
+            format!("{printed}\n"),
+            "{wanted}: {body}"
+        );
     }
     app.stop().await;
 }
@@ -86,7 +97,11 @@ async fn piston_lists_every_version_and_its_star_is_the_highest_cpython() {
         .collect();
     assert_eq!(pythons.len(), 2, "{pythons:?}");
     assert!(
-        runtimes.as_array().unwrap().iter().all(|r| r["runtime"] != "pypy"),
+        runtimes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["runtime"] != "pypy"),
         "PyPy is a language of its own"
     );
     for (wanted, printed) in [("*", "3.13"), ("3.11", "3.11"), ("3.x", "3.13")] {
@@ -97,8 +112,15 @@ async fn piston_lists_every_version_and_its_star_is_the_highest_cpython() {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["run"]["stdout"], format!("{printed}\n"), "{wanted}: {body}");
-        assert!(body["version"].as_str().unwrap().starts_with(printed), "{body}");
+        assert_eq!(
+            body["run"]["stdout"],
+            format!("{printed}\n"),
+            "{wanted}: {body}"
+        );
+        assert!(
+            body["version"].as_str().unwrap().starts_with(printed),
+            "{body}"
+        );
     }
     app.stop().await;
 }

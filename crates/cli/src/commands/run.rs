@@ -31,7 +31,11 @@ pub struct RunArgs {
     language: Option<String>,
     /// The version of the language: exact, a prefix such as 3 or 3.13, or a range
     /// such as '>=3.12' (default: the catalog's default, else the newest installed).
-    #[arg(long = "version", visible_alias = "language-version", value_name = "VERSION")]
+    #[arg(
+        long = "version",
+        visible_alias = "language-version",
+        value_name = "VERSION"
+    )]
     version: Option<String>,
     /// File to feed on stdin (`-` for runbox's own stdin); default: empty.
     #[arg(long, value_name = "FILE")]

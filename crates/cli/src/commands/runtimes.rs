@@ -326,7 +326,13 @@ fn default_image_name(reference: &str) -> String {
     let last = reference.rsplit('/').next().unwrap_or(reference);
     let last = last.split('@').next().unwrap_or(last);
     last.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect::<String>()
         .trim_matches('-')
         .to_string()

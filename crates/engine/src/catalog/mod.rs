@@ -118,12 +118,12 @@ impl Catalog {
                 file: file.origin.clone(),
                 message: e.to_string(),
             })?;
-            languages.push(
-                Language::parse(&text, &file.origin).map_err(|message| Error::Catalog {
+            languages.push(Language::parse(&text, &file.origin).map_err(|message| {
+                Error::Catalog {
                     file: file.origin.clone(),
                     message,
-                })?,
-            );
+                }
+            })?);
         }
         Catalog::from_languages(languages)
     }
@@ -132,7 +132,11 @@ impl Catalog {
     /// and an id may not have two entries of one runtime.
     pub fn from_languages(mut languages: Vec<Language>) -> Result<Catalog> {
         languages.sort_by(|a, b| {
-            (&a.id, a.runtime.is_some(), a.variant()).cmp(&(&b.id, b.runtime.is_some(), b.variant()))
+            (&a.id, a.runtime.is_some(), a.variant()).cmp(&(
+                &b.id,
+                b.runtime.is_some(),
+                b.variant(),
+            ))
         });
         let mut names: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, language) in languages.iter().enumerate() {

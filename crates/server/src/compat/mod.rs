@@ -99,6 +99,7 @@ pub fn native_request(language: &str) -> ExecuteRequest {
     ExecuteRequest {
         language: language.to_string(),
         version: None,
+        runtime: None,
         source: None,
         files: None,
         stdin: None,

@@ -144,6 +144,7 @@ pub fn job_from_request(
     Ok(Job {
         language: request.language.clone(),
         version: request.version.clone(),
+        runtime: request.runtime.clone(),
         files,
         stdin,
         args: request.args.clone(),

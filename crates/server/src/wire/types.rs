@@ -149,9 +149,14 @@ pub struct TimingBody {
 pub struct ExecuteRequest {
     /// A catalog id or alias (`GET /api/v1/languages`).
     pub language: String,
-    /// A version prefix the host must have (`3`, `3.11`).
+    /// The version: exact (`3.13.5`), a prefix (`3`, `3.13`) or a node-semver
+    /// range (`>=3.12`, `^3.10`); the default (else the newest installed) without.
     #[serde(default)]
     pub version: Option<String>,
+    /// The runtime to take the language from (`host`, `debian-trixie`; see
+    /// `GET /api/v1/languages`), when several hold the same version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     /// Shorthand for one file with the language's default name.
     #[serde(default)]
     pub source: Option<String>,

@@ -250,7 +250,8 @@ pub(crate) async fn parse_job(
                 .unwrap_or(false)
         })
         .max_by(|a, b| {
-            let version = |i: &Installation| i.version().and_then(runbox_engine::version::normalized);
+            let version =
+                |i: &Installation| i.version().and_then(runbox_engine::version::normalized);
             version(&a.1).cmp(&version(&b.1))
         })
         .ok_or_else(|| PistonError::bad(format!("{language}-{version} runtime is unknown")))?;
@@ -316,6 +317,7 @@ pub(crate) async fn parse_job(
     let mut request = native_request(&lang.id);
     // The version chosen here is the one that runs (one of several of the language).
     request.version = installation.version().map(str::to_string);
+    request.runtime = Some(lang.variant().to_string());
     request.combined_output = true;
     request.files = Some(inputs);
     request.stdin = stdin.map(|s| {
