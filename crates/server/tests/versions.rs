@@ -124,3 +124,50 @@ async fn piston_lists_every_version_and_its_star_is_the_highest_cpython() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn judge0_ids_run_the_version_judge0_gives_them_or_the_closest() {
+    let (app, _languages) = app().await;
+    for (id, printed) in [(109, "3.13"), (92, "3.11"), (71, "3.11"), (100, "3.13")] {
+        let (status, body) = app
+            .post(
+                "/submissions?wait=true",
+                json!({"language_id": id, "source_code": PRINT_VERSION}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["stdout"], format!("{printed}\n"), "id {id}: {body}");
+    }
+    let (_, listed) = app.get("/languages").await;
+    let pythons: Vec<(u64, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| {
+            let name = l["name"].as_str().unwrap();
+            name.starts_with("Python (") && !name.contains("PyPy")
+        })
+        .map(|l| {
+            (
+                l["id"].as_u64().unwrap(),
+                l["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // The id the official SDK picks (71, Judge0's 3.8.1) says what runs it, and
+    // trixie's 3.13 is listed once, under the id that means 3.13.
+    assert_eq!(pythons.len(), 2, "{pythons:?}");
+    assert!(
+        pythons
+            .iter()
+            .any(|(id, name)| *id == 71 && name.contains("for 3.8.1")),
+        "{pythons:?}"
+    );
+    assert!(
+        pythons
+            .iter()
+            .any(|(id, name)| *id == 109 && name.starts_with("Python (3.13")),
+        "{pythons:?}"
+    );
+    app.stop().await;
+}

@@ -60,6 +60,10 @@ pub fn build(
     let mut command = Command::new("mmdebstrap");
     command.args(["--variant=essential", "--mode=root", "--format=directory"]);
     command.arg("--aptopt=Acquire::Languages \"none\"");
+    // Signatures are still checked; only the Release file's expiry is not: a
+    // mirror that lags (or a frozen archive, as sid's often is on mirrors)
+    // would otherwise refuse to build at all.
+    command.arg("--aptopt=Acquire::Check-Valid-Until \"false\"");
     if !packages.is_empty() {
         command.arg(format!("--include={}", packages.join(",")));
     }

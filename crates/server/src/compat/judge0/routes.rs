@@ -160,13 +160,29 @@ async fn names(state: &SharedState) -> Result<HashMap<u32, String>, ApiError> {
     Ok(LANGUAGES
         .iter()
         .map(|l| {
-            let version = installed
-                .iter()
-                .find(|(lang, _)| lang.id == l.runbox)
-                .and_then(|(_, i)| i.version().map(str::to_string));
-            (l.id, l.display_name(version.as_deref()))
+            let version = languages::pick(l, &installed).and_then(|(_, i)| i.version());
+            (l.id, l.display_name(version))
         })
         .collect())
+}
+
+/// Pins a translated request to the language version its Judge0 id runs.
+async fn pin_version(
+    state: &SharedState,
+    request: &mut crate::wire::types::ExecuteRequest,
+) -> Result<(), ApiError> {
+    let Some(id) = Stored::from_adapter(request.adapter.as_ref()).map(|s| s.language_id) else {
+        return Ok(());
+    };
+    let Some(language) = languages::by_id(id) else {
+        return Ok(());
+    };
+    let installed = installations(state).await?;
+    if let Some((entry, installation)) = languages::pick(language, &installed) {
+        request.version = installation.version().map(str::to_string);
+        request.runtime = Some(entry.variant().to_string());
+    }
+    Ok(())
 }
 
 /// A submission in Judge0's terms.
@@ -221,7 +237,8 @@ async fn create(
     refuse_when_shutting_down(&state)?;
     let LenientJson(body) = body?;
     let base64 = flag(&params, "base64_encoded");
-    let request = translate(&body, base64, &state.config)?;
+    let mut request = translate(&body, base64, &state.config)?;
+    pin_version(&state, &mut request).await?;
     let stored = Stored::from_adapter(request.adapter.as_ref());
     let checked = crate::intake::check(&state, &request).await?;
     let ids = state
@@ -393,9 +410,12 @@ async fn create_batch(
     let mut valid = Vec::new();
     for item in items {
         let checked = match translate(item, base64, &state.config) {
-            Ok(request) => crate::intake::check(&state, &request)
-                .await
-                .map_err(Judge0Error::from),
+            Ok(mut request) => match pin_version(&state, &mut request).await {
+                Ok(()) => crate::intake::check(&state, &request)
+                    .await
+                    .map_err(Judge0Error::from),
+                Err(error) => Err(Judge0Error::from(error)),
+            },
             Err(errors) => Err(Judge0Error::from(errors)),
         };
         match checked {
@@ -471,17 +491,9 @@ async fn list_languages(
 ) -> Judge0Result {
     caller?;
     let installed = installations(&state).await?;
-    // One row per installed language version: the ids that alias another (they
-    // run the same installed version) are archived, as Judge0 marks retired ids.
-    let mut out: Vec<(String, u32)> = LANGUAGES
-        .iter()
-        .filter(|l| languages::is_main(l))
-        .filter_map(|l| {
-            let (_, installation) = installed.iter().find(|(lang, _)| lang.id == l.runbox)?;
-            installation
-                .is_installed()
-                .then(|| (l.display_name(installation.version()), l.id))
-        })
+    let mut out: Vec<(String, u32)> = listed(&installed)
+        .into_iter()
+        .map(|(l, version)| (l.display_name(version.as_deref()), l.id))
         .collect();
     out.sort();
     Ok(Json(
@@ -492,26 +504,65 @@ async fn list_languages(
     .into_response())
 }
 
+/// The ids `GET /languages` lists, with the installed version each runs: the
+/// id clients pick for each language (the official SDK's), and for every other
+/// installed version of it the id whose Judge0 version is closest to it. The
+/// rest are archived, as Judge0 marks retired ids: they still run.
+fn listed(
+    installed: &[(
+        std::sync::Arc<runbox_engine::Language>,
+        runbox_engine::Installation,
+    )],
+) -> Vec<(&'static languages::Judge0Language, Option<String>)> {
+    let mut out: Vec<(&'static languages::Judge0Language, Option<String>)> = Vec::new();
+    for main in LANGUAGES.iter().filter(|l| languages::is_main(l)) {
+        let Some((_, installation)) = languages::pick(main, installed) else {
+            continue;
+        };
+        out.push((main, installation.version().map(str::to_string)));
+        let main_version = installation.version().map(str::to_string);
+        for (entry, installation) in installed
+            .iter()
+            .filter(|(l, i)| l.id == main.runbox && i.is_installed())
+        {
+            let version = installation.version().map(str::to_string);
+            if version == main_version {
+                continue;
+            }
+            // The id that picks exactly this version, if one does.
+            let best = LANGUAGES
+                .iter()
+                .filter(|l| l.runbox == main.runbox)
+                .find(|l| {
+                    languages::pick(l, installed)
+                        .is_some_and(|(e, _)| e.variant() == entry.variant())
+                        && languages::is_exact(l, version.as_deref())
+                });
+            if let Some(best) = best {
+                out.push((best, version));
+            }
+        }
+    }
+    out
+}
+
 /// `GET /languages/all`: every id, installed or not, with `is_archived` for the
-/// ones this host lacks and for aliases of another id.
+/// ones `GET /languages` does not list.
 async fn all_languages(
     State(state): State<SharedState>,
     caller: Result<Caller, ApiError>,
 ) -> Judge0Result {
     caller?;
     let installed = installations(&state).await?;
+    let shown: Vec<u32> = listed(&installed).into_iter().map(|(l, _)| l.id).collect();
     let out: Vec<Value> = LANGUAGES
         .iter()
         .map(|l| {
-            let installation = installed
-                .iter()
-                .find(|(lang, _)| lang.id == l.runbox)
-                .map(|(_, i)| i);
+            let version = languages::pick(l, &installed).and_then(|(_, i)| i.version());
             json!({
                 "id": l.id,
-                "name": l.display_name(installation.and_then(|i| i.version())),
-                "is_archived": !installation.is_some_and(|i| i.is_installed())
-                    || !languages::is_main(l),
+                "name": l.display_name(version),
+                "is_archived": !shown.contains(&l.id),
             })
         })
         .collect();
@@ -536,12 +587,22 @@ async fn show_language(
         .ok()
         .and_then(languages::by_id)
         .ok_or_else(not_found)?;
-    let Some((language, installation)) = crate::compat::installation(&state, entry.runbox).await?
+    let installed = installations(&state).await?;
+    let shown: Vec<u32> = listed(&installed).into_iter().map(|(l, _)| l.id).collect();
+    let Some((language, installation)) =
+        languages::pick(entry, &installed).cloned().or_else(|| {
+            installed
+                .iter()
+                .find(|(l, _)| l.id == entry.runbox)
+                .cloned()
+        })
     else {
         return Err(not_found());
     };
     let job = runbox_engine::Job {
         language: language.id.clone(),
+        version: installation.version().map(str::to_string),
+        runtime: Some(language.variant().to_string()),
         files: vec![runbox_engine::SourceFile::unnamed("")],
         ..runbox_engine::Job::default()
     };
@@ -558,7 +619,7 @@ async fn show_language(
     Ok(Json(json!({
         "id": entry.id,
         "name": entry.display_name(installation.version()),
-        "is_archived": !installation.is_installed() || !languages::is_main(entry),
+        "is_archived": !shown.contains(&entry.id),
         "source_file": language.source_file,
         "compile_cmd": commands.as_ref().and_then(|c| c.compile.as_ref()).map(|c| c.join(" ")),
         "run_cmd": commands.as_ref().map(|c| c.run.join(" ")),
