@@ -325,11 +325,30 @@ mod tests {
     fn embedded_catalog_parses_and_every_name_is_unique() {
         let catalog = Catalog::embedded().unwrap();
         for language in catalog.languages() {
-            assert!(std::ptr::eq(
-                catalog.get(&language.id).unwrap().as_ref(),
-                language.as_ref()
-            ));
+            let variants = catalog.variants(&language.id).unwrap();
+            assert!(
+                variants
+                    .iter()
+                    .any(|v| std::ptr::eq(v.as_ref(), language.as_ref()))
+            );
+            // Without a version, a name means its host entry.
+            let chosen = catalog.get(&language.id).unwrap();
+            assert!(chosen.runtime.is_none(), "{}", language.id);
         }
+    }
+
+    #[test]
+    fn a_runtime_entry_inherits_what_it_does_not_say_from_the_host_entry() {
+        let catalog = Catalog::embedded().unwrap();
+        let variants = catalog.variants("python").unwrap();
+        let trixie = variants
+            .iter()
+            .find(|l| l.variant() == "debian-trixie")
+            .expect("python@debian-trixie is in the catalog");
+        let host = catalog.get("python").unwrap();
+        assert_eq!(trixie.source_file, host.source_file);
+        assert_eq!(trixie.extensions, host.extensions);
+        assert!(!trixie.core, "core is the host entry's alone");
     }
 
     #[test]
