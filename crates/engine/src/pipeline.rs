@@ -626,6 +626,7 @@ fn stage(
     };
     let io = LiveIo {
         stdin,
+        stdout: None,
         output: Some(&mut forward),
         signals: Some(&live.signals),
     };
