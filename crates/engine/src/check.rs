@@ -28,9 +28,11 @@ pub struct CheckedJob {
     pub(crate) test_limits: Vec<runbox_sandbox::Limits>,
     /// A custom checker, compiled when the job runs.
     pub(crate) checker: Option<CheckedProgram>,
+    /// An interactor, compiled when the job runs.
+    pub(crate) interactor: Option<CheckedProgram>,
 }
 
-/// A helper program of a job (a custom checker), checked like the job.
+/// A helper program of a job (a custom checker, an interactor), checked like the job.
 pub(crate) struct CheckedProgram {
     pub(crate) language: Arc<Language>,
     pub(crate) limits: StageLimits,
@@ -78,7 +80,13 @@ impl CheckedJob {
                 c.limits.compile.wall_time + c.limits.run.wall_time * self.test_limits.len() as u32
             })
             .unwrap_or_default();
-        compile + runs + checker
+        // An interactor runs beside the program; its compile comes first.
+        let interactor = self
+            .interactor
+            .as_ref()
+            .map(|c| c.limits.compile.wall_time)
+            .unwrap_or_default();
+        compile + runs + checker + interactor
     }
 }
 
@@ -130,8 +138,12 @@ impl Engine {
         }
         let layout = Layout::new(&language, &job)?;
         let checker = match &job.checker {
-            Checker::Custom(custom) => Some(self.check_checker(custom)?),
+            Checker::Custom(custom) => Some(self.check_helper(custom, "checker")?),
             _ => None,
+        };
+        let interactor = match &job.interactor {
+            Some(custom) => Some(self.check_helper(custom, "interactor")?),
+            None => None,
         };
         job.language = language.id.clone();
         Ok(CheckedJob {
@@ -141,29 +153,35 @@ impl Engine {
             layout,
             test_limits,
             checker,
+            interactor,
         })
     }
 
-    /// A custom checker: its language known and installed, its files laid out.
-    fn check_checker(
+    /// A custom checker or an interactor (`role`, the field that holds it): its
+    /// language known and installed, its files laid out (with testlib for C++).
+    fn check_helper(
         &self,
-        custom: &crate::checker::CustomChecker,
+        custom: &crate::checker::CustomProgram,
+        role: &str,
     ) -> Result<CheckedProgram, JobError> {
-        let language = self.select(&custom.language, None, None, "checker.language")?;
-        let checker_job = Job {
+        let language = self.select(&custom.language, None, None, &format!("{role}.language"))?;
+        let mut checker_job = Job {
             language: custom.language.clone(),
             files: custom.files.clone(),
             ..Job::default()
         };
+        crate::testlib::provide(&language, &mut checker_job);
         let limits = StageLimits::resolve(
             &language,
             &checker_job,
             &self.config.compile_limits,
             &self.config.checker_limits,
         )
-        .map_err(|e| e.within("checker"))?;
+        .map_err(|e| e.within(role))?;
         let layout = Layout::new(&language, &checker_job).map_err(|e| match e {
-            JobError::Invalid { message, .. } => JobError::invalid("checker.source", message),
+            JobError::Invalid { message, .. } => {
+                JobError::invalid(format!("{role}.source"), message)
+            }
             other => other,
         })?;
         Ok(CheckedProgram {

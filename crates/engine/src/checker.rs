@@ -32,17 +32,26 @@ pub enum Checker {
     Custom(CustomChecker),
 }
 
-/// A checker program: run with the paths of the test's input, the program's
-/// output and the expected output as its three arguments; exit code 0 means
-/// accepted, 1 wrong answer, anything else a checker failure (`internal_error`).
-/// Its stdout (or its stderr, when stdout is empty) becomes the test's comment.
+/// A program that comes with a job to judge it: a custom checker or an
+/// interactor, in any catalog language (C++ ones get testlib, see `testlib.rs`).
+///
+/// A checker runs with the paths of the test's input, the program's output and
+/// the expected output as its three arguments (testlib's `input output answer`);
+/// an interactor with the input and a file for its own output (`tout`), and the
+/// expected output when there is one. Its exit code is its decision, as testlib
+/// defines them: 0 accepted, 1 wrong answer, 2 presentation error, 3 its own
+/// failure (`checker_error`), 7 points, 16 + n partial credit. Its stderr (or
+/// its stdout, when stderr is empty) becomes the test's comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomChecker {
+pub struct CustomProgram {
     /// A catalog id or alias; need not be the solution's language.
     pub language: String,
     /// Its source files; the first is the entry.
     pub files: Vec<SourceFile>,
 }
+
+/// A custom checker: see [`CustomProgram`].
+pub type CustomChecker = CustomProgram;
 
 /// The default epsilon of the `float` checker.
 pub const DEFAULT_EPSILON: f64 = 1e-6;

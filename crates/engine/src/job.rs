@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path};
 
-use crate::checker::Checker;
+use crate::checker::{Checker, CustomProgram};
 use crate::error::JobError;
 use crate::limits::LimitOverrides;
 
@@ -63,6 +63,12 @@ pub struct Job {
     pub tests: Vec<TestCase>,
     /// How test output is compared with the expected output.
     pub checker: Checker,
+    /// An interactor: with one, each test runs the program and the interactor
+    /// together, each one's stdout piped into the other's stdin; the interactor
+    /// reads the test's `stdin` as its input file and decides the verdict. A
+    /// test with an expected output also goes through `checker`, with what the
+    /// interactor wrote to its output file as the program's output.
+    pub interactor: Option<CustomProgram>,
     /// How the tests are run.
     pub judge: JudgeOptions,
     /// Files that come with the exercise rather than from the user: headers, a test
@@ -354,6 +360,21 @@ impl Job {
             Checker::Custom(custom) if custom.files.is_empty() => Err(JobError::invalid(
                 "checker.source",
                 "a custom checker needs its source",
+            )),
+            _ => Ok(()),
+        }?;
+        match &self.interactor {
+            Some(interactor) if interactor.language.is_empty() => Err(JobError::invalid(
+                "interactor.language",
+                "an interactor needs a language",
+            )),
+            Some(interactor) if interactor.files.is_empty() => Err(JobError::invalid(
+                "interactor.source",
+                "an interactor needs its source",
+            )),
+            Some(_) if self.tests.is_empty() => Err(JobError::invalid(
+                "interactor",
+                "an interactor needs tests: each test's stdin is the interactor's input",
             )),
             _ => Ok(()),
         }

@@ -3,20 +3,23 @@
 //! The program was compiled once (or taken from the compile cache); each test runs
 //! it with its own stdin, arguments and limits, in parallel over a bounded number
 //! of workers or one by one. A run that does not end with exit 0 gets its stage
-//! status as verdict; otherwise the checker decides `accepted` or `wrong_answer`.
-//! A custom checker is itself a compiled program, run in its own box with the
-//! test's input, the program's output and the expected output as files.
+//! status as verdict; otherwise the checker decides. A custom checker is itself a
+//! compiled program, run in its own box with the test's input, the program's
+//! output and the expected output as files; its exit code is its decision, as
+//! testlib defines them (`testlib.rs`). With an interactor, each test runs the
+//! program and the interactor together (`interact.rs`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use runbox_sandbox::{BindMount, Outcome, Sandbox, Status};
+use runbox_sandbox::{BindMount, Sandbox, Status};
 
 use crate::checker::{CheckOutcome, Checker};
 use crate::error::{Error, Result};
 use crate::job::{Job, TestCase};
 use crate::pipeline::{Program, RunInput, run_program};
-use crate::result::{ResultStatus, TestResult};
+use crate::result::{ResultStatus, StageSummary, TestResult};
+use crate::testlib::{self, Decision};
 
 /// What judges a run's output.
 pub(crate) enum Judge<'a> {
@@ -26,10 +29,14 @@ pub(crate) enum Judge<'a> {
     Program(Program<'a>),
 }
 
-/// Where a custom checker finds the test's files.
-const JUDGE_DIR: &str = "/judge";
-/// Longest comment kept from a custom checker's output.
-const MAX_COMMENT_BYTES: usize = 1024;
+/// How a job's tests are judged: the checker, and the interactor if any.
+pub(crate) struct Judging<'a> {
+    pub checker: Judge<'a>,
+    pub interactor: Option<Program<'a>>,
+}
+
+/// Where a custom checker (or an interactor) finds the test's files.
+pub(crate) const JUDGE_DIR: &str = "/judge";
 
 /// How the tests are spread: workers, and the CPU of each when pinned.
 pub(crate) struct Spread<'p> {
@@ -48,7 +55,7 @@ pub(crate) fn run_tests(
     sandbox: &Sandbox,
     program: &Program<'_>,
     job: &Job,
-    judge: &Judge<'_>,
+    judging: &Judging<'_>,
     spread: &Spread<'_>,
 ) -> Result<Vec<TestResult>> {
     let tests = &job.tests;
@@ -71,7 +78,7 @@ pub(crate) fn run_tests(
                     {
                         break;
                     }
-                    match run_test(sandbox, program, job, test, judge, cpu) {
+                    match run_test(sandbox, program, job, test, judging, cpu) {
                         Ok(mut result) => {
                             keep_within(&mut result.run, budget);
                             if result.verdict != ResultStatus::Accepted {
@@ -131,13 +138,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One test: a fresh box for the program, then the checker.
+/// One test: a fresh box for the program (beside the interactor's, if any),
+/// then the checker.
 fn run_test(
     sandbox: &Sandbox,
     program: &Program<'_>,
     job: &Job,
     test: &TestCase,
-    judge: &Judge<'_>,
+    judging: &Judging<'_>,
     cpu: Option<u32>,
 ) -> Result<TestResult> {
     let limits = test.limits.apply(program.limits);
@@ -146,60 +154,98 @@ fn run_test(
     } else {
         &test.args
     };
-    let run = run_program(
-        sandbox,
-        program,
-        RunInput {
-            limits: Some(&limits),
-            stdin: &test.stdin,
-            args,
-            cpu,
-            stderr_to_stdout: job.stderr_to_stdout,
-            network: job.network,
-            ..RunInput::default()
-        },
-    )?;
-    let (verdict, comment) = if run.status != Status::Ok {
-        (run.status.into(), None)
+    let input = RunInput {
+        limits: Some(&limits),
+        stdin: &test.stdin,
+        args,
+        cpu,
+        stderr_to_stdout: job.stderr_to_stdout,
+        network: job.network,
+        ..RunInput::default()
+    };
+    if let Some(interactor) = &judging.interactor {
+        return crate::interact::run_test(sandbox, program, interactor, test, input, judging);
+    }
+    let run = run_program(sandbox, program, input)?;
+    let (decision, checker) = if run.status != Status::Ok {
+        (not_run(run.status), None)
     } else {
         match &test.expected_output {
-            None => (ResultStatus::Accepted, None),
-            Some(expected) => check(sandbox, judge, test, expected, &run.stdout, cpu)?,
+            None => (accepted(), None),
+            Some(expected) => check(
+                sandbox,
+                &judging.checker,
+                &test.stdin,
+                expected,
+                &run.stdout,
+                cpu,
+            )?,
         }
     };
     Ok(TestResult {
         name: test.name.clone(),
-        verdict,
+        verdict: decision.verdict,
+        score: decision.score,
         run,
-        comment,
+        comment: decision.comment,
+        checker,
+        interactor: None,
         cpu,
     })
 }
 
-fn check(
+/// A test accepted without a checker (it has no expected output).
+pub(crate) fn accepted() -> Decision {
+    Decision {
+        verdict: ResultStatus::Accepted,
+        score: 1.0,
+        comment: None,
+    }
+}
+
+/// A test whose run ended badly: its status is the verdict.
+pub(crate) fn not_run(status: Status) -> Decision {
+    Decision {
+        verdict: status.into(),
+        score: 0.0,
+        comment: None,
+    }
+}
+
+/// Judges `actual` against `expected`: a built-in comparison, or the custom
+/// checker in its own box (then with its figures).
+pub(crate) fn check(
     sandbox: &Sandbox,
     judge: &Judge<'_>,
-    test: &TestCase,
+    input: &[u8],
     expected: &[u8],
     actual: &[u8],
     cpu: Option<u32>,
-) -> Result<(ResultStatus, Option<String>)> {
+) -> Result<(Decision, Option<StageSummary>)> {
     let decided = match judge {
         Judge::Builtin(checker) => checker.compare(expected, actual),
         Judge::Program(checker) => {
-            return run_checker(sandbox, checker, &test.stdin, actual, expected, cpu);
+            let (decision, summary) = run_checker(sandbox, checker, input, actual, expected, cpu)?;
+            return Ok((decision, Some(summary)));
         }
     };
     let CheckOutcome { accepted, comment } = decided.unwrap_or(CheckOutcome {
         accepted: false,
         comment: Some("no checker".into()),
     });
-    let verdict = if accepted {
-        ResultStatus::Accepted
+    let decision = if accepted {
+        Decision {
+            comment,
+            ..self::accepted()
+        }
     } else {
-        ResultStatus::WrongAnswer
+        Decision {
+            verdict: ResultStatus::WrongAnswer,
+            score: 0.0,
+            comment,
+        }
     };
-    Ok((verdict, comment))
+    Ok((decision, None))
 }
 
 /// Runs a custom checker with `input`, `output` and `answer` files in /judge.
@@ -210,7 +256,7 @@ fn run_checker(
     output: &[u8],
     answer: &[u8],
     cpu: Option<u32>,
-) -> Result<(ResultStatus, Option<String>)> {
+) -> Result<(Decision, StageSummary)> {
     let bytes = (input.len() + output.len() + answer.len()) as u64;
     let volume = sandbox
         .volume(bytes + (1 << 20))
@@ -237,44 +283,10 @@ fn run_checker(
             ..RunInput::default()
         },
     )?;
-    Ok(checker_verdict(&outcome))
-}
-
-/// testlib's convention: exit 0 accepted, 1 wrong answer; anything else means the
-/// checker itself failed.
-fn checker_verdict(outcome: &Outcome) -> (ResultStatus, Option<String>) {
-    let said = comment_of(outcome);
-    match (outcome.status, outcome.exit_code) {
-        (Status::Ok, _) => (ResultStatus::Accepted, said),
-        (Status::RuntimeError, Some(1)) => (ResultStatus::WrongAnswer, said),
-        (status, code) => {
-            let how = match (code, &outcome.signal) {
-                (Some(code), _) => format!("exit code {code}"),
-                (None, Some(signal)) => signal.clone(),
-                (None, None) => status.to_string(),
-            };
-            let mut comment = format!("the checker failed ({status}, {how})");
-            if let Some(said) = said {
-                comment.push_str(": ");
-                comment.push_str(&said);
-            }
-            (ResultStatus::InternalError, Some(comment))
-        }
-    }
-}
-
-/// The checker's stdout, or its stderr when stdout is empty (testlib writes
-/// there), trimmed and cut to a kilobyte.
-fn comment_of(outcome: &Outcome) -> Option<String> {
-    let text = [&outcome.stdout, &outcome.stderr]
-        .into_iter()
-        .map(|b| String::from_utf8_lossy(b).trim().to_string())
-        .find(|t| !t.is_empty())?;
-    let mut end = text.len().min(MAX_COMMENT_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(text[..end].to_string())
+    Ok((
+        testlib::decision("checker", &outcome),
+        StageSummary::from(&outcome),
+    ))
 }
 
 /// The CPUs this process may run on, from `/proc/self/status`.
@@ -314,50 +326,6 @@ fn parse_cpu_list(text: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    fn exited(code: Option<i32>, status: Status, stdout: &str, stderr: &str) -> Outcome {
-        Outcome {
-            status,
-            exit_code: code,
-            signal: None,
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: stderr.as_bytes().to_vec(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            cpu_time: Duration::ZERO,
-            wall_time: Duration::ZERO,
-            memory_kb: 0,
-            limit_hit: None,
-            chunks: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn checker_exit_codes_follow_testlib() {
-        assert_eq!(
-            checker_verdict(&exited(Some(0), Status::Ok, "ok 3 numbers\n", "")),
-            (ResultStatus::Accepted, Some("ok 3 numbers".into()))
-        );
-        assert_eq!(
-            checker_verdict(&exited(
-                Some(1),
-                Status::RuntimeError,
-                "",
-                "wrong answer 2nd\n"
-            )),
-            (ResultStatus::WrongAnswer, Some("wrong answer 2nd".into()))
-        );
-        assert_eq!(
-            checker_verdict(&exited(Some(3), Status::RuntimeError, "bad", "")),
-            (
-                ResultStatus::InternalError,
-                Some("the checker failed (runtime_error, exit code 3): bad".into())
-            )
-        );
-        let (verdict, _) = checker_verdict(&exited(None, Status::TimeLimitExceeded, "", ""));
-        assert_eq!(verdict, ResultStatus::InternalError);
-    }
 
     #[test]
     fn cpu_lists_parse_ranges_and_singles() {
@@ -365,13 +333,5 @@ mod tests {
         assert_eq!(parse_cpu_list("1"), [1]);
         assert_eq!(parse_cpu_list(""), Vec::<u32>::new());
         assert!(!allowed_cpus().is_empty());
-    }
-
-    #[test]
-    fn a_long_checker_comment_is_cut_at_a_character_boundary() {
-        let long = "é".repeat(1000);
-        let comment = comment_of(&exited(Some(0), Status::Ok, &long, "")).unwrap();
-        assert!(comment.len() <= MAX_COMMENT_BYTES);
-        assert!(comment.chars().all(|c| c == 'é'));
     }
 }

@@ -38,6 +38,7 @@ pub mod checker;
 pub mod compile_cache;
 mod error;
 mod installation;
+mod interact;
 pub mod job;
 mod judge;
 pub mod limits;
@@ -45,6 +46,7 @@ pub mod live;
 mod pipeline;
 pub mod result;
 pub mod runtime;
+pub mod testlib;
 pub mod units;
 pub mod version;
 mod version_cache;
@@ -54,7 +56,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub use catalog::{Catalog, Language};
 pub use check::CheckedJob;
-pub use checker::{CheckOutcome, Checker, CustomChecker};
+pub use checker::{CheckOutcome, Checker, CustomChecker, CustomProgram};
 pub use compile_cache::CompileCacheConfig;
 pub use error::{Error, Failure, JobError, Result};
 pub use installation::Installation;
@@ -62,7 +64,7 @@ pub use job::{Harness, Job, JobBounds, JudgeOptions, SourceFile, TestCase};
 pub use limits::LimitOverrides;
 pub use live::{Live, LiveEvent};
 pub use pipeline::Commands;
-pub use result::{CompileStage, ResultStatus, RunResult, Stage, TestResult, Timing};
+pub use result::{CompileStage, ResultStatus, RunResult, Stage, StageSummary, TestResult, Timing};
 
 use runbox_sandbox::{Limits, Sandbox};
 
@@ -399,54 +401,37 @@ impl Engine {
             progress,
             output_budget: self.config.max_result_bytes,
         };
-        let tests = match (&job.checker, &checked.checker) {
-            (Checker::Custom(_), Some(checker)) => {
-                let cached = self.cache_use(&checker.language);
-                let work = match pipeline::build(
-                    &self.sandbox,
-                    &checker.language,
-                    &checker.layout,
-                    &checker.limits,
-                    cached,
-                    None,
-                )? {
-                    pipeline::Build::Ready(work, _) => work,
-                    pipeline::Build::Failed(stage) => {
-                        // The request's checker is at fault, not the program and
-                        // not the host: the result says so, with the compiler's words.
-                        let mut messages = String::from_utf8_lossy(&stage.stderr).into_owned();
-                        messages.push_str(&String::from_utf8_lossy(&stage.stdout));
-                        result.status = ResultStatus::CheckerError;
-                        result.message = Some(format!(
-                            "the checker does not compile ({}): {}",
-                            stage.status,
-                            messages.trim()
-                        ));
-                        return Ok(());
-                    }
-                };
-                let program_of_checker = pipeline::Program {
-                    language: &checker.language,
-                    layout: &checker.layout,
-                    work: work.path(),
-                    limits: &checker.limits.run,
-                };
-                judge::run_tests(
-                    &self.sandbox,
-                    program,
-                    job,
-                    &judge::Judge::Program(program_of_checker),
-                    &spread,
-                )?
-            }
-            (builtin, _) => judge::run_tests(
-                &self.sandbox,
-                program,
-                job,
-                &judge::Judge::Builtin(builtin),
-                &spread,
-            )?,
+        // The checker and the interactor compile once, before any test runs.
+        let checker_work = match &checked.checker {
+            Some(checker) => match self.build_helper(checker, "checker")? {
+                Ok(work) => Some(work),
+                Err(message) => {
+                    result.status = ResultStatus::CheckerError;
+                    result.message = Some(message);
+                    return Ok(());
+                }
+            },
+            None => None,
         };
+        let interactor_work = match &checked.interactor {
+            Some(interactor) => match self.build_helper(interactor, "interactor")? {
+                Ok(work) => Some(work),
+                Err(message) => {
+                    result.status = ResultStatus::CheckerError;
+                    result.message = Some(message);
+                    return Ok(());
+                }
+            },
+            None => None,
+        };
+        let judging = judge::Judging {
+            checker: match helper_program(checked.checker.as_ref(), checker_work.as_ref()) {
+                Some(program) => judge::Judge::Program(program),
+                None => judge::Judge::Builtin(&job.checker),
+            },
+            interactor: helper_program(checked.interactor.as_ref(), interactor_work.as_ref()),
+        };
+        let tests = judge::run_tests(&self.sandbox, program, job, &judging, &spread)?;
         let failed_tests: Vec<String> = tests
             .iter()
             .filter(|t| t.verdict != ResultStatus::Accepted)
@@ -458,6 +443,7 @@ impl Engine {
             .find(|v| *v != ResultStatus::Accepted)
             .unwrap_or(ResultStatus::Accepted);
         result.passed = Some(tests.len() - failed_tests.len());
+        result.score = Some(tests.iter().map(|t| t.score).sum());
         result.failed = Some(failed_tests.len());
         result.failed_tests = Some(failed_tests);
         result.timing = Some(Timing {
@@ -482,6 +468,37 @@ impl Engine {
             name: name.clone(),
             message: error.to_string(),
         })
+    }
+
+    /// Compiles a custom checker or an interactor (`role`): its work directory,
+    /// or, when it does not compile, the message that says so with the
+    /// compiler's words (the request's program is at fault, not the solution and
+    /// not the host).
+    fn build_helper(
+        &self,
+        helper: &check::CheckedProgram,
+        role: &str,
+    ) -> Result<std::result::Result<pipeline::WorkDir, String>> {
+        let cached = self.cache_use(&helper.language);
+        match pipeline::build(
+            &self.sandbox,
+            &helper.language,
+            &helper.layout,
+            &helper.limits,
+            cached,
+            None,
+        )? {
+            pipeline::Build::Ready(work, _) => Ok(Ok(work)),
+            pipeline::Build::Failed(stage) => {
+                let mut messages = String::from_utf8_lossy(&stage.stderr).into_owned();
+                messages.push_str(&String::from_utf8_lossy(&stage.stdout));
+                Ok(Err(format!(
+                    "the {role} does not compile ({}): {}",
+                    stage.status,
+                    messages.trim()
+                )))
+            }
+        }
     }
 
     /// The compile cache and the identity of `language`, for a compiled language
@@ -510,4 +527,18 @@ impl Engine {
         job.layout
             .commands(&job.language, &job.limits, &job.job.args)
     }
+}
+
+/// A compiled checker or interactor, ready to run.
+fn helper_program<'a>(
+    checked: Option<&'a check::CheckedProgram>,
+    work: Option<&'a pipeline::WorkDir>,
+) -> Option<pipeline::Program<'a>> {
+    let (checked, work) = (checked?, work?);
+    Some(pipeline::Program {
+        language: &checked.language,
+        layout: &checked.layout,
+        work: work.path(),
+        limits: &checked.limits.run,
+    })
 }

@@ -528,7 +528,7 @@ fn compile_in_volume(
     Ok(Build::Ready(WorkDir::Volume(volume), Some(stage)))
 }
 
-/// A compiled program ready to run: the solution, or a custom checker.
+/// A compiled program ready to run: the solution, a custom checker or an interactor.
 pub(crate) struct Program<'a> {
     pub language: &'a Language,
     pub layout: &'a Layout,
@@ -563,6 +563,13 @@ pub(crate) fn run_program(
     program: &Program<'_>,
     input: RunInput<'_>,
 ) -> Result<Outcome> {
+    let config = program_box(program, &input);
+    let pipe = input.live.and_then(Live::take_stdin);
+    stage(sandbox, "run", &config, input.live, pipe)
+}
+
+/// The box of one run of the program (its stdin the input's bytes).
+pub(crate) fn program_box(program: &Program<'_>, input: &RunInput<'_>) -> BoxConfig {
     let limits = input.limits.unwrap_or(program.limits);
     let argv = program
         .language
@@ -583,8 +590,7 @@ pub(crate) fn run_program(
     if input.network {
         config = config.with_network();
     }
-    let pipe = input.live.and_then(Live::take_stdin);
-    stage(sandbox, "run", &config, input.live, pipe)
+    config
 }
 
 /// A result with nothing run yet.
@@ -600,6 +606,7 @@ pub(crate) fn empty_result(language: &Language) -> RunResult {
         passed: None,
         failed: None,
         failed_tests: None,
+        score: None,
         timing: None,
         message: None,
     }
@@ -634,6 +641,7 @@ fn stage(
     };
     let io = LiveIo {
         stdin,
+        stdout: None,
         output: Some(&mut forward),
         signals: Some(&live.signals),
     };

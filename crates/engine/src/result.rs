@@ -28,8 +28,14 @@ pub enum ResultStatus {
     Accepted,
     /// The program ran to its end (exit 0) but its output is not the expected one.
     WrongAnswer,
-    /// The request's own checker failed (it does not compile, or it crashed):
-    /// neither the program's fault nor the host's. The result's `message` says why.
+    /// The program's output is not in the expected format (testlib's `_pe`).
+    PresentationError,
+    /// The checker or interactor gave part of the test's points (testlib's
+    /// `quitp` or `_pc`): the test's `score` says how many.
+    Partial,
+    /// The request's own checker or interactor failed (it does not compile, it
+    /// crashed, it ran out of its limits, it said `_fail`): neither the program's
+    /// fault nor the host's. The result's `message` or the test's `comment` says why.
     CheckerError,
 }
 
@@ -46,6 +52,8 @@ impl ResultStatus {
             ResultStatus::CompileError => "compile_error",
             ResultStatus::Accepted => "accepted",
             ResultStatus::WrongAnswer => "wrong_answer",
+            ResultStatus::PresentationError => "presentation_error",
+            ResultStatus::Partial => "partial",
             ResultStatus::CheckerError => "checker_error",
         }
     }
@@ -89,19 +97,69 @@ impl std::ops::Deref for CompileStage {
     }
 }
 
+/// How a helper program (a custom checker, an interactor) ran on one test: its
+/// own figures, apart from the program's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageSummary {
+    /// How its box ended.
+    pub status: runbox_sandbox::Status,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// CPU time of its box.
+    #[serde(rename = "cpu_time_ms", serialize_with = "millis")]
+    pub cpu_time: std::time::Duration,
+    /// Wall-clock time of its box.
+    #[serde(rename = "wall_time_ms", serialize_with = "millis")]
+    pub wall_time: std::time::Duration,
+    /// Peak memory of its box, in KiB.
+    pub memory_kb: u64,
+}
+
+impl From<&Outcome> for StageSummary {
+    fn from(outcome: &Outcome) -> Self {
+        StageSummary {
+            status: outcome.status,
+            exit_code: outcome.exit_code,
+            cpu_time: outcome.cpu_time,
+            wall_time: outcome.wall_time,
+            memory_kb: outcome.memory_kb,
+        }
+    }
+}
+
+/// A duration as milliseconds with microsecond precision, as stages write them.
+fn millis<S: serde::Serializer>(
+    duration: &std::time::Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((duration.as_secs_f64() * 1e6).round() / 1e3)
+}
+
 /// One test case of a judged job: its verdict, and its run stage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestResult {
     /// The test's name.
     pub name: String,
-    /// `accepted`, `wrong_answer`, or the run's status when it did not end with exit 0.
+    /// `accepted`, `wrong_answer`, `presentation_error`, `partial`,
+    /// `checker_error`, or the run's status when it did not end with exit 0.
     pub verdict: ResultStatus,
+    /// The test's points: 1 accepted, what a checker or interactor gave for
+    /// `partial` (testlib's `quitp` points, or n / 100 for `_pc(n)`), else 0.
+    pub score: f64,
     /// The run of the program on this test (its own CPU time, wall time, memory).
+    /// With an interactor its stdout went to the interactor and is empty here.
     #[serde(flatten)]
     pub run: Stage,
-    /// What the checker said: where the output differs, or a custom checker's output.
+    /// What the checker (or interactor) said: where the output differs, or a
+    /// custom checker's message (testlib writes it on stderr).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// How the custom checker ran on this test, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checker: Option<StageSummary>,
+    /// How the interactor ran on this test, for an interactive job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interactor: Option<StageSummary>,
     /// The CPU the test's box was pinned to, when pinned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
@@ -146,6 +204,9 @@ pub struct RunResult {
     /// The names of the failed tests, in test order (only with tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_tests: Option<Vec<String>>,
+    /// The sum of the listed tests' scores (only with tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
     /// Which CPU time the verdicts used (only with tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
@@ -218,8 +279,11 @@ mod tests {
         let test = |name: &str| TestResult {
             name: name.into(),
             verdict: ResultStatus::Accepted,
+            score: 1.0,
             run: stage(&[b'o'; 6], &[b'e'; 6]),
             comment: None,
+            checker: None,
+            interactor: None,
             cpu: None,
         };
         let mut result = RunResult {
@@ -233,6 +297,7 @@ mod tests {
             passed: None,
             failed: None,
             failed_tests: None,
+            score: None,
             timing: None,
             message: None,
         };

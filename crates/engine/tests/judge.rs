@@ -281,7 +281,7 @@ sys.exit(0 if abs(got - want) <= 1 else 1)
         [
             ("close", ResultStatus::Accepted),
             ("far", ResultStatus::WrongAnswer),
-            ("broken", ResultStatus::InternalError),
+            ("broken", ResultStatus::CheckerError),
         ]
     );
     assert_eq!(tests[0].comment.as_deref(), Some("got 10, want 11 for 5"));

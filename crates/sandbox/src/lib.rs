@@ -116,6 +116,10 @@ pub(crate) struct Shared {
     cap_last: u32,
     volumes_dir: PathBuf,
     network: Option<network::Network>,
+    /// How many slots there are.
+    max_boxes: u32,
+    /// Held while a pair of boxes takes its two slots (see `run::run_pair`).
+    pair_turn: std::sync::Mutex<()>,
 }
 
 impl Drop for Shared {
@@ -174,6 +178,8 @@ impl Sandbox {
             cap_last: namespaces::last_capability(),
             volumes_dir: volume::prepare_dir(&options.state_dir)?,
             network,
+            max_boxes: options.max_boxes,
+            pair_turn: std::sync::Mutex::new(()),
         };
         let reaper = teardown::Reaper::start().map_err(|e| Error::Syscall {
             call: "spawn reaper thread",
@@ -196,6 +202,17 @@ impl Sandbox {
     /// [`Signaller`] that reaches the program while the box lives.
     pub fn run_live(&self, config: &BoxConfig, io: LiveIo<'_>) -> Result<Outcome> {
         run::run(&self.shared, &self.reaper, config, io)
+    }
+
+    /// Runs two boxes at once, joined by pipes: the first one's stdout is the
+    /// second one's stdin and the second one's stdout the first one's stdin (an
+    /// interactor and a solution). Each box keeps its own limits, measures and
+    /// stderr; their stdouts are not kept. When one ends, the other reads the end
+    /// of its input (or is sent SIGPIPE when it writes), so neither outlives its
+    /// own wall time waiting for the other. Both slots are taken before either
+    /// box starts; the sandbox needs `max_boxes` of 2 or more.
+    pub fn run_pair(&self, first: &BoxConfig, second: &BoxConfig) -> Result<(Outcome, Outcome)> {
+        run::run_pair(&self.shared, &self.reaper, first, second)
     }
 
     /// A fresh, empty tmpfs directory of at most `size_bytes` on the host, to bind

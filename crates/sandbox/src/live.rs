@@ -45,6 +45,12 @@ pub struct LiveIo<'a> {
     /// The read end of a pipe the program gets as stdin, in place of the
     /// configured bytes; the caller keeps the write end.
     pub stdin: Option<OwnedFd>,
+    /// The write end of a pipe the program gets as stdout, in place of the
+    /// captured one: what it writes goes straight to the reader (another box, in
+    /// [`crate::Sandbox::run_pair`]), so it is neither kept in the outcome nor
+    /// counted against the output limit. With `stderr_to_stdout`, stderr goes
+    /// there too.
+    pub stdout: Option<OwnedFd>,
     /// Called with every chunk of output as soon as it is read (only what is kept
     /// under the output limit).
     pub output: Option<OutputSink<'a>>,

@@ -57,14 +57,81 @@ pub(crate) fn run(
     config: &BoxConfig,
     io: LiveIo<'_>,
 ) -> Result<Outcome> {
+    check_config(shared, config)?;
+    run_leased(shared, reaper, config, io, Lease::take(shared))
+}
+
+/// Refuses a configuration this sandbox cannot run, before a slot is taken.
+fn check_config(shared: &Shared, config: &BoxConfig) -> Result<()> {
     config.validate()?;
     if config.network && shared.network.is_none() {
         return Err(Error::InvalidConfig(
             "this sandbox gives boxes no network (SandboxOptions::network is not set)".into(),
         ));
     }
+    Ok(())
+}
+
+/// Runs two boxes at once, each one's stdout piped into the other's stdin: see
+/// [`crate::Sandbox::run_pair`].
+pub(crate) fn run_pair(
+    shared: &Arc<Shared>,
+    reaper: &Reaper,
+    first: &BoxConfig,
+    second: &BoxConfig,
+) -> Result<(Outcome, Outcome)> {
+    check_config(shared, first)?;
+    check_config(shared, second)?;
+    if shared.max_boxes < 2 {
+        return Err(Error::InvalidConfig(
+            "two boxes joined by pipes need two slots: set max_boxes to 2 or more".into(),
+        ));
+    }
+    let (first_in, second_out) = sys::pipe()?;
+    let (second_in, first_out) = sys::pipe()?;
+    // Both slots are taken before either box starts: a box waiting for its
+    // partner's slot would wait on its pipe and run out its wall time. Pairs
+    // take their two slots one pair at a time, so two pairs never hold one
+    // slot each while waiting for a second that only the other could free.
+    let (first_lease, second_lease) = {
+        let _turn = shared
+            .pair_turn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (Lease::take(shared), Lease::take(shared))
+    };
+    std::thread::scope(|scope| {
+        let partner = scope.spawn(move || {
+            let pipes = LiveIo {
+                stdin: Some(second_in),
+                stdout: Some(second_out),
+                ..LiveIo::default()
+            };
+            run_leased(shared, reaper, second, pipes, second_lease)
+        });
+        let pipes = LiveIo {
+            stdin: Some(first_in),
+            stdout: Some(first_out),
+            ..LiveIo::default()
+        };
+        let first = run_leased(shared, reaper, first, pipes, first_lease);
+        let second = partner.join().map_err(|_| Error::Syscall {
+            call: "run_pair",
+            source: io::Error::other("the second box's supervisor thread panicked"),
+        })?;
+        Ok((first?, second?))
+    })
+}
+
+/// Runs one box in the slot of `lease`.
+fn run_leased(
+    shared: &Arc<Shared>,
+    reaper: &Reaper,
+    config: &BoxConfig,
+    io: LiveIo<'_>,
+    mut lease: Lease,
+) -> Result<Outcome> {
     let limits = &config.limits;
-    let mut lease = Lease::take(shared);
     let wanted = cgroup_limits(shared, config);
     let slot = lease.slot.as_mut().ok_or_else(missing_slot)?;
     ready_slot(shared, slot, wanted.as_ref())?;
@@ -91,14 +158,20 @@ pub(crate) fn run(
         Some(pipe) => pipe,
         None => sys::memfd_with(&config.stdin)?,
     };
+    // A given stdout replaces the captured pipe, whose write end then goes
+    // nowhere: the watcher reads its end of file at once.
+    let given_stdout = io.stdout;
+    let stdout = given_stdout
+        .as_ref()
+        .map_or(stdout_w.as_raw_fd(), AsRawFd::as_raw_fd);
     let fds = ChildFds {
         go: go_r.as_raw_fd(),
         report: report_w.as_raw_fd(),
         stdin: stdin.as_raw_fd(),
-        stdout: stdout_w.as_raw_fd(),
+        stdout,
         // Merged, both streams share one pipe, so their order is exact.
         stderr: if config.stderr_to_stdout {
-            stdout_w.as_raw_fd()
+            stdout
         } else {
             stderr_w.as_raw_fd()
         },
@@ -140,7 +213,9 @@ pub(crate) fn run(
     let shared_plan = SharedPlan(&plan);
     let network = config.network;
     let child = launcher.run(move || clone_box(shared_plan.get(), cgroup_fd, network))??;
-    drop((go_r, report_w, stdin, stdout_w, stderr_w));
+    // The box holds its own copies now; ours would keep a partner box from
+    // seeing the end of its input when this one ends.
+    drop((go_r, report_w, stdin, stdout_w, stderr_w, given_stdout));
     let attached = match io.signals {
         Some(signals) => Some(signals.attach(child.pidfd_clone()?)),
         None => None,

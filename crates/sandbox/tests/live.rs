@@ -35,6 +35,7 @@ impl LiveBox {
                     &config,
                     LiveIo {
                         stdin: Some(OwnedFd::from(reader)),
+                        stdout: None,
                         output: Some(&mut forward),
                         signals: Some(&attached),
                     },
@@ -138,6 +139,7 @@ fn a_signal_sent_while_the_box_starts_waits_for_the_program() {
             &sh("exec sleep 30"),
             LiveIo {
                 stdin: Some(OwnedFd::from(reader)),
+                stdout: None,
                 output: None,
                 signals: Some(&signals),
             },
@@ -241,4 +243,62 @@ fn endless_output_in_a_live_box_stops_at_the_output_limit() {
     // What the caller was handed is what was kept: never more than the limit.
     assert_eq!(handed, outcome.stdout.len());
     assert!(handed <= 64 << 10, "{handed} bytes handed over");
+}
+
+// ---- two boxes joined by pipes ----
+
+fn quick(script: &str, wall: Duration) -> BoxConfig {
+    BoxConfig::new(["/bin/sh", "-c", script]).with_limits(limits(|l| l.wall_time = wall))
+}
+
+#[test]
+fn two_boxes_joined_by_pipes_talk_both_ways() {
+    // The first asks, the second answers: each one's stdout is the other's stdin.
+    let asker = quick(
+        "echo 2 3; read sum; echo \"asked 2 3, told $sum\" >&2",
+        Duration::from_secs(10),
+    );
+    let adder = quick(
+        "read a b; echo $((a + b)); echo added >&2",
+        Duration::from_secs(10),
+    );
+    let (first, second) = sandbox().run_pair(&asker, &adder).unwrap();
+    assert_eq!(first.status, Status::Ok, "{first:?}");
+    assert_eq!(second.status, Status::Ok, "{second:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&first.stderr),
+        "asked 2 3, told 5\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&second.stderr), "added\n");
+    assert!(first.stdout.is_empty() && second.stdout.is_empty());
+}
+
+#[test]
+fn a_box_whose_partner_ends_reads_the_end_of_its_input_at_once() {
+    let waiter = quick(
+        "if read line; then echo \"read $line\" >&2; else echo eof >&2; fi",
+        Duration::from_secs(20),
+    );
+    let (first, second) = sandbox()
+        .run_pair(&waiter, &quick("exit 0", Duration::from_secs(20)))
+        .unwrap();
+    assert_eq!(second.status, Status::Ok);
+    assert_eq!(String::from_utf8_lossy(&first.stderr), "eof\n");
+    assert!(first.wall_time < Duration::from_secs(5), "{first:?}");
+}
+
+#[test]
+fn a_partner_that_never_answers_is_ended_by_its_own_wall_time() {
+    // Both read first: neither writes, so each waits until its wall time ends.
+    let started = Instant::now();
+    let (first, second) = sandbox()
+        .run_pair(
+            &quick("read line", Duration::from_millis(500)),
+            &quick("read line", Duration::from_millis(800)),
+        )
+        .unwrap();
+    assert_eq!(first.status, Status::TimeLimitExceeded, "{first:?}");
+    // The first's end closed the second's input: it reads the end at once.
+    assert!(second.wall_time < Duration::from_millis(800), "{second:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -9,7 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use runbox_engine::checker::DEFAULT_EPSILON;
 use runbox_engine::{
-    Checker, CustomChecker, Harness, Job, JudgeOptions, ResultStatus, RunResult, TestCase,
+    Checker, CustomChecker, CustomProgram, Harness, Job, JudgeOptions, ResultStatus, RunResult,
+    TestCase,
 };
 
 use super::job::{LimitArgs, kib, language_of, millis, read_sources};
@@ -41,6 +42,14 @@ pub struct JudgeArgs {
     /// The language of a custom checker (default: from its extension).
     #[arg(long, value_name = "LANG")]
     checker_language: Option<String>,
+    /// An interactor (an interactive problem): run beside the solution on each
+    /// test, joined to its stdin and stdout, with NAME.in as its input file;
+    /// its exit code decides (testlib's registerInteraction; C++ gets testlib.h).
+    #[arg(long, value_name = "FILE")]
+    interactor: Option<PathBuf>,
+    /// The language of the interactor (default: from its extension).
+    #[arg(long, value_name = "LANG")]
+    interactor_language: Option<String>,
     /// Test harness files (headers, a test driver): compiled with the solution.
     #[arg(long, value_name = "FILE")]
     harness: Vec<PathBuf>,
@@ -78,7 +87,10 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     let catalog = args.catalog.catalog()?;
     let files = read_sources(&args.files)?;
     let language = language_of(&catalog, args.language.as_deref(), &files, &args.files[0])?;
-    let tests = read_tests(&args.tests)?;
+    let (tests, warnings) = read_tests(&args.tests)?;
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
     if tests.is_empty() {
         bail!(
             "{} holds no tests: put NAME.in and NAME.out (or NAME.ans) files there",
@@ -93,6 +105,15 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
             Checker::Custom(CustomChecker { language, files })
         }
     };
+    let interactor = match &args.interactor {
+        Some(path) => {
+            let files = read_sources(std::slice::from_ref(path))?;
+            let language =
+                language_of(&catalog, args.interactor_language.as_deref(), &files, path)?;
+            Some(CustomProgram { language, files })
+        }
+        None => None,
+    };
     let harness = Harness {
         files: read_sources(&args.harness)?,
         entry: args.entry.clone(),
@@ -106,6 +127,7 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
         compile_limits: args.limits.compile(),
         tests,
         checker,
+        interactor,
         judge: JudgeOptions {
             stop_on_first_failure: args.stop_on_first_failure,
             sequential: args.sequential,
@@ -117,8 +139,10 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     let workers = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
-    // A box per test worker, and one for the version check beside the compile.
-    let engine = super::engine(catalog, workers.max(1) + 1, Some(&args.cache))?;
+    // A box per test worker (two with an interactor), and one for the version
+    // check beside the compile.
+    let per_test = if job.interactor.is_some() { 2 } else { 1 };
+    let engine = super::engine(catalog, workers.max(1) * per_test + 1, Some(&args.cache))?;
     let bar = if args.json {
         ProgressBar::hidden()
     } else {
@@ -185,14 +209,17 @@ fn parse_checker(text: &str) -> anyhow::Result<Parsed> {
     Ok(Parsed::Builtin(builtin))
 }
 
-/// The tests of `dir`, in natural order of their names (`2` before `10`).
-fn read_tests(dir: &Path) -> anyhow::Result<Vec<TestCase>> {
+/// The tests of `dir`, in natural order of their names (`2` before `10`), and
+/// warnings about files that look meant for a test but are not read.
+fn read_tests(dir: &Path) -> anyhow::Result<(Vec<TestCase>, Vec<String>)> {
     #[derive(Default)]
     struct Parts {
         input: Option<PathBuf>,
         output: Option<PathBuf>,
         answer: Option<PathBuf>,
         args: Option<PathBuf>,
+        /// Files of the test's name with an extension that means nothing here.
+        unknown: Vec<PathBuf>,
     }
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the tests in {}", dir.display()))?;
@@ -213,7 +240,7 @@ fn read_tests(dir: &Path) -> anyhow::Result<Vec<TestCase>> {
             "out" => parts.output = Some(path),
             "ans" => parts.answer = Some(path),
             "args" => parts.args = Some(path),
-            _ => {}
+            _ => parts.unknown.push(path),
         }
     }
     let mut names: Vec<&String> = tests.keys().collect();
@@ -222,10 +249,19 @@ fn read_tests(dir: &Path) -> anyhow::Result<Vec<TestCase>> {
         std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
     };
     let mut cases = Vec::new();
+    let mut warnings = Vec::new();
     for name in names {
         let parts = &tests[name];
         if parts.input.is_none() && parts.args.is_none() {
             continue; // an .out without .in is not a test
+        }
+        if parts.output.is_none() && parts.answer.is_none() {
+            for path in &parts.unknown {
+                warnings.push(format!(
+                    "test {name} has no expected output: {} is not read (name it {name}.out or {name}.ans); the test is judged by its exit code alone",
+                    path.display()
+                ));
+            }
         }
         let args = match &parts.args {
             Some(path) => String::from_utf8(read(path)?)
@@ -253,7 +289,7 @@ fn read_tests(dir: &Path) -> anyhow::Result<Vec<TestCase>> {
             ..TestCase::default()
         });
     }
-    Ok(cases)
+    Ok((cases, warnings))
 }
 
 /// Sorts `test10` after `test9`: digit runs compare as numbers.
@@ -278,6 +314,25 @@ fn natural_key(name: &str) -> Vec<(u8, u128, String)> {
         }
     }
     key
+}
+
+/// Why a test failed, in one line: the first line of what the checker (or
+/// interactor) said, else of a crashed run's stderr.
+fn why(test: &runbox_engine::TestResult) -> String {
+    let first_line = |text: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default()
+            .to_string()
+    };
+    match &test.comment {
+        Some(comment) => first_line(comment),
+        None if test.verdict == ResultStatus::RuntimeError => {
+            first_line(&String::from_utf8_lossy(&test.run.stderr))
+        }
+        None => String::new(),
+    }
 }
 
 /// The compile line, a table of the tests, and a summary.
@@ -313,11 +368,7 @@ fn print_report(result: &RunResult) {
             (None, Some(code)) => format!("runtime_error (exit {code})"),
             (None, None) => test.verdict.to_string(),
         };
-        let comment = test
-            .comment
-            .as_deref()
-            .map(|c| c.lines().next().unwrap_or_default())
-            .unwrap_or_default();
+        let comment = why(test);
         println!(
             "{:<width$}  {:<22}  {:>10}  {:>10}  {:>10}  {comment}",
             test.name,
@@ -329,6 +380,12 @@ fn print_report(result: &RunResult) {
     }
     let passed = result.passed.unwrap_or(0);
     let mut summary = format!("{}: {passed}/{} passed", result.status, tests.len());
+    if let Some(score) = result
+        .score
+        .filter(|_| tests.iter().any(|t| t.verdict == ResultStatus::Partial))
+    {
+        summary.push_str(&format!(" · score {score}"));
+    }
     if let Some(failed) = result.failed_tests.as_ref().filter(|f| !f.is_empty()) {
         summary.push_str(&format!(" · failed: {}", failed.join(", ")));
     }
@@ -383,12 +440,36 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(name), content).unwrap();
         }
-        let tests = read_tests(dir.path()).unwrap();
+        let (tests, warnings) = read_tests(dir.path()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
         let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["2", "10", "b"]);
         assert_eq!(tests[0].expected_output.as_deref(), Some(&b"2"[..]));
         assert_eq!(tests[1].stdin, b"ten");
         assert_eq!(tests[2].args, ["x", "y z"]);
         assert_eq!(tests[2].expected_output, None);
+    }
+
+    #[test]
+    fn an_answer_file_with_an_unknown_extension_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in [
+            ("a.in", "1"),
+            ("a.expected", "2"),
+            ("b.in", "1"),
+            ("b.out", "2"),
+            ("b.txt", "notes"),
+        ] {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        let (tests, warnings) = read_tests(dir.path()).unwrap();
+        assert_eq!(tests[0].expected_output, None);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("test a has no expected output:")
+                && warnings[0].contains("a.expected is not read (name it a.out or a.ans)"),
+            "{}",
+            warnings[0]
+        );
     }
 }

@@ -151,7 +151,7 @@ fn summary(result: &RunResult) -> String {
 fn exit_code(result: &RunResult) -> ExitCode {
     let code = match result.status {
         ResultStatus::Accepted => 0,
-        ResultStatus::WrongAnswer => 1,
+        ResultStatus::WrongAnswer | ResultStatus::PresentationError | ResultStatus::Partial => 1,
         ResultStatus::Ok | ResultStatus::RuntimeError => result
             .run
             .as_ref()

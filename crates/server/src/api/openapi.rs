@@ -25,8 +25,8 @@ use crate::wire::types::*;
         document,
     ),
     components(schemas(
-        Encoding, Data, EncodedData, FileInput, LimitsInput, TestInput, CheckerInput, HarnessInput, TimingBody,
-        ExecuteRequest, StageBody, TestBody, ResultBody, SubmissionCreated, SubmissionBody,
+        Encoding, Data, EncodedData, FileInput, LimitsInput, TestInput, CheckerInput, ProgramInput, HarnessInput, TimingBody,
+        ExecuteRequest, StageBody, HelperStageBody, TestBody, ResultBody, SubmissionCreated, SubmissionBody,
         WebhookBody, SubmissionPage, BatchRequest, BatchCreated, LanguageBody, HealthBody,
         ReadyBody, WorkerBody, ErrorBody, ErrorDetail,
     )),

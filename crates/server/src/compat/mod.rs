@@ -109,6 +109,7 @@ pub fn native_request(language: &str) -> ExecuteRequest {
         compile_limits: None,
         tests: None,
         checker: None,
+        interactor: None,
         stop_on_first_failure: false,
         sequential: false,
         pin_cpu: false,

@@ -5,13 +5,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use runbox_engine::{
-    Checker, CustomChecker, Harness, Job, JudgeOptions, LimitOverrides, RunResult, SourceFile,
-    Stage, TestCase,
+    Checker, CustomChecker, CustomProgram, Harness, Job, JudgeOptions, LimitOverrides, RunResult,
+    SourceFile, Stage, StageSummary, TestCase,
 };
 
 use super::types::{
-    CheckerInput, Data, Encoding, ExecuteRequest, LimitsInput, ResultBody, StageBody, TestBody,
-    TimingBody,
+    CheckerInput, Data, Encoding, ExecuteRequest, HelperStageBody, LimitsInput, ProgramInput,
+    ResultBody, StageBody, TestBody, TimingBody,
 };
 use crate::config::{LimitSettings, RequestBounds};
 use crate::error::ApiError;
@@ -133,6 +133,17 @@ pub fn job_from_request(
     )?;
     let tests = tests_from_request(request, bounds, run_max)?;
     let checker = checker_from_request(request.checker.as_ref(), bounds)?;
+    let interactor = request
+        .interactor
+        .as_ref()
+        .map(|i| interactor_from_request(i, bounds))
+        .transpose()?;
+    if interactor.is_some() && tests.is_empty() {
+        return Err(ApiError::invalid(
+            "interactor",
+            "an interactor needs tests: each test's stdin is the interactor's input",
+        ));
+    }
     let harness = match &request.harness {
         None => Harness::default(),
         Some(harness) => Harness {
@@ -153,6 +164,7 @@ pub fn job_from_request(
         compile_limits,
         tests,
         checker,
+        interactor,
         judge: JudgeOptions {
             stop_on_first_failure: request.stop_on_first_failure,
             sequential: request.sequential,
@@ -312,6 +324,33 @@ fn tests_from_request(
     Ok(cases)
 }
 
+/// The request's interactor, its source within the bounds.
+fn interactor_from_request(
+    input: &ProgramInput,
+    bounds: &RequestBounds,
+) -> Result<CustomProgram, ApiError> {
+    if input.language.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "interactor.language",
+            "an interactor needs its language",
+        ));
+    }
+    if input.source.len() > bounds.max_source_bytes {
+        return Err(ApiError::too_large(
+            "interactor.source",
+            format!(
+                "the interactor is {} bytes: at most {} are allowed",
+                input.source.len(),
+                bounds.max_source_bytes
+            ),
+        ));
+    }
+    Ok(CustomProgram {
+        language: input.language.clone(),
+        files: vec![SourceFile::unnamed(input.source.as_bytes())],
+    })
+}
+
 /// The request's checker (`lines` when none is given).
 fn checker_from_request(
     input: Option<&CheckerInput>,
@@ -339,6 +378,8 @@ fn checker_from_request(
     }
     if kind != "custom" {
         no_extra("language", input.language.is_some())?;
+    }
+    if kind != "custom" && kind != "testlib" {
         no_extra("source", input.source.is_some())?;
     }
     Ok(match kind {
@@ -358,10 +399,14 @@ fn checker_from_request(
             }
             Checker::Float { epsilon }
         }
-        "custom" => {
-            let language = input.language.clone().ok_or_else(|| {
-                ApiError::invalid("checker.language", "a custom checker needs its language")
-            })?;
+        "custom" | "testlib" => {
+            // testlib checkers are C++, with testlib.h provided by the engine.
+            let language = match kind {
+                "testlib" => "cpp".to_string(),
+                _ => input.language.clone().ok_or_else(|| {
+                    ApiError::invalid("checker.language", "a custom checker needs its language")
+                })?,
+            };
             let source = input.source.clone().ok_or_else(|| {
                 ApiError::invalid("checker.source", "a custom checker needs its source")
             })?;
@@ -384,7 +429,7 @@ fn checker_from_request(
             return Err(ApiError::invalid(
                 "checker.type",
                 format!(
-                    "unknown checker '{other}': use exact, lines, tokens, float, case_insensitive or custom"
+                    "unknown checker '{other}': use exact, lines, tokens, float, case_insensitive, custom or testlib"
                 ),
             ));
         }
@@ -485,6 +530,17 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// A checker's or interactor's figures as the API writes them.
+fn helper_body(summary: &StageSummary) -> HelperStageBody {
+    HelperStageBody {
+        status: summary.status,
+        exit_code: summary.exit_code,
+        cpu_time_ms: millis(summary.cpu_time),
+        wall_time_ms: millis(summary.wall_time),
+        memory_kb: summary.memory_kb,
+    }
+}
+
 /// How a result's outputs are written.
 #[derive(Debug, Clone, Copy)]
 pub struct OutputFormat {
@@ -522,7 +578,10 @@ pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
                 .map(|t| TestBody {
                     name: t.name.clone(),
                     verdict: t.verdict,
+                    score: Some(t.score),
                     comment: t.comment.clone(),
+                    checker: t.checker.as_ref().map(helper_body),
+                    interactor: t.interactor.as_ref().map(helper_body),
                     stage: stage_body(&t.run, format),
                 })
                 .collect()
@@ -530,6 +589,7 @@ pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
         passed: result.passed.map(|n| n as u32),
         failed: result.failed.map(|n| n as u32),
         failed_tests: result.failed_tests.clone(),
+        score: result.score,
         timing: result.timing.as_ref().map(|t| TimingBody {
             cpu_time: t.cpu_time.to_string(),
             pinned: t.pinned,
@@ -570,6 +630,9 @@ pub fn scrubbed_request(request: &ExecuteRequest) -> serde_json::Value {
     }
     if let Some(checker) = request.checker.as_mut() {
         checker.source = None;
+    }
+    if let Some(interactor) = request.interactor.as_mut() {
+        interactor.source.clear();
     }
     // A harness is exercise code the platform sent: a source like any other.
     if let Some(harness) = request.harness.as_mut() {
@@ -661,6 +724,7 @@ pub fn internal_result(id: &str, language: &str, message: String) -> ResultBody 
         passed: None,
         failed: None,
         failed_tests: None,
+        score: None,
         timing: None,
         error: Some(message),
     }

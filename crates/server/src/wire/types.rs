@@ -103,7 +103,9 @@ pub struct TestInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckerInput {
-    /// `exact`, `lines` (default), `tokens`, `float`, `case_insensitive` or `custom`.
+    /// `exact`, `lines` (default), `tokens`, `float`, `case_insensitive`,
+    /// `custom` (a program in any language: `input output answer`), or `testlib`
+    /// (shorthand for a custom C++ checker; `testlib.h` is provided).
     #[serde(rename = "type")]
     pub kind: String,
     /// For `float`: the largest absolute or relative difference accepted.
@@ -112,9 +114,19 @@ pub struct CheckerInput {
     /// For `custom`: the checker's language.
     #[serde(default)]
     pub language: Option<String>,
-    /// For `custom`: the checker's source.
+    /// For `custom` and `testlib`: the checker's source.
     #[serde(default)]
     pub source: Option<String>,
+}
+
+/// A program that comes with the request to judge it (an interactor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramInput {
+    /// A catalog id or alias; C++ gets `testlib.h`.
+    pub language: String,
+    /// Its source.
+    pub source: String,
 }
 
 /// Test harness files: compiled or loaded with the user's files.
@@ -185,6 +197,13 @@ pub struct ExecuteRequest {
     /// How outputs are compared (with `tests`).
     #[serde(default)]
     pub checker: Option<CheckerInput>,
+    /// An interactor (with `tests`): it runs beside the program on each test,
+    /// joined to its stdin and stdout, reads the test's `stdin` as its input
+    /// file (testlib's `inf`) and decides the verdict by its exit code. A test
+    /// with `expected_output` also goes through `checker`, with what the
+    /// interactor wrote to its output file (`tout`) as the program's output.
+    #[serde(default)]
+    pub interactor: Option<ProgramInput>,
     /// Stop at the first test that is not accepted.
     #[serde(default)]
     pub stop_on_first_failure: bool,
@@ -264,17 +283,47 @@ pub struct StageBody {
     pub cached: Option<bool>,
 }
 
+/// How a checker or an interactor ran on one test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HelperStageBody {
+    /// How its box ended: `ok`, `runtime_error` (any other exit code, which is
+    /// its decision), `time_limit_exceeded`, ...
+    #[schema(value_type = String)]
+    pub status: Status,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// CPU time of its box, in milliseconds.
+    pub cpu_time_ms: f64,
+    /// Wall-clock time, in milliseconds.
+    pub wall_time_ms: f64,
+    /// Peak memory of its box, in KiB.
+    pub memory_kb: u64,
+}
+
 /// One test's verdict and run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TestBody {
     /// The test's name.
     pub name: String,
-    /// `accepted`, `wrong_answer`, or the status of the run that ended it.
+    /// `accepted`, `wrong_answer`, `presentation_error`, `partial`,
+    /// `checker_error` (the request's checker or interactor failed), or the
+    /// status of the run that ended it.
     #[schema(value_type = String)]
     pub verdict: ResultStatus,
-    /// What a custom checker printed.
+    /// The test's points: 1 accepted, 0 not, or what the checker gave
+    /// (`partial`: testlib's `quitp` points, n / 100 for `_pc(n)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Where the output differs, or what a custom checker or the interactor
+    /// said (testlib's message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// How the custom checker ran on this test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checker: Option<HelperStageBody>,
+    /// How the interactor ran on this test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactor: Option<HelperStageBody>,
     /// The run.
     #[serde(flatten)]
     pub stage: StageBody,
@@ -289,8 +338,8 @@ pub struct ResultBody {
     pub language: String,
     /// The installed version that ran it.
     pub version: Option<String>,
-    /// `ok`, `accepted`, `wrong_answer`, `compile_error`, `checker_error`, or a
-    /// stage status.
+    /// `ok`, `accepted`, `wrong_answer`, `presentation_error`, `partial`,
+    /// `compile_error`, `checker_error`, or a stage status.
     #[schema(value_type = String)]
     pub status: ResultStatus,
     /// The compile stage, for compiled languages.
@@ -309,6 +358,9 @@ pub struct ResultBody {
     /// The names of the tests that were not accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_tests: Option<Vec<String>>,
+    /// The sum of the tests' scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
     /// How the tests' times were measured (with tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<TimingBody>,

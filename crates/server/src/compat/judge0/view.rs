@@ -436,6 +436,7 @@ mod tests {
             passed: None,
             failed: None,
             failed_tests: None,
+            score: None,
             timing: None,
             error: None,
         }
