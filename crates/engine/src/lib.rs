@@ -402,28 +402,26 @@ impl Engine {
             output_budget: self.config.max_result_bytes,
         };
         // The checker and the interactor compile once, before any test runs.
-        let checker_work = match &checked.checker {
-            Some(checker) => match self.build_helper(checker, "checker")? {
-                Ok(work) => Some(work),
-                Err(message) => {
-                    result.status = ResultStatus::CheckerError;
-                    result.message = Some(message);
-                    return Ok(());
-                }
-            },
-            None => None,
-        };
-        let interactor_work = match &checked.interactor {
-            Some(interactor) => match self.build_helper(interactor, "interactor")? {
-                Ok(work) => Some(work),
-                Err(message) => {
-                    result.status = ResultStatus::CheckerError;
-                    result.message = Some(message);
-                    return Ok(());
-                }
-            },
-            None => None,
-        };
+        let mut helpers = Vec::with_capacity(2);
+        for (helper, role) in [
+            (&checked.checker, "checker"),
+            (&checked.interactor, "interactor"),
+        ] {
+            let work = match helper {
+                Some(helper) => match self.build_helper(helper, role)? {
+                    Ok(work) => Some(work),
+                    Err(message) => {
+                        result.status = ResultStatus::CheckerError;
+                        result.message = Some(message);
+                        return Ok(());
+                    }
+                },
+                None => None,
+            };
+            helpers.push(work);
+        }
+        let interactor_work = helpers.pop().flatten();
+        let checker_work = helpers.pop().flatten();
         let judging = judge::Judging {
             checker: match helper_program(checked.checker.as_ref(), checker_work.as_ref()) {
                 Some(program) => judge::Judge::Program(program),

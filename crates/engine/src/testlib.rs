@@ -3,7 +3,7 @@
 //!
 //! testlib (<https://github.com/MikeMirzayanov/testlib>) is how contest problems'
 //! checkers and interactors are written. The engine embeds one pinned release
-//! ([`VERSION`], `crates/engine/testlib/README.md` says where it came from) and
+//! ([`VERSION`], `crates/engine/vendor/testlib/README.md` says where it came from) and
 //! lays it beside the sources of every C++ checker or interactor, so that an
 //! unmodified `#include "testlib.h"` compiles; a program that brings its own
 //! `testlib.h` keeps it.
@@ -38,7 +38,7 @@ pub const VERSION: &str = "0.9.45";
 pub const HEADER_NAME: &str = "testlib.h";
 
 /// The header itself, unmodified (MIT licence, Mike Mirzayanov).
-pub const HEADER: &[u8] = include_bytes!("../testlib/testlib.h");
+pub const HEADER: &[u8] = include_bytes!("../vendor/testlib/testlib.h");
 
 /// The exit code of `_pc(0)`.
 const PARTIAL_BASE: i32 = 16;
