@@ -251,14 +251,20 @@ impl Layouts {
         let System::Runtime { identity, .. } = system else {
             return Ok(self.host.clone());
         };
-        if let Some(layout) = self.runtimes.lock().unwrap().get(identity) {
+        // A poisoned map still holds whole entries: each is inserted in one step.
+        if let Some(layout) = self
+            .runtimes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(identity)
+        {
             return Ok(layout.clone());
         }
         // Read outside the lock: boxes on other runtimes need not wait for it.
         let layout = Arc::new(system.layout()?);
         self.runtimes
             .lock()
-            .unwrap()
+            .unwrap_or_else(|p| p.into_inner())
             .insert(*identity, layout.clone());
         Ok(layout)
     }
