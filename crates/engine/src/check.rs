@@ -202,7 +202,8 @@ impl Engine {
         runtime: Option<&str>,
         field: &str,
     ) -> Result<Arc<Language>, JobError> {
-        let mut variants = match self.catalog.variants(name) {
+        let catalog = self.catalog();
+        let mut variants = match catalog.variants(name) {
             Ok(variants) => variants,
             Err(error) if field == "language" => return Err(error),
             Err(error) => return Err(JobError::invalid(field, error.to_string())),

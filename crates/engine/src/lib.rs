@@ -46,6 +46,7 @@ pub mod live;
 mod pipeline;
 pub mod result;
 pub mod runtime;
+mod runtime_catalog;
 pub mod testlib;
 pub mod units;
 pub mod version;
@@ -120,7 +121,8 @@ impl Default for EngineConfig {
 /// Compiles and runs jobs in boxes of one [`Sandbox`]; share it between threads.
 pub struct Engine {
     sandbox: Arc<Sandbox>,
-    catalog: Catalog,
+    /// The catalog, following runtimes added or removed while the engine runs.
+    catalog: runtime_catalog::RuntimeCatalog,
     config: EngineConfig,
     /// Each language's installation, detected once on first use.
     installations: Mutex<HashMap<String, Arc<OnceLock<Installation>>>>,
@@ -149,15 +151,9 @@ impl Engine {
                 .map_err(|err| tracing::warn!("no runtimes: cannot open {}: {err}", dir.display()))
                 .ok()
         });
-        // Each runtime entry of the catalog learns where its tree is (runtimes
-        // added later are seen by the next start).
-        let catalog = catalog.with_runtimes(|name| {
-            let runtime = runtimes.as_ref()?.get(name).ok()?;
-            Some((runtime.root, runtime.manifest.digest))
-        });
         Engine {
             sandbox,
-            catalog,
+            catalog: runtime_catalog::RuntimeCatalog::new(catalog, runtimes.clone()),
             config,
             installations: Mutex::new(HashMap::new()),
             compile_cache,
@@ -170,9 +166,9 @@ impl Engine {
         self.runtimes.as_ref()
     }
 
-    /// The catalog.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// The catalog, its runtime entries pointing at the runtimes installed now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.get()
     }
 
     /// The settings.
@@ -214,12 +210,18 @@ impl Engine {
             .installations
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.entry(language.key()).or_default().clone()
+        // A runtime built again under the same name is another installation.
+        let key = match &language.root {
+            Some((_, digest)) => format!("{} {digest}", language.key()),
+            None => language.key(),
+        };
+        map.entry(key).or_default().clone()
     }
 
     /// Every catalog language with its installation, detected in parallel.
     pub fn installations(&self) -> Vec<(Arc<Language>, Installation)> {
-        let languages = self.catalog.languages();
+        let catalog = self.catalog();
+        let languages = catalog.languages();
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(2, 8);

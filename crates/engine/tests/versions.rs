@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use runbox_engine::runtime::{RuntimeError, RuntimeStore};
+use runbox_engine::runtime::{RuntimeError, RuntimeSource, RuntimeStore};
 use runbox_engine::{
     Catalog, Engine, EngineConfig, Failure, Job, JobError, ResultStatus, SourceFile,
 };
@@ -40,7 +40,12 @@ fn store_with_trixie() -> PathBuf {
 
 /// An engine whose catalog has the host's Python and trixie's.
 fn engine() -> Engine {
-    let runtimes = store_with_trixie();
+    engine_on(store_with_trixie())
+}
+
+/// An engine whose catalog has the host's Python and trixie's, the latter
+/// looked up in the store in `runtimes`.
+fn engine_on(runtimes: PathBuf) -> Engine {
     let languages = tempfile::tempdir().unwrap();
     std::fs::write(
         languages.path().join("python@trixie.toml"),
@@ -140,4 +145,50 @@ fn a_version_no_runtime_has_is_refused_naming_the_installed_ones() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_runtime_added_or_removed_while_the_engine_runs_is_seen_without_a_restart() {
+    let trixie = RuntimeStore::open(store_with_trixie())
+        .unwrap()
+        .get(RUNTIME)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = RuntimeStore::open(dir.path().join("runtimes")).unwrap();
+    let engine = engine_on(store.dir().to_path_buf());
+    let unavailable = |engine: &Engine| {
+        matches!(
+            engine.check(version_job(Some("3.13"))),
+            Err(JobError::VersionUnavailable { .. })
+        )
+    };
+    assert!(unavailable(&engine), "no runtime is installed yet");
+
+    let source = RuntimeSource::Debian {
+        suite: "trixie".into(),
+        packages: vec!["python3".into()],
+    };
+    store
+        .add(RUNTIME, source, &mut |_| {}, |root, _| {
+            let copied = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&trixie.root)
+                .arg(root)
+                .status()
+                .unwrap();
+            assert!(copied.success(), "cp -a of the trixie tree failed");
+            Ok(())
+        })
+        .unwrap();
+    // The engine looks at the store at most once a second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(ran(&engine, Some("3.13")).0, "3.13");
+
+    store.remove(RUNTIME).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(
+        unavailable(&engine),
+        "the removed runtime is no longer offered"
+    );
+    assert_eq!(ran(&engine, None).0, "3.11", "the host's Python remains");
 }
