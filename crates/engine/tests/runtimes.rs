@@ -7,9 +7,9 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, OnceLock};
 
-use runbox_engine::runtime::{Progress, Runtime, RuntimeError, RuntimeSource, RuntimeStore};
+use runbox_engine::runtime::{Runtime, RuntimeError, RuntimeSource, RuntimeStore};
 use runbox_sandbox::{BoxConfig, Sandbox, SandboxOptions, Status};
 
 static SANDBOX: LazyLock<Arc<Sandbox>> = LazyLock::new(|| {
@@ -186,29 +186,15 @@ fn debian_store() -> RuntimeStore {
 /// trixie with python3, built once and reused. Panics with the reason when it
 /// cannot be built.
 fn trixie_python() -> PathBuf {
-    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap();
-    if let Some(root) = &*built {
-        return root.clone();
-    }
-    let store = debian_store();
-    let runtime = match store.get("trixie-python3") {
-        Ok(runtime) => runtime,
-        Err(RuntimeError::NotFound { .. }) => {
-            let mut steps = Vec::new();
-            let packages = ["python3".to_string()];
-            store
-                .add_debian("trixie-python3", "trixie", &packages, &mut |p| {
-                    if let Progress::Step(step) = p {
-                        steps.push(step)
-                    }
-                })
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            debian_store()
+                .ensure_debian("trixie-python3", "trixie", &["python3".into()], &mut |_| {})
                 .unwrap_or_else(|e| panic!("cannot build the trixie runtime: {e}"))
-        }
-        Err(e) => panic!("cannot read the test runtime store: {e}"),
-    };
-    *built = Some(runtime.root.clone());
-    runtime.root
+                .root
+        })
+        .clone()
 }
 
 fn run_on_trixie(command: &[&str]) -> runbox_sandbox::Outcome {

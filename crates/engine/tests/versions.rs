@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use runbox_engine::runtime::{RuntimeError, RuntimeSource, RuntimeStore};
+use runbox_engine::runtime::{RuntimeSource, RuntimeStore};
 use runbox_engine::{
     Catalog, Engine, EngineConfig, Failure, Job, JobError, ResultStatus, SourceFile,
 };
@@ -19,22 +19,13 @@ fn store_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-runtimes/store")
 }
 
-/// The store with the trixie runtime in it, built when missing (another test
-/// binary may be building it at the same moment: then its result is used).
+/// The store with the trixie runtime in it, built when missing.
 fn store_with_trixie() -> PathBuf {
-    let store = RuntimeStore::open(store_dir()).expect("the test runtime store opens");
-    match store.get(RUNTIME) {
-        Ok(_) => {}
-        Err(RuntimeError::NotFound { .. }) => {
-            match store.add_debian(RUNTIME, "trixie", &["python3".to_string()], &mut |_| {}) {
-                Ok(_) | Err(RuntimeError::Exists { .. }) => {}
-                Err(e) => {
-                    panic!("cannot build the trixie runtime (network to deb.debian.org?): {e}")
-                }
-            }
-        }
-        Err(e) => panic!("cannot read the test runtime store: {e}"),
-    }
+    RuntimeStore::open(store_dir())
+        .and_then(|store| store.ensure_debian(RUNTIME, "trixie", &["python3".into()], &mut |_| {}))
+        .unwrap_or_else(|e| {
+            panic!("cannot build the trixie runtime (network to deb.debian.org?): {e}")
+        });
     store_dir()
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use runbox_engine::{CheckedJob, Engine, Job, JobError, Live, LiveEvent, RunResult};
 use runbox_sandbox::Signaller;
 use runbox_store::{ClaimedJob, Completion, JobState, NewSubmission, Store, StoreEvent, now_ms};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 use crate::admission::{Admission, AdmissionRefusal, bucket_of};
 use crate::auth::Caller;
@@ -79,14 +79,6 @@ pub enum Refusal {
     /// The job itself is wrong.
     #[error(transparent)]
     Job(#[from] JobError),
-    /// One job of a batch is wrong.
-    #[error("submissions[{index}]: {error}")]
-    InBatch {
-        /// Its place in the batch.
-        index: usize,
-        /// What is wrong with it.
-        error: Box<Refusal>,
-    },
     /// Too many jobs are admitted or queued.
     #[error("the queue is full ({waiting} jobs waiting, at most {capacity}): try again shortly")]
     QueueFull {
@@ -116,6 +108,9 @@ pub enum Refusal {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] runbox_store::Error),
+    /// runbox itself failed while it handled the job (a task panicked).
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// A job that ran (or failed for a reason of the host).
@@ -191,26 +186,25 @@ impl Runner {
 
     /// Checks a job fully (the engine's one check) off the async threads: the
     /// first check of a language may run its version command in a box.
-    pub async fn check(&self, job: Job) -> Result<CheckedJob, JobError> {
+    /// A panic of the check is runbox's failure, not the caller's.
+    pub async fn check(&self, job: Job) -> Result<CheckedJob, Refusal> {
         let engine = self.engine.clone();
         match tokio::task::spawn_blocking(move || engine.check(job)).await {
-            Ok(checked) => checked,
-            Err(panic) => Err(JobError::invalid(
-                "language",
-                format!("the check of this job failed: {panic}"),
-            )),
+            Ok(checked) => Ok(checked?),
+            Err(panic) => Err(Refusal::Internal(format!(
+                "the check of this job failed: {panic}"
+            ))),
         }
     }
 
     /// [`Runner::check`] for a live job (no tests, one run).
-    pub async fn check_live(&self, job: Job) -> Result<CheckedJob, JobError> {
+    pub async fn check_live(&self, job: Job) -> Result<CheckedJob, Refusal> {
         let engine = self.engine.clone();
         match tokio::task::spawn_blocking(move || engine.check_live(job)).await {
-            Ok(checked) => checked,
-            Err(panic) => Err(JobError::invalid(
-                "language",
-                format!("the check of this job failed: {panic}"),
-            )),
+            Ok(checked) => Ok(checked?),
+            Err(panic) => Err(Refusal::Internal(format!(
+                "the check of this job failed: {panic}"
+            ))),
         }
     }
 
@@ -290,11 +284,11 @@ impl Runner {
             return Err(error.into());
         }
         // From here the job is the runner's: a task of its own runs it to its
-        // end, whether or not the caller still waits for it.
-        let (done, answer) = oneshot::channel();
+        // end, whether or not the caller still waits for it (dropping the
+        // handle detaches the task, it does not cancel it).
         let runner = self.clone();
         let wait_limit = Duration::from_secs(self.config.queue.sync_wait_seconds);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let renewing = runner.renew_while_running(id.clone(), bucket.clone());
             let slot =
                 tokio::time::timeout(wait_limit, runner.run_slots.clone().acquire_owned()).await;
@@ -314,11 +308,12 @@ impl Runner {
             let _ = renewing.send(true);
             drop(admitted);
             runner.admission.release_slot(&bucket, &id).await;
-            let _ = done.send(outcome);
+            outcome
         });
-        match answer.await {
+        match task.await {
             Ok(outcome) => outcome,
-            Err(_) => Err(Refusal::ShuttingDown),
+            Err(error) if error.is_cancelled() => Err(Refusal::ShuttingDown),
+            Err(panic) => Err(Refusal::Internal(format!("the job's task failed: {panic}"))),
         }
     }
 

@@ -45,15 +45,6 @@ impl From<crate::runner::Refusal> for ApiError {
         use crate::runner::Refusal as R;
         match refusal {
             R::Job(error) => error.into(),
-            R::InBatch { index, error } => {
-                let mut inner = ApiError::from(*error);
-                inner.field = Some(format!(
-                    "submissions[{index}].{}",
-                    inner.field.as_deref().unwrap_or("")
-                ));
-                inner.message = format!("submissions[{index}]: {}", inner.message);
-                inner
-            }
             R::QueueFull { .. } => {
                 ApiError::unavailable("queue_full", refusal.to_string(), Duration::from_secs(2))
             }
@@ -66,6 +57,7 @@ impl From<crate::runner::Refusal> for ApiError {
             }
             R::Callback(message) => ApiError::invalid("callback_url", message),
             R::Store(error) => error.into(),
+            R::Internal(message) => ApiError::internal(message),
         }
     }
 }

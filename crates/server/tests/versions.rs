@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use axum::http::StatusCode;
-use runbox_engine::runtime::{RuntimeError, RuntimeStore};
+use runbox_engine::runtime::RuntimeStore;
 use serde_json::json;
 use support::App;
 
@@ -16,19 +16,11 @@ const RUNTIME: &str = "trixie-python3";
 
 fn store_with_trixie() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-runtimes/store");
-    let store = RuntimeStore::open(&dir).expect("the test runtime store opens");
-    match store.get(RUNTIME) {
-        Ok(_) => {}
-        Err(RuntimeError::NotFound { .. }) => {
-            match store.add_debian(RUNTIME, "trixie", &["python3".to_string()], &mut |_| {}) {
-                Ok(_) | Err(RuntimeError::Exists { .. }) => {}
-                Err(e) => {
-                    panic!("cannot build the trixie runtime (network to deb.debian.org?): {e}")
-                }
-            }
-        }
-        Err(e) => panic!("cannot read the test runtime store: {e}"),
-    }
+    RuntimeStore::open(&dir)
+        .and_then(|store| store.ensure_debian(RUNTIME, "trixie", &["python3".into()], &mut |_| {}))
+        .unwrap_or_else(|e| {
+            panic!("cannot build the trixie runtime (network to deb.debian.org?): {e}")
+        });
     dir
 }
 

@@ -282,6 +282,27 @@ impl RuntimeStore {
         })
     }
 
+    /// The runtime `name`, built from the Debian `suite` with `packages` when
+    /// the store does not have it yet. Another process building the same name
+    /// at the same moment is not an error: its runtime is returned.
+    pub fn ensure_debian(
+        &self,
+        name: &str,
+        suite: &str,
+        packages: &[String],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Runtime> {
+        match self.get(name) {
+            Err(RuntimeError::NotFound { .. }) => {
+                match self.add_debian(name, suite, packages, progress) {
+                    Err(RuntimeError::Exists { .. }) => self.get(name),
+                    built => built,
+                }
+            }
+            found => found,
+        }
+    }
+
     /// Removes the runtime `name`, unless a box uses it ([`RuntimeError::InUse`]).
     /// Its files shared with no other runtime stay as objects until [`RuntimeStore::gc`].
     pub fn remove(&self, name: &str) -> Result<()> {
