@@ -11,6 +11,9 @@ packages=(
   slirp4netns nftables # boxes with network (network.enabled), and their tests
   mmdebstrap           # Debian runtimes (`runbox runtimes add debian:SUITE`) and their tests
   docker-registry skopeo apache2-utils openssl # OCI runtime tests: loopback registries, pushes, htpasswd, token signing
+  podman runc          # the container image's test (crates/cli/tests/container.rs): runc, as crun refuses hybrid cgroups
+  podman-compose golang-github-containernetworking-plugin-dnsname # the fleet's compose file (scripts/compose-fleet.sh, opt-in): services find each other by name
+  systemd              # systemd-analyze verify of deploy/systemd (crates/cli/tests/deploy.rs)
 )
 
 missing=()

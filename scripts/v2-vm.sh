@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Boots a Debian 12 VM with a pure cgroup v2 hierarchy (mmdebstrap root, Debian's
+# kernel, qemu TCG: KVM does not work on the CI machine) and runs inside it:
+#   - the sandbox crate's test suites, as `cargo test` runs them (default test
+#     threads), each in a delegated scope (`systemd-run --scope -p Delegate=yes`);
+#   - deploy/systemd/runbox.service: `runbox serve` as a unit, /readyz, a Python
+#     run through the API;
+#   - doctor under a unit without Delegate=yes (must name the fix);
+#   - `runbox run` from a cgroup shared with another process (a login shell's).
+# Prints the VM's report and exits 0 when every check passed. Slow (about 15-30
+# minutes under TCG), so not part of CI.
+#
+#   scripts/v2-vm.sh [WORKDIR]       (default: $CARGO_TARGET_DIR/v2-vm or target/v2-vm)
+#   KERNEL_PACKAGE=linux-image-6.12... to boot another kernel (bookworm-backports)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+work=${1:-$target/v2-vm}
+kernel_package=${KERNEL_PACKAGE:-linux-image-amd64}
+mirror=http://deb.debian.org/debian
+
+for tool in mmdebstrap qemu-system-x86_64 mkfs.ext4 python3; do
+  command -v "$tool" >/dev/null || { echo "$tool missing: apt-get install mmdebstrap qemu-system-x86 e2fsprogs python3" >&2; exit 2; }
+done
+
+echo "building runbox and the sandbox's test binaries" >&2
+(cd "$repo" && cargo build -q -p runbox)
+tests=$(cd "$repo" && cargo test -q -p runbox-sandbox --no-run --message-format=json 2>/dev/null \
+  | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])')
+
+rm -rf "$work"
+mkdir -p "$work"
+root=$work/root
+echo "making the VM's root with mmdebstrap ($kernel_package)" >&2
+mmdebstrap --quiet --variant=minbase \
+  --include="systemd,systemd-sysv,dbus,udev,$kernel_package,initramfs-tools,gcc,libc6-dev,python3,curl,procps,e2fsprogs" \
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+  bookworm "$root" "$mirror"
+
+install -D -m755 "$target/debug/runbox" "$root/usr/local/bin/runbox"
+install -D -m644 "$repo/deploy/systemd/runbox.service" "$root/etc/systemd/system/runbox.service"
+mkdir -p "$root/opt/runbox-tests/bin"
+for t in $tests; do cp "$t" "$root/opt/runbox-tests/bin/"; done
+# The attack suite's Debian runtime, where the test binaries look for it (a
+# path fixed at build time), so the VM needs no network.
+if [ -d "$target/tmp/test-runtimes" ]; then
+  mkdir -p "$root$target/tmp"
+  cp -a "$target/tmp/test-runtimes" "$root$target/tmp/"
+fi
+echo "/dev/vda / ext4 rw,relatime 0 1" >"$root/etc/fstab"
+echo runbox-v2 >"$root/etc/hostname"
+
+cat >"$root/opt/runbox-tests/check.sh" <<'CHECK'
+#!/bin/bash
+# Runs inside the VM; every line starting with "V2-CHECK" is read by the host.
+set -u
+failed=0
+report() { echo "V2-CHECK $1 $2"; [ "$1" = PASS ] || failed=1; }
+echo "kernel $(uname -r); $(systemctl --version | head -1)"
+echo "cgroup: $(stat -fc %T /sys/fs/cgroup) controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+[ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && report PASS "pure cgroup v2" || report FAIL "pure cgroup v2"
+
+for t in /opt/runbox-tests/bin/*; do
+  name=$(basename "$t")
+  if systemd-run --quiet --scope -p Delegate=yes "$t" >"/tmp/$name.log" 2>&1; then
+    report PASS "suite $name: $(grep -E '^test result' "/tmp/$name.log" | tail -1)"
+  else
+    report FAIL "suite $name"
+    grep -E '^test .* FAILED|panicked|^test result' "/tmp/$name.log" | head -20
+  fi
+done
+
+cat >/tmp/hello.py <<'PY'
+print(6 * 7)
+PY
+systemctl start runbox.service
+for _ in $(seq 120); do curl -fs http://127.0.0.1:2358/healthz >/dev/null && break; sleep 1; done
+if curl -fsS http://127.0.0.1:2358/readyz; then report PASS "unit: /readyz"; else report FAIL "unit: /readyz"; journalctl -u runbox -n 30 --no-pager; fi
+out=$(curl -fsS http://127.0.0.1:2358/api/v1/execute -H 'content-type: application/json' \
+  -d '{"language": "python", "source": "print(6*7)"}')
+case "$out" in *'"stdout":"42\n"'*) report PASS "unit: a Python run";; *) report FAIL "unit: a Python run: $out";; esac
+# A box's OOM kill must not stop the delegated unit (OOMPolicy=continue).
+out=$(curl -fsS http://127.0.0.1:2358/api/v1/execute -H 'content-type: application/json' \
+  -d '{"language": "python", "source": "x = bytearray(1 << 31)", "limits": {"memory_kb": 65536}}')
+sleep 2
+if systemctl is-active --quiet runbox.service; then report PASS "unit survives a box's OOM kill"; else report FAIL "unit stopped after a box's OOM kill: $(systemctl show -p Result runbox.service)"; fi
+systemctl stop runbox.service
+
+if systemd-run --quiet --wait --pipe -p Delegate=yes runbox doctor >/tmp/doctor.log 2>&1; then
+  report PASS "doctor in a delegated unit"
+else
+  report FAIL "doctor in a delegated unit"; cat /tmp/doctor.log
+fi
+if systemd-run --quiet --wait --pipe -p Delegate=no runbox doctor >/tmp/doctor-nd.log 2>&1; then
+  report FAIL "doctor in a unit without Delegate=yes said safe"; cat /tmp/doctor-nd.log
+elif grep -q "Delegate=yes" /tmp/doctor-nd.log && grep -q "not delegated" /tmp/doctor-nd.log; then
+  report PASS "doctor names Delegate=yes in a non-delegated unit"
+else
+  report FAIL "doctor in a non-delegated unit"; cat /tmp/doctor-nd.log
+fi
+# A login shell's cgroup holds other processes: runbox asks systemd for a scope.
+if systemd-run --quiet --wait --pipe -p Delegate=no sh -c 'sleep 30 & runbox run /tmp/hello.py' >/tmp/shared.log 2>&1 \
+   && grep -q '^42$' /tmp/shared.log; then
+  report PASS "runbox run from a shared cgroup"
+else
+  report FAIL "runbox run from a shared cgroup"; cat /tmp/shared.log
+fi
+echo "V2-CHECK DONE failed=$failed"
+CHECK
+chmod +x "$root/opt/runbox-tests/check.sh"
+cat >"$root/etc/systemd/system/runbox-v2-check.service" <<'UNIT'
+[Unit]
+Description=runbox's checks on pure cgroup v2
+After=multi-user.target
+[Service]
+Type=oneshot
+ExecStart=/opt/runbox-tests/check.sh
+ExecStopPost=/bin/systemctl poweroff --no-block
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+TimeoutStartSec=infinity
+[Install]
+WantedBy=multi-user.target
+UNIT
+chroot "$root" systemctl enable runbox-v2-check.service >/dev/null 2>&1
+# No serial getty: the console is the report's.
+chroot "$root" systemctl mask serial-getty@ttyS0.service >/dev/null 2>&1
+
+kernel=$(ls "$root"/boot/vmlinuz-* | sort -V | tail -1)
+initrd=$(ls "$root"/boot/initrd.img-* | sort -V | tail -1)
+cp "$kernel" "$work/vmlinuz"
+cp "$initrd" "$work/initrd.img"
+echo "making the disk image" >&2
+truncate -s 8G "$work/disk.img"
+mkfs.ext4 -q -F -d "$root" "$work/disk.img"
+rm -rf "$root"
+
+echo "booting (qemu TCG; the console is in $work/console.log)" >&2
+timeout 3h qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 4096 \
+  -nographic -no-reboot \
+  -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
+  -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet" \
+  -drive "file=$work/disk.img,format=raw,if=virtio" \
+  >"$work/console.log" 2>&1 || true
+rm -f "$work/disk.img"
+grep -a -E '^(kernel|cgroup:|V2-CHECK|test .* FAILED|.*panicked)' "$work/console.log" | tr -d '\r'
+grep -a -q 'V2-CHECK DONE failed=0' "$work/console.log"
