@@ -84,6 +84,10 @@ pub struct Job {
     /// then the mean over the runs, its output that of the last; the first run
     /// that fails is the result. Judge0's `number_of_runs`; not with tests.
     pub runs: u32,
+    /// Files the run leaves in its work directory to return with the result:
+    /// names or globs (`out/*.png`) relative to it. With any, the run gets a
+    /// writable copy of the work directory (each test its own).
+    pub output_files: Vec<String>,
 }
 
 /// One test case of a job.
@@ -146,6 +150,8 @@ pub struct JobBounds {
     pub max_test_bytes: usize,
     /// Runs of one program ([`Job::runs`]).
     pub max_runs: u32,
+    /// Files and bytes one run (or test) may return ([`Job::output_files`]).
+    pub output: crate::output_files::OutputCaps,
 }
 
 impl Default for JobBounds {
@@ -158,6 +164,7 @@ impl Default for JobBounds {
             max_tests: 1000,
             max_test_bytes: 256 << 20,
             max_runs: 20,
+            output: crate::output_files::OutputCaps::default(),
         }
     }
 }
@@ -282,6 +289,7 @@ impl Job {
             ));
         }
         self.check_tests(bounds)?;
+        self.check_output_files()?;
         self.check_checker()
     }
 
@@ -341,6 +349,27 @@ impl Job {
                 ));
             }
             check_args(&test.args, &format!("tests[{i}].args"))?;
+        }
+        Ok(())
+    }
+
+    fn check_output_files(&self) -> Result<(), JobError> {
+        let max = crate::output_files::MAX_PATTERNS;
+        if self.output_files.len() > max {
+            return Err(JobError::invalid(
+                "output_files",
+                format!("at most {max} output file patterns are allowed"),
+            ));
+        }
+        for (i, pattern) in self.output_files.iter().enumerate() {
+            crate::output_files::check_pattern(pattern)
+                .map_err(|m| JobError::invalid(format!("output_files[{i}]"), m))?;
+        }
+        if !self.output_files.is_empty() && self.interactor.is_some() {
+            return Err(JobError::invalid(
+                "output_files",
+                "an interactive job returns no output files",
+            ));
         }
         Ok(())
     }
