@@ -88,6 +88,14 @@ pub struct Job {
     /// names or globs (`out/*.png`) relative to it. With any, the run gets a
     /// writable copy of the work directory (each test its own).
     pub output_files: Vec<String>,
+    /// Library functions the program may not call (C and C++: `system`,
+    /// `fork`): a compiled program that imports one ends as a compile error
+    /// naming it and where it is called, before any test runs.
+    pub banned_functions: Vec<String>,
+    /// With any, the only library functions the program may call (C and C++;
+    /// reserved names, `_`-prefixed, such as the C runtime's and C++'s mangled
+    /// ones, are always allowed).
+    pub allowed_functions: Vec<String>,
 }
 
 /// One test case of a job.
@@ -290,6 +298,7 @@ impl Job {
         }
         self.check_tests(bounds)?;
         self.check_output_files()?;
+        self.check_function_lists()?;
         self.check_checker()
     }
 
@@ -349,6 +358,29 @@ impl Job {
                 ));
             }
             check_args(&test.args, &format!("tests[{i}].args"))?;
+        }
+        Ok(())
+    }
+
+    fn check_function_lists(&self) -> Result<(), JobError> {
+        for (field, names) in [
+            ("banned_functions", &self.banned_functions),
+            ("allowed_functions", &self.allowed_functions),
+        ] {
+            if names.len() > 1024 {
+                return Err(JobError::invalid(field, "at most 1024 function names"));
+            }
+            for (i, name) in names.iter().enumerate() {
+                let valid = !name.is_empty()
+                    && name.len() <= 255
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(JobError::invalid(
+                        format!("{field}[{i}]"),
+                        format!("'{name}' is not a function name (letters, digits, _)"),
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -37,6 +37,7 @@ mod check;
 pub mod checker;
 pub mod compile_cache;
 mod error;
+mod functions;
 mod installation;
 mod interact;
 pub mod job;
@@ -48,6 +49,7 @@ mod pipeline;
 pub mod result;
 pub mod runtime;
 mod runtime_catalog;
+mod symbols;
 pub mod testlib;
 pub mod units;
 pub mod version;
@@ -327,6 +329,15 @@ impl Engine {
                 work
             }
         };
+        if let Some(refusal) = functions::refusal(job, work.path()) {
+            result.status = ResultStatus::CompileError;
+            if let Some(compile) = result.compile.as_mut() {
+                compile.outcome.stderr.extend_from_slice(refusal.as_bytes());
+                compile.outcome.stderr.push(b'\n');
+            }
+            result.message = Some(refusal);
+            return Ok(result);
+        }
         let program = pipeline::Program {
             language,
             layout,

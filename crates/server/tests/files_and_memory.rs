@@ -85,3 +85,29 @@ async fn a_judge0_memory_limit_reports_no_more_than_the_limit_plus_the_slack() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_banned_function_is_a_compile_error_that_names_it() {
+    let app = App::start().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/execute",
+            json!({
+                "language": "c",
+                "source": "#include <stdlib.h>\nint main(void) {\n  return system(\"true\");\n}\n",
+                "banned_functions": ["system"],
+                "tests": [{"stdin": "", "expected_output": ""}],
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "compile_error", "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("system (banned) is called in main (main.c:3)"),
+        "{body}"
+    );
+    app.stop().await;
+}

@@ -120,6 +120,8 @@ pub fn native_request(language: &str) -> ExecuteRequest {
         combined_output: false,
         runs: None,
         output_files: Vec::new(),
+        banned_functions: Vec::new(),
+        allowed_functions: Vec::new(),
         callback_url: None,
         adapter: None,
     }

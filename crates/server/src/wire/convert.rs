@@ -175,6 +175,8 @@ pub fn job_from_request(
         network: request.network,
         runs: runs_of(request, bounds)?,
         output_files: request.output_files.clone(),
+        banned_functions: request.banned_functions.clone(),
+        allowed_functions: request.allowed_functions.clone(),
     })
 }
 

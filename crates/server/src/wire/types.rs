@@ -243,6 +243,15 @@ pub struct ExecuteRequest {
     /// `requests.max_output_file_bytes` bytes per run (or per test).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_files: Vec<String>,
+    /// C and C++: library functions the program may not call (`system`,
+    /// `fork`). A program that does ends as `compile_error` before any test
+    /// runs; `error` names each function and where it is called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned_functions: Vec<String>,
+    /// C and C++: the only library functions the program may call (reserved,
+    /// `_`-prefixed names such as the C runtime's are always allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_functions: Vec<String>,
     /// Where the result is POSTed when done (asynchronous submissions only).
     #[serde(default)]
     pub callback_url: Option<String>,
