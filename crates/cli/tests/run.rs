@@ -248,3 +248,38 @@ fn languages_lists_every_entry_with_its_state() {
     );
     assert!(Path::new(&langs(&dir)).exists());
 }
+
+#[test]
+fn output_files_are_written_to_the_output_dir_byte_for_byte() {
+    let dir = workspace(&[(
+        "draw.c",
+        "#include <stdio.h>\n\
+         int main(void) {\n\
+             FILE *f = fopen(\"img.bin\", \"wb\");\n\
+             for (int i = 0; i < 256; i++) fputc(i, f);\n\
+             fclose(f);\n\
+             puts(\"drawn\");\n\
+             return 0;\n\
+         }\n",
+    )]);
+    let out_dir = dir.path().join("out");
+    let out = runbox(&[
+        "run",
+        &path(&dir, "draw.c"),
+        "--output-file",
+        "*.bin",
+        "--output-file",
+        "missing.txt",
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "drawn\n");
+    let bytes = std::fs::read(out_dir.join("img.bin")).unwrap();
+    assert_eq!(bytes, (0..=255u8).collect::<Vec<_>>());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("output file missing.txt: no such file after the run"),
+        "{stderr}"
+    );
+}

@@ -136,6 +136,23 @@ impl Engine {
             }
             test_limits.push(limits);
         }
+        if !job.banned_functions.is_empty() || !job.allowed_functions.is_empty() {
+            if !crate::functions::applies_to(&language) {
+                return Err(JobError::invalid(
+                    if job.banned_functions.is_empty() {
+                        "allowed_functions"
+                    } else {
+                        "banned_functions"
+                    },
+                    format!(
+                        "function lists are checked for C and C++ programs, not {}",
+                        language.name
+                    ),
+                ));
+            }
+            // Debug information names the file and line of each call.
+            job.compiler_options.push("-g".into());
+        }
         let layout = Layout::new(&language, &job)?;
         let checker = match &job.checker {
             Checker::Custom(custom) => Some(self.check_helper(custom, "checker")?),

@@ -94,8 +94,14 @@ pub(crate) fn run_test(
     let mut decision = decide(&run, &interaction);
     let mut checker = None;
     if let (ResultStatus::Accepted, Some(expected)) = (decision.verdict, answer) {
-        // The interactor wrote its file as the box user; missing: it wrote none.
-        let tout = std::fs::read(volume.path().join("tout")).unwrap_or_default();
+        // The interactor wrote its file as the box user: a link or a FIFO in its
+        // place is never followed; missing or refused, it wrote none.
+        let tout = runbox_sandbox::files::read_box_file(
+            volume.path(),
+            std::path::Path::new("tout"),
+            TOUT_BYTES,
+        )
+        .unwrap_or_default();
         let (checked, summary) =
             judge::check(sandbox, &judging.checker, &test.stdin, expected, &tout, cpu)?;
         // The interactor's message says more than "accepted" alone.
@@ -114,6 +120,7 @@ pub(crate) fn run_test(
         checker,
         interactor: Some(StageSummary::from(&interaction)),
         cpu,
+        output_files: None,
     })
 }
 

@@ -84,6 +84,18 @@ pub struct Job {
     /// then the mean over the runs, its output that of the last; the first run
     /// that fails is the result. Judge0's `number_of_runs`; not with tests.
     pub runs: u32,
+    /// Files the run leaves in its work directory to return with the result:
+    /// names or globs (`out/*.png`) relative to it. With any, the run gets a
+    /// writable copy of the work directory (each test its own).
+    pub output_files: Vec<String>,
+    /// Library functions the program may not call (C and C++: `system`,
+    /// `fork`): a compiled program that imports one ends as a compile error
+    /// naming it and where it is called, before any test runs.
+    pub banned_functions: Vec<String>,
+    /// With any, the only library functions the program may call (C and C++;
+    /// reserved names, `_`-prefixed, such as the C runtime's and C++'s mangled
+    /// ones, are always allowed).
+    pub allowed_functions: Vec<String>,
 }
 
 /// One test case of a job.
@@ -146,6 +158,8 @@ pub struct JobBounds {
     pub max_test_bytes: usize,
     /// Runs of one program ([`Job::runs`]).
     pub max_runs: u32,
+    /// Files and bytes one run (or test) may return ([`Job::output_files`]).
+    pub output: crate::output_files::OutputCaps,
 }
 
 impl Default for JobBounds {
@@ -158,6 +172,7 @@ impl Default for JobBounds {
             max_tests: 1000,
             max_test_bytes: 256 << 20,
             max_runs: 20,
+            output: crate::output_files::OutputCaps::default(),
         }
     }
 }
@@ -282,6 +297,8 @@ impl Job {
             ));
         }
         self.check_tests(bounds)?;
+        self.check_output_files()?;
+        self.check_function_lists()?;
         self.check_checker()
     }
 
@@ -341,6 +358,50 @@ impl Job {
                 ));
             }
             check_args(&test.args, &format!("tests[{i}].args"))?;
+        }
+        Ok(())
+    }
+
+    fn check_function_lists(&self) -> Result<(), JobError> {
+        for (field, names) in [
+            ("banned_functions", &self.banned_functions),
+            ("allowed_functions", &self.allowed_functions),
+        ] {
+            if names.len() > 1024 {
+                return Err(JobError::invalid(field, "at most 1024 function names"));
+            }
+            for (i, name) in names.iter().enumerate() {
+                let valid = !name.is_empty()
+                    && name.len() <= 255
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(JobError::invalid(
+                        format!("{field}[{i}]"),
+                        format!("'{name}' is not a function name (letters, digits, _)"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_output_files(&self) -> Result<(), JobError> {
+        let max = crate::output_files::MAX_PATTERNS;
+        if self.output_files.len() > max {
+            return Err(JobError::invalid(
+                "output_files",
+                format!("at most {max} output file patterns are allowed"),
+            ));
+        }
+        for (i, pattern) in self.output_files.iter().enumerate() {
+            crate::output_files::check_pattern(pattern)
+                .map_err(|m| JobError::invalid(format!("output_files[{i}]"), m))?;
+        }
+        if !self.output_files.is_empty() && self.interactor.is_some() {
+            return Err(JobError::invalid(
+                "output_files",
+                "an interactive job returns no output files",
+            ));
         }
         Ok(())
     }

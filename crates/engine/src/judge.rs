@@ -17,7 +17,7 @@ use runbox_sandbox::{BindMount, Sandbox, Status};
 use crate::checker::{CheckOutcome, Checker};
 use crate::error::{Error, Result};
 use crate::job::{Job, TestCase};
-use crate::pipeline::{Program, RunInput, run_program};
+use crate::pipeline::{Program, RunInput, run_collecting, run_program};
 use crate::result::{ResultStatus, StageSummary, TestResult};
 use crate::testlib::{self, Decision};
 
@@ -33,6 +33,8 @@ pub(crate) enum Judge<'a> {
 pub(crate) struct Judging<'a> {
     pub checker: Judge<'a>,
     pub interactor: Option<Program<'a>>,
+    /// How many files and bytes each test's run may return.
+    pub output_caps: crate::output_files::OutputCaps,
 }
 
 /// Where a custom checker (or an interactor) finds the test's files.
@@ -161,12 +163,14 @@ fn run_test(
         cpu,
         stderr_to_stdout: job.stderr_to_stdout,
         network: job.network,
+        output_files: &job.output_files,
+        output_caps: judging.output_caps,
         ..RunInput::default()
     };
     if let Some(interactor) = &judging.interactor {
         return crate::interact::run_test(sandbox, program, interactor, test, input, judging);
     }
-    let run = run_program(sandbox, program, input)?;
+    let (run, output_files) = run_collecting(sandbox, program, input)?;
     let (decision, checker) = if run.status != Status::Ok {
         (not_run(run.status), None)
     } else {
@@ -191,6 +195,7 @@ fn run_test(
         checker,
         interactor: None,
         cpu,
+        output_files,
     })
 }
 

@@ -37,16 +37,19 @@ mod check;
 pub mod checker;
 pub mod compile_cache;
 mod error;
+mod functions;
 mod installation;
 mod interact;
 pub mod job;
 mod judge;
 pub mod limits;
 pub mod live;
+pub mod output_files;
 mod pipeline;
 pub mod result;
 pub mod runtime;
 mod runtime_catalog;
+mod symbols;
 pub mod testlib;
 pub mod units;
 pub mod version;
@@ -64,6 +67,7 @@ pub use installation::Installation;
 pub use job::{Harness, Job, JobBounds, JudgeOptions, SourceFile, TestCase};
 pub use limits::LimitOverrides;
 pub use live::{Live, LiveEvent};
+pub use output_files::{OutputCaps, OutputFile};
 pub use pipeline::Commands;
 pub use result::{CompileStage, ResultStatus, RunResult, Stage, StageSummary, TestResult, Timing};
 
@@ -325,6 +329,15 @@ impl Engine {
                 work
             }
         };
+        if let Some(refusal) = functions::refusal(job, work.path()) {
+            result.status = ResultStatus::CompileError;
+            if let Some(compile) = result.compile.as_mut() {
+                compile.outcome.stderr.extend_from_slice(refusal.as_bytes());
+                compile.outcome.stderr.push(b'\n');
+            }
+            result.message = Some(refusal);
+            return Ok(result);
+        }
         let program = pipeline::Program {
             language,
             layout,
@@ -333,7 +346,7 @@ impl Engine {
         };
         if job.tests.is_empty() {
             let run_once = || {
-                pipeline::run_program(
+                pipeline::run_collecting(
                     &self.sandbox,
                     &program,
                     pipeline::RunInput {
@@ -342,17 +355,19 @@ impl Engine {
                         stderr_to_stdout: job.stderr_to_stdout,
                         network: job.network,
                         live,
+                        output_files: &job.output_files,
+                        output_caps: self.config.bounds.output,
                         ..pipeline::RunInput::default()
                     },
                 )
             };
             // More runs measure more steadily: the result is the last (or the
             // first that failed), with the mean times and memory of all of them.
-            let mut outcome = run_once()?;
+            let (mut outcome, mut files) = run_once()?;
             let (mut cpu, mut wall, mut memory, mut count) =
                 (outcome.cpu_time, outcome.wall_time, outcome.memory_kb, 1u32);
             while count < job.runs && outcome.status == runbox_sandbox::Status::Ok {
-                outcome = run_once()?;
+                (outcome, files) = run_once()?;
                 cpu += outcome.cpu_time;
                 wall += outcome.wall_time;
                 memory += outcome.memory_kb;
@@ -365,6 +380,7 @@ impl Engine {
             }
             result.status = outcome.status.into();
             result.run = Some(outcome);
+            result.output_files = files;
             return Ok(result);
         }
         self.judge(checked, &program, &mut result, progress)?;
@@ -430,6 +446,7 @@ impl Engine {
                 None => judge::Judge::Builtin(&job.checker),
             },
             interactor: helper_program(checked.interactor.as_ref(), interactor_work.as_ref()),
+            output_caps: self.config.bounds.output,
         };
         let tests = judge::run_tests(&self.sandbox, program, job, &judging, &spread)?;
         let failed_tests: Vec<String> = tests

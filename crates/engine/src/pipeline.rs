@@ -15,6 +15,7 @@ use crate::compile_cache::{CompileCache, Entry, Key, KeyBuilder};
 use crate::error::{Error, JobError, Result};
 use crate::job::{Job, check_file_name};
 use crate::live::{Live, LiveEvent};
+use crate::output_files::OutputFile;
 use crate::result::{CompileStage, ResultStatus, RunResult};
 
 /// Where the work volume appears in every box, and the working directory.
@@ -554,6 +555,11 @@ pub(crate) struct RunInput<'a> {
     pub network: bool,
     /// The caller of a live job.
     pub live: Option<&'a Live<'a>>,
+    /// Files to return once the run has ended ([`Job::output_files`]): the run
+    /// then gets a writable copy of the work directory.
+    pub output_files: &'a [String],
+    /// How many files and bytes may come back.
+    pub output_caps: crate::output_files::OutputCaps,
 }
 
 /// One run of the program in a fresh box that sees its work directory read-only
@@ -568,6 +574,44 @@ pub(crate) fn run_program(
     stage(sandbox, "run", &config, input.live, pipe)
 }
 
+/// One run of the program that returns the files the input names: the run
+/// gets a fresh volume holding a copy of the work directory, bound writable at
+/// /box, and the files are read from the host side once every process of the
+/// box is gone (the sandbox kills what is left of a box with a writable bind
+/// before it returns). Without names, a plain [`run_program`].
+pub(crate) fn run_collecting(
+    sandbox: &Sandbox,
+    program: &Program<'_>,
+    input: RunInput<'_>,
+) -> Result<(Outcome, Option<Vec<OutputFile>>)> {
+    if input.output_files.is_empty() {
+        return Ok((run_program(sandbox, program, input)?, None));
+    }
+    let limits = input.limits.unwrap_or(program.limits);
+    let volume = sandbox
+        .volume(limits.box_bytes.max(1 << 20))
+        .map_err(|source| Error::Sandbox {
+            stage: "setup",
+            source,
+        })?;
+    copy_missing(program.work, volume.path())?;
+    let before = crate::output_files::listing(volume.path());
+    let own = Program {
+        work: volume.path(),
+        ..*program
+    };
+    let config = program_box(&own, &input);
+    let pipe = input.live.and_then(Live::take_stdin);
+    let outcome = stage(sandbox, "run", &config, input.live, pipe)?;
+    let files = crate::output_files::collect(
+        volume.path(),
+        input.output_files,
+        &before,
+        input.output_caps,
+    );
+    Ok((outcome, Some(files)))
+}
+
 /// The box of one run of the program (its stdin the input's bytes).
 pub(crate) fn program_box(program: &Program<'_>, input: &RunInput<'_>) -> BoxConfig {
     let limits = input.limits.unwrap_or(program.limits);
@@ -575,8 +619,14 @@ pub(crate) fn program_box(program: &Program<'_>, input: &RunInput<'_>) -> BoxCon
         .language
         .run
         .expand(&program.layout.values(limits.memory_bytes, input.args));
+    // Only a run that returns files writes to its own copy of the work directory.
+    let work = if input.output_files.is_empty() {
+        BindMount::read_only(program.work, WORK_DIR)
+    } else {
+        BindMount::writable(program.work, WORK_DIR)
+    };
     let mut config = box_config(program.language, argv, limits.clone())
-        .with_bind(BindMount::read_only(program.work, WORK_DIR))
+        .with_bind(work)
         .with_stdin(input.stdin.to_vec());
     for bind in input.extra {
         config = config.with_bind(bind.clone());
@@ -602,6 +652,7 @@ pub(crate) fn empty_result(language: &Language) -> RunResult {
         status: ResultStatus::InternalError,
         compile: None,
         run: None,
+        output_files: None,
         tests: None,
         passed: None,
         failed: None,

@@ -1,6 +1,8 @@
 //! The result of a job: the result contract of DESIGN.md.
 
 use runbox_sandbox::{Outcome, Status};
+
+use crate::output_files::OutputFile;
 use serde::Serialize;
 
 /// One stage (compile or run): status, exit code, output, CPU time, memory.
@@ -163,6 +165,9 @@ pub struct TestResult {
     /// The CPU the test's box was pinned to, when pinned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
+    /// The files the job asked for, as this test's run left them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_files: Option<Vec<OutputFile>>,
 }
 
 /// Which clock the verdicts' CPU times come from, and how the tests were run.
@@ -192,6 +197,9 @@ pub struct RunResult {
     pub compile: Option<CompileStage>,
     /// The run stage; `None` when the compile failed or the job has tests.
     pub run: Option<Stage>,
+    /// The files the job asked for, as the run left them (without tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_files: Option<Vec<OutputFile>>,
     /// One result per test case, in test order; `None` without tests. With
     /// "stop at the first failure", the tests after the first failure are left out.
     pub tests: Option<Vec<TestResult>>,
@@ -285,6 +293,7 @@ mod tests {
             checker: None,
             interactor: None,
             cpu: None,
+            output_files: None,
         };
         let mut result = RunResult {
             id: "x".into(),
@@ -293,6 +302,7 @@ mod tests {
             status: ResultStatus::Accepted,
             compile: None,
             run: None,
+            output_files: None,
             tests: Some(vec![test("1"), test("2"), test("3")]),
             passed: None,
             failed: None,

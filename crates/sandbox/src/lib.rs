@@ -51,7 +51,7 @@ pub use config::{BindMount, BoxConfig, Limits};
 pub use error::{Error, Result};
 pub use live::{LiveIo, OutputChunk, OutputSink, Signaller, Stream};
 pub use network::NetworkOptions;
-pub use outcome::{LimitHit, Outcome, Status};
+pub use outcome::{LimitHit, MEMORY_SLACK_BYTES, MEMORY_SLACK_KB, Outcome, Status};
 pub use system::check_runtime;
 pub use volume::Volume;
 

@@ -6,6 +6,17 @@ use serde::{Serialize, Serializer};
 
 use crate::live::{OutputChunk, Stream};
 
+/// How far above its memory limit a program's own peak may be reported before
+/// it is judged `memory_limit_exceeded`: the kernel charges memory to a box in
+/// per-CPU batches of 64 pages (256 KiB on x86_64), so a peak read from the
+/// cgroup may include up to one unused batch per CPU, plus the page tables
+/// and kernel stacks of the program's processes. A memory-limit verdict
+/// reports at most the limit plus this slack.
+pub const MEMORY_SLACK_BYTES: u64 = 1 << 20;
+
+/// [`MEMORY_SLACK_BYTES`] in KiB, the unit of [`Outcome::memory_kb`].
+pub const MEMORY_SLACK_KB: u64 = MEMORY_SLACK_BYTES / 1024;
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Shared;
-use crate::cgroup::{BoxCgroup, CgroupLimits, CgroupUsage, CgroupVersion};
+use crate::cgroup::{BoxCgroup, CgroupLimits, CgroupUsage, CgroupVersion, MemoryMark};
 use crate::config::{BoxConfig, DEFAULT_ENV, Limits};
 use crate::error::{Error, Result};
 use crate::init::{self, ChildFds, ChildPlan, Report};
@@ -17,7 +17,7 @@ use crate::launcher::Launcher;
 use crate::live::{self, LiveIo};
 use crate::mounts::{BOX_UID, MountPlan};
 use crate::namespaces::{self, Slot};
-use crate::outcome::{LimitHit, Outcome, Status, signal_name};
+use crate::outcome::{LimitHit, MEMORY_SLACK_BYTES, Outcome, Status, signal_name};
 use crate::sys;
 use crate::teardown::{Child, Lease, Reaper, Remains};
 use crate::watch::{self, Watched};
@@ -237,7 +237,13 @@ fn run_leased(
     // What the box used before the program may start (its clone and set-up) is
     // not the program's.
     let meter = cgroup
-        .map(|cg| cg.cpu_time().map(|base| Meter { cgroup: cg, base }))
+        .map(|cg| {
+            Ok::<_, Error>(Meter {
+                cgroup: cg,
+                memory_base: cg.memory_baseline()?,
+                base: cg.cpu_time()?,
+            })
+        })
         .transpose()?;
     let start = Instant::now();
     say(&go_w, init::GO_PLACED)?;
@@ -272,6 +278,7 @@ fn run_leased(
             cpu_time: u.cpu_time,
             memory_kb: u.memory_peak_bytes / 1024,
             oom_killed: u.oom_killed,
+            own_peak: true,
         },
         None => {
             // Without a cgroup the init's rusage is the only whole-box account.
@@ -281,6 +288,7 @@ fn run_leased(
                 cpu_time: rusage_cpu(&rusage),
                 memory_kb: rusage.ru_maxrss as u64,
                 oom_killed: false,
+                own_peak: false,
             }
         }
     };
@@ -306,6 +314,9 @@ struct Measured {
     cpu_time: Duration,
     memory_kb: u64,
     oom_killed: bool,
+    /// Whether `memory_kb` is the program's own peak (from its cgroup), which
+    /// the memory limit is then judged against.
+    own_peak: bool,
 }
 
 /// Turns what was watched and measured into the outcome (or the setup error).
@@ -342,9 +353,13 @@ fn outcome(
         _ if watched.killed_for.is_some() => (None, Some("SIGKILL".to_string())),
         _ => (None, None),
     };
+    // The box's cgroup leaves room for its tmpfs budgets beside the memory
+    // limit, which the program's own memory may not take.
+    let ceiling_kb = limits.memory_bytes.saturating_add(MEMORY_SLACK_BYTES) / 1024;
+    let over_memory = measured.own_peak && measured.memory_kb > ceiling_kb;
     let limit_hit = watched.killed_for.or_else(|| {
         let signal = signal.as_deref();
-        if measured.oom_killed {
+        if measured.oom_killed || over_memory {
             Some(LimitHit::Memory)
         } else if measured.cpu_time >= limits.cpu_time || signal == Some("SIGXCPU") {
             Some(LimitHit::CpuTime)
@@ -373,7 +388,13 @@ fn outcome(
         stderr_truncated: watched.stderr.truncated,
         cpu_time: measured.cpu_time,
         wall_time: watched.wall_time,
-        memory_kb: measured.memory_kb,
+        // Past the limit the kernel cut the program short (or it took its files'
+        // room): it is reported at the limit, as contest systems do.
+        memory_kb: if status == Status::MemoryLimitExceeded && measured.own_peak {
+            measured.memory_kb.min(ceiling_kb)
+        } else {
+            measured.memory_kb
+        },
         limit_hit,
     })
 }
@@ -450,6 +471,8 @@ unsafe impl Send for SharedPlan<'_, '_> {}
 pub(crate) struct Meter<'a> {
     cgroup: &'a BoxCgroup,
     base: Duration,
+    /// What was charged to the box when the program started.
+    memory_base: MemoryMark,
 }
 
 impl Meter<'_> {
@@ -462,6 +485,16 @@ impl Meter<'_> {
     fn usage(&self) -> Result<CgroupUsage> {
         let mut usage = self.cgroup.usage()?;
         usage.cpu_time = usage.cpu_time.saturating_sub(self.base);
+        // The program's own peak: what was charged to the box after it started,
+        // less the files it left on the box's tmpfs mounts (they are disk, with
+        // budgets of their own, not memory of its processes).
+        let files = usage
+            .shmem_bytes
+            .saturating_sub(self.memory_base.shmem_bytes);
+        usage.memory_peak_bytes = usage
+            .memory_peak_bytes
+            .saturating_sub(self.memory_base.usage_bytes)
+            .saturating_sub(files);
         Ok(usage)
     }
 }

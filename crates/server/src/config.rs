@@ -120,6 +120,11 @@ pub struct RequestBounds {
     /// past it, later outputs are cut and flagged `stdout_truncated` /
     /// `stderr_truncated` (the program's own figures stay whole).
     pub max_result_bytes: usize,
+    /// Files one run (or test) may return (`output_files`); further matches
+    /// are listed with the reason and without content.
+    pub max_output_files: usize,
+    /// Bytes of the files one run (or test) may return together.
+    pub max_output_file_bytes: u64,
 }
 
 impl Default for RequestBounds {
@@ -136,6 +141,8 @@ impl Default for RequestBounds {
             max_per_page: 100,
             max_job_wall_seconds: 3600,
             max_result_bytes: 16 << 20,
+            max_output_files: 16,
+            max_output_file_bytes: 8 << 20,
         }
     }
 }

@@ -85,6 +85,10 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
             max_tests: config.requests.max_tests,
             max_test_bytes: config.requests.max_body_bytes,
             max_runs: config.requests.max_runs,
+            output: runbox_engine::OutputCaps {
+                max_files: config.requests.max_output_files,
+                max_bytes: config.requests.max_output_file_bytes,
+            },
         },
         version_cache: Some(options.state_dir.join("versions")),
         cache_keeps_sources: config.history.store_source,

@@ -44,6 +44,14 @@ pub struct RunArgs {
     limits: LimitArgs,
     #[command(flatten)]
     cache: CacheArgs,
+    /// A file the program writes in its work directory to return: a name or a
+    /// glob (`out/*.png`); repeat for more.
+    #[arg(long = "output-file", value_name = "GLOB")]
+    output_files: Vec<String>,
+    /// Where returned files are written (under their names); without it,
+    /// each is printed on stdout after the program's output.
+    #[arg(long, value_name = "DIR", requires = "output_files")]
+    output_dir: Option<PathBuf>,
     /// Print the result as JSON instead of passing output through.
     #[arg(long)]
     json: bool,
@@ -75,6 +83,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args: args.args.clone(),
         limits: args.limits.run(),
         compile_limits: args.limits.compile(),
+        output_files: args.output_files.clone(),
         ..Job::default()
     };
     // Two boxes at once at most: a stage, and the version check beside it.
@@ -85,6 +94,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(exit_code(&result));
     }
     pass_through(&result)?;
+    deliver_files(&result, args.output_dir.as_deref())?;
     if !args.quiet {
         eprintln!("{}", summary(&result));
     }
@@ -107,6 +117,42 @@ fn pass_through(result: &RunResult) -> anyhow::Result<()> {
             stderr.write_all(&compile.stderr)?;
         }
         (None, None) => {}
+    }
+    Ok(())
+}
+
+/// Writes the returned files into `dir`, or prints each on stdout after a
+/// line on stderr that names it; says on stderr why a file was not returned.
+fn deliver_files(result: &RunResult, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    for file in result.output_files.iter().flatten() {
+        let Some(content) = &file.content else {
+            let why = file.refused.as_deref().unwrap_or("not returned");
+            eprintln!("runbox: output file {}: {why}", file.name);
+            continue;
+        };
+        match dir {
+            Some(dir) => {
+                // The engine lists only plain relative paths found in the work dir.
+                let path = dir.join(&file.name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&path, content)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                eprintln!(
+                    "runbox: output file {} ({} bytes) -> {}",
+                    file.name,
+                    file.size,
+                    path.display()
+                );
+            }
+            None => {
+                eprintln!("runbox: output file {} ({} bytes):", file.name, file.size);
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(content)?;
+                stdout.flush()?;
+            }
+        }
     }
     Ok(())
 }

@@ -67,6 +67,18 @@ pub(crate) struct CgroupUsage {
     pub memory_peak_bytes: u64,
     /// Whether the kernel's OOM killer killed a process of the box.
     pub oom_killed: bool,
+    /// tmpfs and shared memory pages charged to the box at the end (files left
+    /// in /tmp, /dev/shm and a writable /box).
+    pub shmem_bytes: u64,
+}
+
+/// What a box holds when its program starts, the zero of its measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct MemoryMark {
+    /// Bytes charged to the box (plus swap where it is accounted).
+    pub usage_bytes: u64,
+    /// Of which tmpfs and shared memory.
+    pub shmem_bytes: u64,
 }
 
 /// One line of `runbox doctor`'s cgroup report.
@@ -372,6 +384,16 @@ impl BoxCgroup {
         match &self.imp {
             BoxImpl::V1(b) => b.cpu_time(),
             BoxImpl::V2(b) => b.cpu_time(),
+        }
+    }
+
+    /// Restarts the box's memory peak and returns its current usage in bytes,
+    /// taken just before the program starts: the program's own peak is the
+    /// final peak less this baseline (see [`CgroupUsage::memory_peak_bytes`]).
+    pub fn memory_baseline(&self) -> Result<MemoryMark> {
+        match &self.imp {
+            BoxImpl::V1(b) => b.memory_baseline(),
+            BoxImpl::V2(b) => b.memory_baseline(),
         }
     }
 

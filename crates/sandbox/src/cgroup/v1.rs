@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use super::parse::{self, CgroupMount, ProcCgroup};
 use super::sweep::Place;
-use super::{CgroupLimits, CgroupUsage, is_permission_error, kill_listed, not_a_number, procs_of};
+use super::{
+    CgroupLimits, CgroupUsage, MemoryMark, is_permission_error, kill_listed, not_a_number, procs_of,
+};
 use super::{
     ControllerInfo, Detected, Membership, make_cgroup, open_procs, open_read, pread_text,
     read_number, read_text, remove_cgroup, remove_cgroup_tree, write_pid, write_raw, write_value,
@@ -527,6 +529,33 @@ impl BoxDirs {
         }
     }
 
+    /// Restarts the peak at the current usage and returns that usage: what the
+    /// box holds before the program starts (page cache and tmpfs pages that
+    /// earlier boxes of this slot left charged here, the box's own set-up).
+    pub(super) fn memory_baseline(&self) -> Result<MemoryMark> {
+        let (peak, usage) = if self.swap {
+            (
+                "memory.memsw.max_usage_in_bytes",
+                "memory.memsw.usage_in_bytes",
+            )
+        } else {
+            ("memory.max_usage_in_bytes", "memory.usage_in_bytes")
+        };
+        // Writing 0 sets the peak to the current usage.
+        write_value(&self.memory.join(peak), "0")?;
+        Ok(MemoryMark {
+            usage_bytes: read_number(&self.memory.join(usage))?,
+            shmem_bytes: self.shmem()?,
+        })
+    }
+
+    /// `shmem` of the box's own `memory.stat`: tmpfs and shared memory pages.
+    fn shmem(&self) -> Result<u64> {
+        let path = self.memory.join("memory.stat");
+        let text = read_text(&path)?;
+        parse::keyed_value(&text, "shmem").ok_or_else(|| not_a_number(&path, &text))
+    }
+
     /// Measurements of the run: CPU time, peak memory (+swap), OOM kill.
     pub(super) fn usage(&self) -> Result<CgroupUsage> {
         let peak = if self.swap {
@@ -537,6 +566,7 @@ impl BoxDirs {
         Ok(CgroupUsage {
             cpu_time: self.cpu_time()?,
             memory_peak_bytes: read_number(&self.memory.join(peak))?,
+            shmem_bytes: self.shmem()?,
             oom_killed: self.oom_count()? > self.oom_base,
         })
     }

@@ -19,9 +19,10 @@ use super::delegate::{self, EnableError, Kernel, OPTIONAL, REQUIRED, missing};
 use super::parse::{self, CgroupFs, CgroupMount, ProcCgroup};
 use super::sweep::Place;
 use super::{
-    CgroupLimits, CgroupUsage, ControllerInfo, Detected, Membership, is_permission_error,
-    kill_listed, make_cgroup, not_a_number, open_procs, open_read, pread_text, read_text,
-    remove_cgroup, remove_cgroup_tree, wait_until, write_pid, write_raw, write_value,
+    CgroupLimits, CgroupUsage, ControllerInfo, Detected, Membership, MemoryMark,
+    is_permission_error, kill_listed, make_cgroup, not_a_number, open_procs, open_read, pread_text,
+    read_number, read_text, remove_cgroup, remove_cgroup_tree, wait_until, write_pid, write_raw,
+    write_value,
 };
 use crate::error::{Error, Result};
 
@@ -348,6 +349,30 @@ impl BoxDir {
         parse::keyed_value(&text, "oom_kill").ok_or_else(|| not_a_number(&path, &text))
     }
 
+    /// Restarts the peak (where the kernel can) and returns the current usage:
+    /// what the box holds before the program starts. Where the peak cannot be
+    /// reset the cgroup is fresh for this box, so its peak covers only the
+    /// box's own set-up besides the program.
+    pub(super) fn memory_baseline(&self) -> Result<MemoryMark> {
+        if let (Some(peak), true) = (&self.peak, self.peak_resettable) {
+            let path = self.path.join("memory.peak");
+            (&*peak)
+                .write_all(b"reset")
+                .map_err(|e| Error::io("cannot reset", path, e))?;
+        }
+        Ok(MemoryMark {
+            usage_bytes: read_number(&self.path.join("memory.current"))?,
+            shmem_bytes: self.shmem()?,
+        })
+    }
+
+    /// `shmem` of `memory.stat`: tmpfs and shared memory pages.
+    fn shmem(&self) -> Result<u64> {
+        let path = self.path.join("memory.stat");
+        let text = read_text(&path)?;
+        parse::keyed_value(&text, "shmem").ok_or_else(|| not_a_number(&path, &text))
+    }
+
     /// Measurements of the run: CPU time, peak memory, OOM kill.
     pub(super) fn usage(&self) -> Result<CgroupUsage> {
         let memory_peak_bytes = match &self.peak {
@@ -361,6 +386,7 @@ impl BoxDir {
         Ok(CgroupUsage {
             cpu_time: self.cpu_time()?,
             memory_peak_bytes,
+            shmem_bytes: self.shmem()?,
             oom_killed: self.oom_kills()? > self.oom_base,
         })
     }

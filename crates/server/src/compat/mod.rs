@@ -119,6 +119,9 @@ pub fn native_request(language: &str) -> ExecuteRequest {
         stderr_to_stdout: false,
         combined_output: false,
         runs: None,
+        output_files: Vec::new(),
+        banned_functions: Vec::new(),
+        allowed_functions: Vec::new(),
         callback_url: None,
         adapter: None,
     }

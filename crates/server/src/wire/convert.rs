@@ -10,8 +10,8 @@ use runbox_engine::{
 };
 
 use super::types::{
-    CheckerInput, Data, Encoding, ExecuteRequest, HelperStageBody, LimitsInput, ProgramInput,
-    ResultBody, StageBody, TestBody, TimingBody,
+    CheckerInput, Data, Encoding, ExecuteRequest, HelperStageBody, LimitsInput, OutputFileBody,
+    ProgramInput, ResultBody, StageBody, TestBody, TimingBody,
 };
 use crate::config::{LimitSettings, RequestBounds};
 use crate::error::ApiError;
@@ -174,6 +174,9 @@ pub fn job_from_request(
         stderr_to_stdout: request.stderr_to_stdout,
         network: request.network,
         runs: runs_of(request, bounds)?,
+        output_files: request.output_files.clone(),
+        banned_functions: request.banned_functions.clone(),
+        allowed_functions: request.allowed_functions.clone(),
     })
 }
 
@@ -572,6 +575,7 @@ pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
             ..stage_body(&c.outcome, format)
         }),
         run: result.run.as_ref().map(|s| stage_body(s, format)),
+        output_files: result.output_files.as_deref().map(output_files_body),
         tests: result.tests.as_ref().map(|tests| {
             tests
                 .iter()
@@ -582,6 +586,7 @@ pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
                     comment: t.comment.clone(),
                     checker: t.checker.as_ref().map(helper_body),
                     interactor: t.interactor.as_ref().map(helper_body),
+                    output_files: t.output_files.as_deref().map(output_files_body),
                     stage: stage_body(&t.run, format),
                 })
                 .collect()
@@ -599,6 +604,19 @@ pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
     }
 }
 
+/// Returned files as the API writes them: contents in base64.
+fn output_files_body(files: &[runbox_engine::OutputFile]) -> Vec<OutputFileBody> {
+    files
+        .iter()
+        .map(|f| OutputFileBody {
+            name: f.name.clone(),
+            size: f.size,
+            content_base64: f.content.as_deref().map(|c| BASE64.encode(c)),
+            refused: f.refused.clone(),
+        })
+        .collect()
+}
+
 /// The result as stored: without outputs when the operator keeps none.
 pub fn stored_result(body: &ResultBody, keep_output: bool) -> serde_json::Value {
     let mut body = body.clone();
@@ -610,8 +628,13 @@ pub fn stored_result(body: &ResultBody, keep_output: bool) -> serde_json::Value 
         };
         body.compile.iter_mut().for_each(strip);
         body.run.iter_mut().for_each(strip);
+        let strip_files = |files: &mut Vec<OutputFileBody>| {
+            files.iter_mut().for_each(|f| f.content_base64 = None);
+        };
+        body.output_files.iter_mut().for_each(strip_files);
         for test in body.tests.iter_mut().flatten() {
             strip(&mut test.stage);
+            test.output_files.iter_mut().for_each(strip_files);
         }
     }
     serde_json::to_value(&body).unwrap_or(serde_json::Value::Null)
@@ -720,6 +743,7 @@ pub fn internal_result(id: &str, language: &str, message: String) -> ResultBody 
         status: runbox_engine::ResultStatus::InternalError,
         compile: None,
         run: None,
+        output_files: None,
         tests: None,
         passed: None,
         failed: None,

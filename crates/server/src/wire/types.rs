@@ -236,6 +236,22 @@ pub struct ExecuteRequest {
     /// first run that fails is the result. Not with `tests`.
     #[serde(default)]
     pub runs: Option<u32>,
+    /// Files the run leaves in its work directory to return, base64, in the
+    /// result: names or globs relative to it (`plot.png`, `out/*.csv`). A glob
+    /// matches the files the run made; a link, a FIFO or a directory is
+    /// refused. At most the server's `requests.max_output_files` files and
+    /// `requests.max_output_file_bytes` bytes per run (or per test).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_files: Vec<String>,
+    /// C and C++: library functions the program may not call (`system`,
+    /// `fork`). A program that does ends as `compile_error` before any test
+    /// runs; `error` names each function and where it is called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned_functions: Vec<String>,
+    /// C and C++: the only library functions the program may call (reserved,
+    /// `_`-prefixed names such as the C runtime's are always allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_functions: Vec<String>,
     /// Where the result is POSTed when done (asynchronous submissions only).
     #[serde(default)]
     pub callback_url: Option<String>,
@@ -300,6 +316,21 @@ pub struct HelperStageBody {
     pub memory_kb: u64,
 }
 
+/// A file a run was asked to return.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OutputFileBody {
+    /// Its path relative to the work directory.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its bytes in base64, when returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_base64: Option<String>,
+    /// Why it is not returned (no such file, not a regular file, over a cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
 /// One test's verdict and run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TestBody {
@@ -324,6 +355,9 @@ pub struct TestBody {
     /// How the interactor ran on this test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactor: Option<HelperStageBody>,
+    /// The files asked for, as this test's run left them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_files: Option<Vec<OutputFileBody>>,
     /// The run.
     #[serde(flatten)]
     pub stage: StageBody,
@@ -346,6 +380,9 @@ pub struct ResultBody {
     pub compile: Option<StageBody>,
     /// The run stage (null with tests, or after a failed compile).
     pub run: Option<StageBody>,
+    /// The files asked for, as the run left them (without tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_files: Option<Vec<OutputFileBody>>,
     /// The tests, in order, when the job had tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests: Option<Vec<TestBody>>,

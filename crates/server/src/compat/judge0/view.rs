@@ -432,6 +432,7 @@ mod tests {
             status: serde_json::from_value(serde_json::json!(status)).unwrap(),
             compile: None,
             run,
+            output_files: None,
             tests: None,
             passed: None,
             failed: None,
