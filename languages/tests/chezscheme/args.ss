@@ -1,0 +1,1 @@
+(for-each (lambda (arg) (display arg) (newline)) (cdr (command-line)))

@@ -1,0 +1,6 @@
+(import (chicken io))
+(let loop ((line (read-line)))
+  (unless (eof-object? line)
+    (write-string line)
+    (newline)
+    (loop (read-line))))

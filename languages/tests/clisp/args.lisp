@@ -1,0 +1,1 @@
+(dolist (arg ext:*args*) (write-line arg))

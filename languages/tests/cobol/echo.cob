@@ -1,0 +1,15 @@
+*> Copies stdin byte by byte through the C library, which keeps every space.
+IDENTIFICATION DIVISION.
+PROGRAM-ID. ECHO.
+DATA DIVISION.
+WORKING-STORAGE SECTION.
+01 CHAR-CODE BINARY-LONG.
+PROCEDURE DIVISION.
+    CALL STATIC "getchar" RETURNING CHAR-CODE
+    PERFORM UNTIL CHAR-CODE < 0
+        CALL STATIC "putchar" USING BY VALUE CHAR-CODE
+        CALL STATIC "getchar" RETURNING CHAR-CODE
+    END-PERFORM
+    *> The last CALL set RETURN-CODE to what putchar returned.
+    MOVE 0 TO RETURN-CODE
+    STOP RUN.

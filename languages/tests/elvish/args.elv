@@ -1,0 +1,1 @@
+for arg $args { echo $arg }

@@ -1,0 +1,1 @@
+(each [_ a (ipairs arg)] (print a))

@@ -1,0 +1,3 @@
+for arg in $argv
+    printf '%s\n' $arg
+end

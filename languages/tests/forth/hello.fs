@@ -1,0 +1,1 @@
+: hello  ." Hello, World!" cr ;  hello bye

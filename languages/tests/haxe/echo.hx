@@ -1,0 +1,5 @@
+class Echo {
+    static function main() {
+        Sys.stdout().writeString(Sys.stdin().readAll().toString());
+    }
+}

@@ -1,0 +1,5 @@
+class Exit3 {
+    static function main() {
+        Sys.exit(3);
+    }
+}

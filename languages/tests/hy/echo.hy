@@ -1,0 +1,2 @@
+(import sys)
+(.write sys.stdout (.read sys.stdin))

@@ -1,0 +1,1 @@
+(each arg (slice (dyn :args) 1) (print arg))

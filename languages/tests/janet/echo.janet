@@ -1,0 +1,1 @@
+(prin (file/read stdin :all))

@@ -1,0 +1,2 @@
+# -R -n: each line of stdin is a string from `inputs`.
+inputs

@@ -1,0 +1,3 @@
+for i = 1, #arg do
+  print(arg[i])
+end

@@ -1,0 +1,4 @@
+MODULE Broken;
+BEGIN
+  Undeclared := 1
+END Broken.

@@ -1,0 +1,5 @@
+MODULE Exit3;
+FROM libc IMPORT exit;
+BEGIN
+  exit (3)
+END Exit3.

@@ -1,0 +1,5 @@
+MODULE Hello;
+FROM StrIO IMPORT WriteString, WriteLn;
+BEGIN
+  WriteString ("Hello, World!"); WriteLn
+END Hello.

@@ -1,0 +1,4 @@
+@interface Broken
+- (void)method
+@end
+int main(void) { return undeclared; }

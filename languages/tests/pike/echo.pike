@@ -1,0 +1,1 @@
+int main() { write(Stdio.stdin->read()); return 0; }

@@ -1,0 +1,1 @@
+int main() { write("Hello, World!\n"); return 0; }

@@ -1,0 +1,3 @@
+do i = 1 to arg()
+  say arg(i)
+end

@@ -1,0 +1,3 @@
+for arg in CommandLine.arguments.dropFirst() {
+    print(arg)
+}

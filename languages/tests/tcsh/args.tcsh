@@ -1,0 +1,3 @@
+foreach arg ($argv:q)
+  printf '%s\n' "$arg"
+end

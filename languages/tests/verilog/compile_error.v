@@ -1,0 +1,3 @@
+module main;
+  initial $display("no semicolon")
+endmodule

@@ -1,0 +1,3 @@
+module main;
+  initial $display("Hello, World!");
+endmodule
