@@ -6,7 +6,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 
-use runbox_sandbox::{Outcome, Signaller, Stream};
+use runbox_sandbox::{Outcome, Signaller, Stream, Terminal, TerminalSize};
 
 /// What a live job reports while it runs, in order.
 #[derive(Debug)]
@@ -42,6 +42,10 @@ pub struct Live<'a> {
     pub stdin: Mutex<Option<OwnedFd>>,
     /// Reaches the program of the stage that runs now; cancelling it stops the job.
     pub signals: Signaller,
+    /// TTY mode: the run stage's program runs on a terminal of this size (its
+    /// stdout is what the terminal shows, stdin is typed into it), which the
+    /// handle resizes. The compile stage never runs on a terminal.
+    pub terminal: Option<(TerminalSize, Terminal)>,
 }
 
 impl Live<'_> {

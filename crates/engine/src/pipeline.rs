@@ -569,7 +569,10 @@ pub(crate) fn run_program(
     program: &Program<'_>,
     input: RunInput<'_>,
 ) -> Result<Outcome> {
-    let config = program_box(program, &input);
+    let mut config = program_box(program, &input);
+    if let Some((size, _)) = input.live.and_then(|live| live.terminal.as_ref()) {
+        config = config.with_tty(*size);
+    }
     let pipe = input.live.and_then(Live::take_stdin);
     stage(sandbox, "run", &config, input.live, pipe)
 }
@@ -695,6 +698,8 @@ fn stage(
         stdout: None,
         output: Some(&mut forward),
         signals: Some(&live.signals),
+        // Attached only by a box that runs on a terminal.
+        terminal: live.terminal.as_ref().map(|(_, handle)| handle),
     };
     let outcome = sandbox.run_live(config, io).map_err(failed)?;
     if live.signals.is_cancelled() {

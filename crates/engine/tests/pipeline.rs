@@ -337,6 +337,7 @@ fn a_live_job_announces_its_stages_and_its_program_reads_the_callers_pipe() {
         events: &on_event,
         stdin: std::sync::Mutex::new(Some(reader.into())),
         signals: runbox_sandbox::Signaller::new(),
+        terminal: None,
     };
     // Typed ahead while the compiler runs: the pipe keeps it for the program.
     writer.write_all(b"typed ahead\n").unwrap();
@@ -370,6 +371,7 @@ fn a_cancelled_live_job_runs_no_further_stage() {
         events: &on_event,
         stdin: std::sync::Mutex::new(None),
         signals: runbox_sandbox::Signaller::new(),
+        terminal: None,
     };
     live.signals.cancel();
     let engine = engine();

@@ -4,6 +4,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::tty::TerminalSize;
 
 /// The environment a box gets when the caller sets none.
 pub const DEFAULT_ENV: &[(&str, &str)] = &[
@@ -190,6 +191,7 @@ pub struct BoxConfig {
     pub(crate) network: bool,
     pub(crate) runtime: Option<PathBuf>,
     pub(crate) system_paths: Vec<PathBuf>,
+    pub(crate) tty: Option<TerminalSize>,
 }
 
 impl BoxConfig {
@@ -215,6 +217,7 @@ impl BoxConfig {
             network: false,
             runtime: None,
             system_paths: Vec::new(),
+            tty: None,
         }
     }
 
@@ -296,6 +299,14 @@ impl BoxConfig {
     /// language declares, such as `/etc/alternatives` or `/etc/java-17-openjdk`.
     pub fn with_system_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.system_paths.push(path.into());
+        self
+    }
+
+    /// Runs the program on a pseudo-terminal of the box's own, of this size, in
+    /// place of pipes (see the `tty` module): stdout is what the terminal shows
+    /// (stderr merged, input echoed), stdin is typed into it.
+    pub fn with_tty(mut self, size: TerminalSize) -> Self {
+        self.tty = Some(size);
         self
     }
 

@@ -14,6 +14,7 @@ use libc::c_char;
 use crate::mounts::{BOX_UID, MountPlan};
 use crate::seccomp::SeccompPolicy;
 use crate::sys;
+use crate::tty::{self, TerminalSize};
 
 /// What the init reports to the supervisor, one fixed-size record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,9 @@ pub(crate) enum Step {
     BecomeBoxUser,
     NoNewPrivileges,
     InstallSeccomp,
+    OpenTerminal,
+    SendTerminal,
+    TakeTerminal,
 }
 
 impl Step {
@@ -93,6 +97,12 @@ impl Step {
             (Step::BecomeBoxUser, "switch to the box user"),
             (Step::NoNewPrivileges, "set no_new_privs"),
             (Step::InstallSeccomp, "install the seccomp filter"),
+            (Step::OpenTerminal, "open the box's terminal"),
+            (Step::SendTerminal, "hand the terminal to the supervisor"),
+            (
+                Step::TakeTerminal,
+                "make the terminal the program's controlling terminal",
+            ),
         ];
         steps
             .iter()
@@ -109,6 +119,9 @@ pub(crate) struct ChildFds {
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
+    /// In TTY mode, the init's end of the socket that carries the terminal's
+    /// master to the supervisor; -1 otherwise.
+    pub terminal: RawFd,
 }
 
 /// Everything the box's init and program need, prepared before clone.
@@ -131,6 +144,8 @@ pub(crate) struct ChildPlan<'a> {
     pub forward_signal: libc::c_int,
     /// Top of the stack the program's process starts on (see `spawn_program`).
     pub program_stack_top: *mut libc::c_void,
+    /// TTY mode: the size of the terminal the program runs on.
+    pub tty: Option<TerminalSize>,
 }
 
 impl<'a> ChildPlan<'a> {
@@ -178,7 +193,7 @@ macro_rules! step {
 
 /// Runs as PID 1 of a new box. Never returns.
 pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
-    let fds = plan.fds;
+    let mut fds = plan.fds;
     // SAFETY: prctl with integer arguments only changes this process's attributes.
     unsafe {
         // If the supervisor dies, so does the box (and with PID 1, everything in it).
@@ -226,12 +241,16 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
     let piped = unsafe { libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) };
     step!(fds.report, Step::CreatePipe, sys::check(piped));
 
-    let program = spawn_program(plan, exec_pipe[1]);
+    if let Some(size) = plan.tty {
+        fds = on_terminal(fds, size);
+    }
+    let program = spawn_program(plan, fds, exec_pipe[1]);
     if program < 0 {
         fail(fds.report, Step::ForkProgram as u32, sys::errno());
     }
 
-    // The init holds no end of the program's stdio, so end of file means the box is done.
+    // The init holds no end of the program's stdio, so end of file means the box is
+    // done (in TTY mode the three are one slave: closed once, the others EBADF).
     // SAFETY: closing descriptors this process no longer uses.
     unsafe {
         libc::close(fds.stdin);
@@ -271,6 +290,39 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
         if pid < 0 && sys::errno() != libc::EINTR {
             fail(fds.report, Step::ForkProgram as u32, sys::errno());
         }
+    }
+}
+
+/// TTY mode: opens the box's terminal, hands its master to the supervisor and
+/// returns `fds` with the slave as the program's stdio (the pipes the
+/// supervisor gave are closed: the terminal replaces them).
+fn on_terminal(fds: ChildFds, size: TerminalSize) -> ChildFds {
+    let (master, slave) = match tty::open_pair(size) {
+        Ok(pair) => pair,
+        Err(errno) => fail(fds.report, Step::OpenTerminal as u32, errno),
+    };
+    step!(
+        fds.report,
+        Step::SendTerminal,
+        tty::send_fd(fds.terminal, master)
+    );
+    // SAFETY: closing descriptors this process no longer uses; the supervisor
+    // holds the master now, the program gets the slave.
+    unsafe {
+        libc::close(master);
+        libc::close(fds.terminal);
+        libc::close(fds.stdin);
+        libc::close(fds.stdout);
+        if fds.stderr != fds.stdout {
+            libc::close(fds.stderr);
+        }
+    }
+    ChildFds {
+        stdin: slave,
+        stdout: slave,
+        stderr: slave,
+        terminal: -1,
+        ..fds
     }
 }
 
@@ -321,8 +373,7 @@ macro_rules! prog_step {
 }
 
 /// The program's process: last restrictions, then exec. Never returns.
-fn run_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> ! {
-    let fds = plan.fds;
+fn run_program(plan: &ChildPlan<'_>, fds: ChildFds, exec_fd: RawFd) -> ! {
     // Any of these may sit on 0, 1 or 2 (the init closed its own stdio before making
     // the exec pipe): lift them all above the stdio numbers before dup2 overwrites them.
     let lift = |fd: RawFd| {
@@ -332,15 +383,24 @@ fn run_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> ! {
     };
     let exec_fd = lift(exec_fd);
     let sources = [lift(fds.stdin), lift(fds.stdout), lift(fds.stderr)];
-    // SAFETY: setsid and dup2 take integers only.
+    // SAFETY: setsid, dup2 and ioctl(TIOCSCTTY) take integers only.
     unsafe {
-        // A new session: no controlling terminal, so TIOCSTI has no target either.
+        // A new session: no controlling terminal (in TTY mode, only the box's own).
         prog_step!(exec_fd, Step::StartSession, sys::check(libc::setsid()));
         for (to, from) in sources.into_iter().enumerate() {
             prog_step!(
                 exec_fd,
                 Step::RedirectStdio,
                 sys::check(libc::dup2(from, to as RawFd))
+            );
+        }
+        if plan.tty.is_some() {
+            // The session leader takes the box's terminal: Ctrl-C typed into it
+            // becomes SIGINT for the foreground process group, and /dev/tty is it.
+            prog_step!(
+                exec_fd,
+                Step::TakeTerminal,
+                sys::check(libc::ioctl(0, libc::TIOCSCTTY, 0))
             );
         }
     }
@@ -472,6 +532,7 @@ extern "C" fn forward(_carrier: libc::c_int, info: *mut libc::siginfo_t, _: *mut
 /// What the program's process needs from the init, passed through clone.
 struct ProgramStart<'p, 'a> {
     plan: &'p ChildPlan<'a>,
+    fds: ChildFds,
     exec_fd: RawFd,
 }
 
@@ -479,8 +540,8 @@ struct ProgramStart<'p, 'a> {
 /// init's memory until exec instead of copying its page tables (the init is a copy
 /// of the whole supervisor, so a fork would cost a copy of all its mappings), and
 /// the init sleeps until the program has exec'd or failed.
-fn spawn_program(plan: &ChildPlan<'_>, exec_fd: RawFd) -> libc::pid_t {
-    let start = ProgramStart { plan, exec_fd };
+fn spawn_program(plan: &ChildPlan<'_>, fds: ChildFds, exec_fd: RawFd) -> libc::pid_t {
+    let start = ProgramStart { plan, fds, exec_fd };
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
     // SAFETY: the stack is a dedicated, writable region prepared for this child
     // (its top 16-byte aligned); `start` lives on this stack frame, which stays
@@ -500,7 +561,7 @@ extern "C" fn program_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `ProgramStart` of `spawn_program`, alive while the init
     // is suspended by CLONE_VFORK.
     let start = unsafe { &*(arg as *const ProgramStart) };
-    run_program(start.plan, start.exec_fd)
+    run_program(start.plan, start.fds, start.exec_fd)
 }
 
 #[cfg(test)]

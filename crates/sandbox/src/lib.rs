@@ -40,6 +40,7 @@ mod seccomp;
 mod sys;
 mod system;
 mod teardown;
+pub mod tty;
 mod volume;
 mod watch;
 
@@ -53,6 +54,7 @@ pub use live::{LiveIo, OutputChunk, OutputSink, Signaller, Stream};
 pub use network::NetworkOptions;
 pub use outcome::{LimitHit, MEMORY_SLACK_BYTES, MEMORY_SLACK_KB, Outcome, Status};
 pub use system::check_runtime;
+pub use tty::{Terminal, TerminalSize};
 pub use volume::Volume;
 
 use cgroup::CgroupManager;

@@ -57,6 +57,9 @@ pub struct LiveIo<'a> {
     /// Attached to the box for the length of the run, so that its holder can
     /// signal the program.
     pub signals: Option<&'a Signaller>,
+    /// For a box in TTY mode ([`crate::BoxConfig::with_tty`]): attached to its
+    /// terminal for the length of the run, so that its holder can resize it.
+    pub terminal: Option<&'a crate::Terminal>,
 }
 
 /// The real-time signal that carries a forwarded signal to a box's init.

@@ -110,8 +110,10 @@ fn prepare_dev_template(dir: &Path) -> Result<Option<PathBuf>> {
                 .map_err(|e| Error::io("cannot create link", &path, e))?;
         }
     }
-    let shm = dir.join("shm");
-    std::fs::create_dir_all(&shm).map_err(|e| Error::io("cannot create", &shm, e))?;
+    for name in DEV_DIRS {
+        let sub = dir.join(name);
+        std::fs::create_dir_all(&sub).map_err(|e| Error::io("cannot create", &sub, e))?;
+    }
     Ok(Some(dir.to_path_buf()))
 }
 
@@ -152,15 +154,23 @@ fn own_tmpfs(dir: &Path) -> Result<()> {
 }
 
 /// Device nodes bound from the host into the box's /dev.
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+/// `tty` opens the caller's controlling terminal: none at all (ENXIO) but in TTY
+/// mode, where it is the box's own.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Symlinks of every box's /dev.
-const DEV_LINKS: [(&str, &str); 4] = [
+const DEV_LINKS: [(&str, &str); 5] = [
     ("fd", "/proc/self/fd"),
     ("stdin", "/proc/self/fd/0"),
     ("stdout", "/proc/self/fd/1"),
     ("stderr", "/proc/self/fd/2"),
+    // The multiplexer of the box's own devpts, mounted on /dev/pts in TTY mode
+    // (see `crate::tty`); dangling otherwise.
+    ("ptmx", "pts/ptmx"),
 ];
+
+/// Empty directories of every box's /dev: mount points.
+const DEV_DIRS: [&str; 2] = ["shm", "pts"];
 
 /// One step of building the root.
 #[derive(Debug)]
@@ -295,6 +305,20 @@ impl MountPlan {
             "",
             "mount /dev/shm",
         )?;
+
+        if config.tty.is_some() {
+            // A devpts instance of the box's own: none of the host's terminals.
+            plan.push(
+                Step::Mount {
+                    source: Some(c("devpts")?),
+                    target: cpath(&r("/dev/pts"))?,
+                    fstype: Some(c("devpts")?),
+                    flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+                    data: Some(crate::tty::DEVPTS_OPTIONS.to_owned()),
+                },
+                "mount the box's own /dev/pts",
+            );
+        }
 
         plan.mkdir(&r("/tmp"))?;
         plan.tmpfs(&r("/tmp"), 0o1777, limits.tmp_bytes, "", "mount /tmp")?;
@@ -540,7 +564,9 @@ impl MountPlan {
                 format!("link /dev/{link}"),
             );
         }
-        self.mkdir(&dev.join("shm"))?;
+        for name in DEV_DIRS {
+            self.mkdir(&dev.join(name))?;
+        }
         self.remount_read_only(
             dev,
             libc::MS_NOSUID | libc::MS_NOEXEC,

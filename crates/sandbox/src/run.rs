@@ -20,6 +20,7 @@ use crate::namespaces::{self, Slot};
 use crate::outcome::{LimitHit, MEMORY_SLACK_BYTES, Outcome, Status, signal_name};
 use crate::sys;
 use crate::teardown::{Child, Lease, Reaper, Remains};
+use crate::tty::{self, StdinPump};
 use crate::watch::{self, Watched};
 
 /// Namespaces every box gets; the network namespace is joined, not created.
@@ -164,7 +165,12 @@ fn run_leased(
     let stdout = given_stdout
         .as_ref()
         .map_or(stdout_w.as_raw_fd(), AsRawFd::as_raw_fd);
+    // TTY mode: the socket the init hands the terminal's master over.
+    let terminal_socket = config.tty.map(|_| tty::socket_pair()).transpose()?;
     let fds = ChildFds {
+        terminal: terminal_socket
+            .as_ref()
+            .map_or(-1, |(_, theirs)| theirs.as_raw_fd()),
         go: go_r.as_raw_fd(),
         report: report_w.as_raw_fd(),
         stdin: stdin.as_raw_fd(),
@@ -177,6 +183,9 @@ fn run_leased(
         },
     };
     let mut init_keep = vec![fds.go, fds.report, fds.stdin, fds.stdout, fds.stderr];
+    if fds.terminal >= 0 {
+        init_keep.push(fds.terminal);
+    }
     init_keep.extend(mounts.tree_fds());
     init_keep.sort_unstable();
     let mut plan = ChildPlan {
@@ -200,6 +209,7 @@ fn run_leased(
         cap_last: shared.cap_last,
         forward_signal: live::forward_signal(),
         program_stack_top: stack_top(&mut slot_stack),
+        tty: config.tty,
     };
     plan.finish_pointers();
 
@@ -215,7 +225,15 @@ fn run_leased(
     let child = launcher.run(move || clone_box(shared_plan.get(), cgroup_fd, network))??;
     // The box holds its own copies now; ours would keep a partner box from
     // seeing the end of its input when this one ends.
-    drop((go_r, report_w, stdin, stdout_w, stderr_w, given_stdout));
+    // In TTY mode the supervisor keeps stdin: it is pumped into the terminal.
+    let terminal_socket = terminal_socket.map(|(ours, _theirs)| ours);
+    let stdin = if terminal_socket.is_some() {
+        Some(stdin)
+    } else {
+        drop(stdin);
+        None
+    };
+    drop((go_r, report_w, stdout_w, stderr_w, given_stdout));
     let attached = match io.signals {
         Some(signals) => Some(signals.attach(child.pidfd_clone()?)),
         None => None,
@@ -247,6 +265,17 @@ fn run_leased(
         .transpose()?;
     let start = Instant::now();
     say(&go_w, init::GO_PLACED)?;
+    let on_terminal = match (terminal_socket, stdin) {
+        (Some(socket), Some(stdin)) => {
+            OnTerminal::start(&socket, stdin, io.terminal, start + limits.wall_time)?
+        }
+        _ => None,
+    };
+    // On a terminal, the master is the program's output.
+    let stdout_r = match &on_terminal {
+        Some(terminal) => terminal.output()?,
+        None => stdout_r,
+    };
 
     let watched = watch::watch(
         &child,
@@ -260,8 +289,9 @@ fn run_leased(
         start,
         limits,
     );
-    // The program has ended: nothing more to signal.
+    // The program has ended: nothing more to signal, type or resize.
     drop(attached);
+    drop(on_terminal);
     let watched = watched?;
     let usage = meter.as_ref().map(Meter::usage).transpose()?;
     if let Some(slot) = lease.slot.as_mut() {
@@ -299,6 +329,51 @@ fn run_leased(
     }
     reaper.bury(remains);
     outcome(config, &mounts, watched, measured)
+}
+
+/// The supervisor's side of a box's terminal (TTY mode) while it runs.
+struct OnTerminal<'t> {
+    master: OwnedFd,
+    /// Stopped and joined when the run ends.
+    _pump: StdinPump,
+    _attached: Option<tty::AttachedTerminal<'t>>,
+}
+
+impl<'t> OnTerminal<'t> {
+    /// Receives the master from the box's init and starts pumping `stdin` into
+    /// it; `None` when the init sent none (its report says why).
+    fn start(
+        socket: &OwnedFd,
+        stdin: OwnedFd,
+        handle: Option<&'t crate::Terminal>,
+        deadline: Instant,
+    ) -> Result<Option<OnTerminal<'t>>> {
+        let Some(master) = tty::receive_master(socket, deadline)? else {
+            return Ok(None);
+        };
+        let pump = StdinPump::start(stdin, dup(&master)?)?;
+        let attached = match handle {
+            Some(handle) => Some(handle.attach(dup(&master)?)),
+            None => None,
+        };
+        Ok(Some(OnTerminal {
+            master,
+            _pump: pump,
+            _attached: attached,
+        }))
+    }
+
+    /// The master's read side, for the watcher.
+    fn output(&self) -> Result<OwnedFd> {
+        dup(&self.master)
+    }
+}
+
+fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
+    fd.try_clone().map_err(|source| Error::Syscall {
+        call: "dup",
+        source,
+    })
 }
 
 /// Writes one word to the box's init on the go pipe.

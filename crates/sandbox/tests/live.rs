@@ -38,6 +38,7 @@ impl LiveBox {
                         stdout: None,
                         output: Some(&mut forward),
                         signals: Some(&attached),
+                        terminal: None,
                     },
                 )
                 .unwrap_or_else(|e| panic!("box failed to run: {e}"))
@@ -142,6 +143,7 @@ fn a_signal_sent_while_the_box_starts_waits_for_the_program() {
                 stdout: None,
                 output: None,
                 signals: Some(&signals),
+                terminal: None,
             },
         )
         .unwrap();

@@ -344,9 +344,11 @@ int main(int argc, char **argv) {
 
 #[test]
 fn the_program_has_no_controlling_terminal() {
-    // Field 7 of /proc/PID/stat is the controlling terminal: 0 means none.
-    let o = sh("cut -d' ' -f7 /proc/self/stat; test -e /dev/tty || echo no-dev-tty");
-    assert_eq!(stdout(&o), "0\nno-dev-tty\n", "{o:?}");
+    // Field 7 of /proc/PID/stat is the controlling terminal: 0 means none. The
+    // box's /dev/tty (there for TTY mode) only ever opens the opener's own
+    // controlling terminal: none here, so ENXIO.
+    let o = sh("cut -d' ' -f7 /proc/self/stat; (: </dev/tty) 2>&1 | sed 's/.*: //'");
+    assert_eq!(stdout(&o), "0\nNo such device or address\n", "{o:?}");
 }
 
 #[test]
