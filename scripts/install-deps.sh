@@ -7,6 +7,7 @@ packages=(
   gcc libc6-dev        # attack programs of the test suite, static hello world of the benchmark
   bubblewrap           # the benchmark's baseline sandbox
   procps               # ps, used when a test fails to show what is left running
+  curl jq              # the documentation's examples, run by crates/cli/tests/docs_examples.rs
   postgresql           # the PostgreSQL store's tests (their own cluster: scripts/postgres-test-cluster.sh)
   slirp4netns nftables # boxes with network (network.enabled), and their tests
   mmdebstrap           # Debian runtimes (`runbox runtimes add debian:SUITE`) and their tests

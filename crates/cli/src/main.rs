@@ -2,13 +2,14 @@
 
 mod commands;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// runbox: compile and run untrusted code, isolated and measured.
 #[derive(Parser)]
-#[command(name = "runbox", version, about)]
+#[command(name = "runbox", version = version_line(), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -70,6 +71,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// What `runbox --version` prints after the name: the release and the git commit
+/// it was built from.
+fn version_line() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| {
+        format!(
+            "{} (commit {})",
+            runbox_server::VERSION,
+            runbox_server::GIT_COMMIT
+        )
+    })
+}
+
 /// Runs a command that logs only errors (its output is what the user reads).
 fn quiet<A>(command: fn(A) -> anyhow::Result<ExitCode>, args: A) -> anyhow::Result<ExitCode> {
     init_logging("error", false);
@@ -82,12 +96,23 @@ fn init_logging(default_level: &str, json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_allowed(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+}
+
+/// Whether log lines may be coloured: only on a terminal (a file or a journal
+/// would keep the escape codes), and not when `NO_COLOR` is set to anything but
+/// the empty string (<https://no-color.org/>).
+fn colour_allowed(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// The error and its causes on one line, skipping a cause that the message before
@@ -104,4 +129,20 @@ fn message(error: &anyhow::Error) -> String {
         }
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::colour_allowed;
+
+    #[test]
+    fn colour_is_for_terminals_without_no_color() {
+        assert!(colour_allowed(true, None));
+        assert!(colour_allowed(true, Some(OsStr::new(""))));
+        assert!(!colour_allowed(true, Some(OsStr::new("1"))));
+        assert!(!colour_allowed(false, None));
+        assert!(!colour_allowed(false, Some(OsStr::new(""))));
+    }
 }

@@ -28,6 +28,7 @@ pub mod history;
 pub mod intake;
 pub mod listener;
 pub mod logging;
+pub mod prometheus;
 pub mod readiness;
 pub mod runner;
 pub mod state;
@@ -41,7 +42,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use runbox_engine::{Catalog, CompileCacheConfig, Engine, EngineConfig, JobBounds};
 use runbox_sandbox::{Sandbox, SandboxOptions};
 use runbox_store::{Store, WorkerInfo, now_ms};
@@ -49,6 +49,7 @@ use tokio::sync::watch;
 
 pub use config::{ServerConfig, host_name, worker_count};
 pub use error::ApiError;
+pub use prometheus::{GIT_COMMIT, VERSION};
 
 use admission::Admission;
 use runner::Runner;
@@ -112,29 +113,6 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
         catalog,
         engine_config,
     )))
-}
-
-/// The Prometheus recorder (installed once per process).
-fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    // Two services started at once in one process (tests) must not both try to
-    // install the recorder.
-    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _installing = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
-    }
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Suffix("duration_seconds".into()),
-            &[
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ],
-        )
-        .context("cannot configure the metrics buckets")?
-        .install_recorder()
-        .context("cannot install the metrics recorder")?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
 /// This node's id: host name, process id and a random part.
@@ -384,7 +362,7 @@ impl Node {
             store,
             runner: self.runner.clone(),
             admission: self.runner.admission.clone(),
-            metrics: metrics_handle()?,
+            metrics: prometheus::Exposition::installed()?,
             started: Instant::now(),
             loopback,
             shutting_down: self.shutdown_rx.clone(),

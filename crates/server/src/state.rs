@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use metrics_exporter_prometheus::PrometheusHandle;
 use runbox_engine::Engine;
 use runbox_store::{AuditEvent, Store, now_ms};
 use serde::de::DeserializeOwned;
@@ -75,7 +74,7 @@ pub struct AppState {
     /// Rate limits and concurrency caps.
     pub admission: Arc<Admission>,
     /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
+    pub metrics: crate::prometheus::Exposition,
     /// When the service started.
     pub started: Instant,
     /// Whether the listener is on a loopback address (anonymous use needs it).
