@@ -1,6 +1,7 @@
 //! The `runbox` command: a thin layer that parses flags, calls the libraries and prints.
 
 mod commands;
+mod scope;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.makes_boxes() {
+        scope::leave_a_shared_cgroup();
+    }
     let result = match cli.command {
         Command::Serve(args) => args.config().and_then(|config| {
             init_logging(
@@ -67,6 +71,16 @@ fn main() -> ExitCode {
             eprintln!("runbox: {}", message(&error));
             ExitCode::from(commands::EXIT_RUNBOX_ERROR)
         }
+    }
+}
+
+impl Command {
+    /// Whether the command runs boxes, and so needs a cgroup of its own.
+    fn makes_boxes(&self) -> bool {
+        !matches!(
+            self,
+            Command::Languages(_) | Command::Runtimes(_) | Command::Keys(_)
+        )
     }
 }
 
