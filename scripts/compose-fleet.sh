@@ -76,7 +76,11 @@ printf '[engine]\nruntime = "runc"\n' >"$CONTAINERS_CONF"
 
 url=http://127.0.0.1:2358
 for _ in $(seq 120); do curl -fs "$url/readyz" >/dev/null && break; sleep 1; done
-curl -fsS "$url/readyz" || { "${compose[@]}" logs api | tail -30; exit 1; }
+if ! curl -fsS "$url/readyz"; then
+  "${podman[@]}" ps -a --filter "label=io.podman.compose.project=$project" --format '{{.Names}} {{.Status}}'
+  for service in postgres api; do "${compose[@]}" logs "$service" 2>&1 | tail -15; done
+  exit 1
+fi
 echo
 key=$("${compose[@]}" exec -T api runbox keys create --name fleet-check 2>/dev/null | tr -d '\r')
 for i in 1 2 3 4; do
