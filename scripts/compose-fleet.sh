@@ -78,7 +78,7 @@ url=http://127.0.0.1:2358
 for _ in $(seq 120); do curl -fs "$url/readyz" >/dev/null && break; sleep 1; done
 if ! curl -fsS "$url/readyz"; then
   "${podman[@]}" ps -a --filter "label=io.podman.compose.project=$project" --format '{{.Names}} {{.Status}}'
-  for service in postgres api; do "${compose[@]}" logs "$service" 2>&1 | tail -15; done
+  for service in postgres api worker-1 worker-2; do "${compose[@]}" logs "$service" 2>&1 | tail -15; done
   exit 1
 fi
 echo
