@@ -49,14 +49,14 @@ bin=/usr/lib/postgresql/15/bin
 if [ ! -s "$data/PG_VERSION" ]; then
   chown postgres "$data"
   printf '%s\n' "$POSTGRES_PASSWORD" >/tmp/pw
-  su postgres -c "$bin/initdb -D $data -U $POSTGRES_USER --pwfile=/tmp/pw --auth=scram-sha-256" >/dev/null
+  su postgres -c "$bin/initdb -D $data -U $POSTGRES_USER --pwfile=/tmp/pw --auth-local=trust --auth-host=scram-sha-256" >/dev/null
   rm /tmp/pw
   echo "host all all all scram-sha-256" >>"$data/pg_hba.conf"
   su postgres -c "$bin/pg_ctl -D $data -o '-c listen_addresses=' -w start" >/dev/null
   su postgres -c "psql -q -U $POSTGRES_USER -d postgres -c 'CREATE DATABASE $POSTGRES_DB'" </dev/null
   su postgres -c "$bin/pg_ctl -D $data -w stop" >/dev/null
 fi
-exec su postgres -c "exec $bin/postgres -D $data -c listen_addresses='*'"
+exec setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$data" -c listen_addresses='*'
 ENTRY
 cat >"$context/postgres/Containerfile" <<EOF
 FROM $base
@@ -76,7 +76,11 @@ printf '[engine]\nruntime = "runc"\n' >"$CONTAINERS_CONF"
 
 url=http://127.0.0.1:2358
 for _ in $(seq 120); do curl -fs "$url/readyz" >/dev/null && break; sleep 1; done
-curl -fsS "$url/readyz" || { "${compose[@]}" logs api | tail -30; exit 1; }
+if ! curl -fsS "$url/readyz"; then
+  "${podman[@]}" ps -a --filter "label=io.podman.compose.project=$project" --format '{{.Names}} {{.Status}}'
+  for service in postgres api worker-1 worker-2; do "${compose[@]}" logs "$service" 2>&1 | tail -15; done
+  exit 1
+fi
 echo
 key=$("${compose[@]}" exec -T api runbox keys create --name fleet-check 2>/dev/null | tr -d '\r')
 for i in 1 2 3 4; do

@@ -39,7 +39,7 @@ own_cgroups() {
     fi
   done < /proc/self/cgroup | sort -u
 }
-leaks=$(own_cgroups | while read -r root; do find "$root" -maxdepth 6 -type d -name 'runbox-*' 2>/dev/null; done | sort -u | while read -r dir; do
+leaks=$(own_cgroups | while read -r root; do find "$root" -maxdepth 6 -type d -name 'runbox-*' ! -name runbox-supervisor 2>/dev/null; done | sort -u | while read -r dir; do
   pid=${dir##*/runbox-}; pid=${pid#doctor-}; pid=${pid%%-*}
   [ -d "/proc/$pid" ] || echo "$dir"
 done)

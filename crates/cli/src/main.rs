@@ -1,6 +1,7 @@
 //! The `runbox` command: a thin layer that parses flags, calls the libraries and prints.
 
 mod commands;
+mod scope;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -39,6 +40,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.makes_boxes() {
+        scope::leave_a_shared_cgroup();
+    }
     let result = match cli.command {
         Command::Serve(args) => args.config().and_then(|config| {
             init_logging(
@@ -82,6 +86,16 @@ fn version_line() -> &'static str {
             runbox_server::GIT_COMMIT
         )
     })
+}
+
+impl Command {
+    /// Whether the command runs boxes, and so needs a cgroup of its own.
+    fn makes_boxes(&self) -> bool {
+        !matches!(
+            self,
+            Command::Languages(_) | Command::Runtimes(_) | Command::Keys(_)
+        )
+    }
 }
 
 /// Runs a command that logs only errors (its output is what the user reads).

@@ -1,6 +1,7 @@
 //! What this host supports, checked for real: the data behind `runbox doctor`.
 
-use crate::cgroup::{CgroupManager, CgroupVersion};
+use crate::cgroup::{self, CgroupManager, CgroupVersion};
+use crate::confinement::{self, Delegation, Engine, Need};
 use crate::{BoxConfig, Sandbox, SandboxOptions, Status, namespaces};
 
 /// One checked feature.
@@ -101,17 +102,19 @@ pub fn diagnose(options: &SandboxOptions) -> Diagnosis {
             ))
         },
     ));
+    let engine = Engine::detect();
     checks.push(check(
         "user namespaces",
         true,
-        if namespaces::user_namespaces_available() {
-            Ok("enabled".into())
-        } else {
-            Err((
-                "/proc/sys/user/max_user_namespaces is 0".into(),
-                "sysctl -w user.max_user_namespaces=15000".into(),
-            ))
-        },
+        user_namespaces(root, engine.as_ref()),
+    ));
+    if root {
+        checks.push(check("capabilities", true, capabilities(engine.as_ref())));
+    }
+    checks.push(check(
+        "an unmasked /proc",
+        true,
+        unmasked_proc(engine.as_ref()),
     ));
 
     let cgroups = if root {
@@ -142,10 +145,7 @@ pub fn diagnose(options: &SandboxOptions) -> Diagnosis {
             checks.push(check(
                 "cgroups",
                 true,
-                Err((
-                    "no writable hierarchy with memory, pids and cpu accounting below this process's cgroup".into(),
-                    "on cgroup v2 start runbox in a delegated cgroup (systemd: Delegate=yes); on v1 mount memory, pids and cpuacct".into(),
-                )),
+                Err(no_writable_cgroup(engine.as_ref())),
             ));
             None
         }
@@ -155,13 +155,19 @@ pub fn diagnose(options: &SandboxOptions) -> Diagnosis {
                 true,
                 Err((
                     e.to_string(),
-                    "run as root on a host with cgroups mounted".into(),
+                    "give runbox a cgroup of its own that it may manage: a systemd unit with \
+                     Delegate=yes (deploy/systemd/), or `systemd-run --scope -p Delegate=yes \
+                     runbox ...` from a shell"
+                        .into(),
                 )),
             ));
             None
         }
     };
     drop(cgroups);
+    if root && let Some(own) = cgroup::own_v2_dir() {
+        checks.push(check("systemd delegation", true, delegated(&own)));
+    }
 
     checks.push(check("seccomp", true, seccomp_available()));
     checks.push(check("pidfd", true, pidfd_available()));
@@ -175,6 +181,136 @@ pub fn diagnose(options: &SandboxOptions) -> Diagnosis {
     Diagnosis {
         checks,
         enforcement: enforcement(version),
+    }
+}
+
+/// User namespaces, tried for real: a sysctl, a seccomp profile or an LSM can
+/// each refuse them.
+fn user_namespaces(root: bool, engine: Option<&Engine>) -> Result<String, (String, String)> {
+    if !namespaces::user_namespaces_available() {
+        return Err((
+            "/proc/sys/user/max_user_namespaces is 0".into(),
+            "sysctl -w user.max_user_namespaces=15000".into(),
+        ));
+    }
+    if !root {
+        return Ok("enabled".into());
+    }
+    match confinement::probe_user_namespace() {
+        Ok(()) => Ok("enabled (a child made one)".into()),
+        Err(errno) => Err((
+            format!(
+                "unshare(CLONE_NEWUSER) failed: {} although user.max_user_namespaces allows them",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+            match engine {
+                Some(engine) => engine.grant(Need::UserNamespaces),
+                None => "a seccomp filter or a security module (AppArmor's \
+                         restrict_unprivileged_userns, SELinux) refuses them to runbox: allow \
+                         user namespaces for it"
+                    .into(),
+            },
+        )),
+    }
+}
+
+/// The capabilities the supervisor uses before a box drops them all.
+fn capabilities(engine: Option<&Engine>) -> Result<String, (String, String)> {
+    let missing = confinement::missing_capabilities();
+    if missing.is_empty() {
+        return Ok("CAP_SYS_ADMIN and CAP_MKNOD (boxes get none)".into());
+    }
+    Err((
+        format!("{} missing", missing.join(" and ")),
+        match engine {
+            Some(engine) => engine.grant(Need::Capabilities),
+            None => "run runbox as root with CAP_SYS_ADMIN and CAP_MKNOD (a unit's \
+                     CapabilityBoundingSet= must keep them)"
+                .into(),
+        },
+    ))
+}
+
+/// A fresh proc mount in a box's user namespace is refused while parts of ours
+/// are hidden by other mounts.
+fn unmasked_proc(engine: Option<&Engine>) -> Result<String, (String, String)> {
+    let over = confinement::proc_overmounts();
+    if over.is_empty() {
+        return Ok("nothing mounted over /proc".into());
+    }
+    let shown: Vec<String> = over
+        .iter()
+        .take(4)
+        .map(|p| p.display().to_string())
+        .collect();
+    Err((
+        format!(
+            "/proc is masked ({}{}): the kernel refuses a box its own /proc",
+            shown.join(", "),
+            if over.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        ),
+        match engine {
+            Some(engine) => engine.grant(Need::UnmaskedProc),
+            None => format!("unmount what is mounted over /proc ({})", shown.join(", ")),
+        },
+    ))
+}
+
+/// Why no cgroup hierarchy is usable, when nothing failed outright.
+fn no_writable_cgroup(engine: Option<&Engine>) -> (String, String) {
+    let read_only = cgroup::read_only_mounts();
+    if read_only.is_empty() {
+        return (
+            "no writable hierarchy with memory, pids and cpu accounting below this process's cgroup".into(),
+            "on cgroup v2 start runbox in a delegated cgroup (systemd: Delegate=yes); on v1 mount memory, pids and cpuacct".into(),
+        );
+    }
+    let shown: Vec<String> = read_only
+        .iter()
+        .take(3)
+        .map(|p| p.display().to_string())
+        .collect();
+    (
+        format!(
+            "cgroup is mounted read-only ({}{})",
+            shown.join(", "),
+            if read_only.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        ),
+        match engine {
+            Some(engine) => engine.grant(Need::WritableCgroup),
+            None => "remount the cgroup file systems read-write".into(),
+        },
+    )
+}
+
+/// On pure cgroup v2, whether systemd knows runbox manages the cgroups below
+/// its own: without `Delegate=yes` a box's out-of-memory kill stops the unit.
+fn delegated(own: &std::path::Path) -> Result<String, (String, String)> {
+    match confinement::delegation(own, std::path::Path::new("/sys/fs/cgroup")) {
+        Delegation::NoUnit => Ok(format!(
+            "{} is in no systemd unit (a container's or a hand-made cgroup)",
+            own.display()
+        )),
+        Delegation::Delegated(unit) => Ok(format!("{unit} has Delegate=yes")),
+        Delegation::NotDelegated(unit) => Err((
+            format!(
+                "{unit} is not delegated: systemd does not know runbox manages the cgroups \
+                 below it, and the first out-of-memory kill in a box stops the whole unit \
+                 (OOMPolicy=stop)"
+            ),
+            format!(
+                "set Delegate=yes and OOMPolicy=continue in {unit} (as deploy/systemd/*.service \
+                 do), or start runbox with `systemd-run --scope -p Delegate=yes runbox ...`"
+            ),
+        )),
     }
 }
 

@@ -25,6 +25,7 @@
 
 mod cgroup;
 pub mod config;
+mod confinement;
 pub mod doctor;
 mod error;
 pub mod files;

@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
 fn compile_static(source: &str, out: &std::path::Path) {
     let src = out.with_extension("c");
     std::fs::write(&src, source).unwrap();
-    let done = std::process::Command::new("gcc")
+    let done = support::host_command("gcc")
         .args(["-O1", "-static", "-o"])
         .arg(out)
         .arg(&src)

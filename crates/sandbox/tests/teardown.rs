@@ -74,7 +74,7 @@ fn a_dropped_sandbox_leaves_no_cgroup_mount_or_process() {
     assert_eq!(mounts_after, mounts_before, "host mounts changed");
 }
 
-/// Every `runbox-*` cgroup directory on the host.
+/// Every `runbox-*` cgroup directory on the host but runbox's own leaf.
 fn runbox_cgroups() -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
@@ -85,7 +85,10 @@ fn runbox_cgroups() -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let path = entry.path();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                if entry.file_name().to_string_lossy().starts_with("runbox-") {
+                // `runbox-supervisor` is where runbox itself lives on cgroup v2,
+                // for good (see the cgroup module): not a box group to clean up.
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("runbox-") && name != "runbox-supervisor" {
                     found.push(path.clone());
                 }
                 stack.push(path);

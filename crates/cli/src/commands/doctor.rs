@@ -26,6 +26,19 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             .map(|c| c.name.len())
             .max()
             .unwrap_or(0);
+        match crate::scope::outcome() {
+            Some(crate::scope::Scope::Moved { unit, shared_with }) => println!(
+                "runbox's cgroup was shared (pids {}): runbox asked systemd for {unit}, a \
+                 delegated scope of its own, as it does from any shell\n",
+                shared_with
+                    .iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(crate::scope::Scope::Failed { reason }) => println!("{reason}\n"),
+            None => {}
+        }
         println!("{:width$}  {:4}  DETAIL", "CHECK", "OK");
         for check in &diagnosis.checks {
             let mark = match (check.ok, check.required) {

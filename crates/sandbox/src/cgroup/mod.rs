@@ -309,6 +309,38 @@ fn skip_taken_names(dirs: &[&Path]) {
     }
 }
 
+/// The cgroup file systems this process sees mounted read-only, for `doctor`:
+/// a container engine mounts them so in an unprivileged container.
+pub(crate) fn read_only_mounts() -> Vec<PathBuf> {
+    let Ok(text) = read_text(Path::new("/proc/self/mountinfo")) else {
+        return Vec::new();
+    };
+    parse::cgroup_mounts(&text)
+        .into_iter()
+        .filter(|m| m.read_only)
+        .map(|m| m.mount_point)
+        .collect()
+}
+
+/// On a host where the unified hierarchy holds the memory controller (pure
+/// cgroup v2), the directory of our own cgroup (the parent of our
+/// `runbox-supervisor` leaf when we are in it), for `doctor`'s delegation check.
+pub(crate) fn own_v2_dir() -> Option<PathBuf> {
+    let own = parse::proc_cgroups(&read_text(Path::new("/proc/self/cgroup")).ok()?);
+    let mounts = parse::cgroup_mounts(&read_text(Path::new("/proc/self/mountinfo")).ok()?);
+    if mounts.iter().any(|m| m.has_controllers(&["memory".into()])) {
+        return None; // Hybrid or v1: memory is bound to a v1 hierarchy.
+    }
+    let line = own.iter().find(|l| l.is_v2())?;
+    mounts
+        .iter()
+        .filter(|m| m.fs == parse::CgroupFs::V2)
+        .find_map(|m| {
+            let dir = parse::resolve(&m.mount_point, &m.root, &line.path)?;
+            Some(delegate::base_of(&dir, &line.path, &m.mount_point).0)
+        })
+}
+
 /// Refuses a parent name that is not a single, plain path component.
 fn check_group_name(name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {

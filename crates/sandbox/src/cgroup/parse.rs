@@ -74,6 +74,9 @@ pub(super) struct CgroupMount {
     /// The super block options after the source (v1: the controllers, e.g.
     /// `rw,cpu,cpuacct`), split at commas.
     pub super_options: Vec<String>,
+    /// Whether this mount is read-only (per-mount option `ro`, field 6), as a
+    /// container engine mounts the cgroups of an unprivileged container.
+    pub read_only: bool,
 }
 
 impl CgroupMount {
@@ -110,11 +113,13 @@ fn mountinfo_line(line: &str) -> Option<CgroupMount> {
         .collect();
     let root = unescape(before.get(3)?);
     let mount_point = PathBuf::from(unescape(before.get(4)?));
+    let read_only = before.get(5)?.split(',').any(|o| o == "ro");
     Some(CgroupMount {
         fs,
         root,
         mount_point,
         super_options,
+        read_only,
     })
 }
 
@@ -282,6 +287,17 @@ mod tests {
         assert!(mounts[1].has_controllers(&["cpu".into(), "cpuacct".into()]));
         assert_eq!(mounts[2].fs, CgroupFs::V2);
         assert!(!mounts[2].has_controllers(&["memory".into()]));
+    }
+
+    #[test]
+    fn mountinfo_tells_a_read_only_mount_from_a_writable_one() {
+        let text = "\
+35 31 0:32 /libpod/abc /sys/fs/cgroup/memory ro,nosuid,nodev - cgroup cgroup rw,memory
+36 31 0:33 /libpod/abc /sys/fs/cgroup/pids rw,nosuid,relatime - cgroup cgroup rw,pids
+37 31 0:34 / /sys/fs/cgroup/rom rw,relatime,ro - cgroup cgroup rw,cpu
+";
+        let read_only: Vec<bool> = cgroup_mounts(text).iter().map(|m| m.read_only).collect();
+        assert_eq!(read_only, [true, false, true]);
     }
 
     #[test]

@@ -353,10 +353,7 @@ fn the_program_has_no_controlling_terminal() {
 
 #[test]
 fn kill_minus_one_touches_nothing_outside() {
-    let mut canary = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
+    let mut canary = support::host_command("sleep").arg("30").spawn().unwrap();
     let src = r#"
 #include <signal.h>
 #include <stdio.h>

@@ -28,6 +28,16 @@ pub fn sandbox() -> &'static Sandbox {
     })
 }
 
+/// A command to run on the host (gcc, mmdebstrap, a canary), built only once the
+/// shared sandbox is up. On a pure cgroup v2 host the first sandbox moves this
+/// process into its `runbox-supervisor` leaf, which it may do only while no
+/// other process shares its cgroup: a child started earlier by a parallel test
+/// (a compiler) would make it refuse. Children started later are born in the leaf.
+pub fn host_command(program: &str) -> Command {
+    sandbox();
+    Command::new(program)
+}
+
 /// The host directory holding compiled attack programs, bound at /attacks.
 pub fn programs_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -47,7 +57,7 @@ pub fn program(name: &str, source: &str) -> String {
         let dir = programs_dir();
         let src = dir.join(format!("{name}.c"));
         std::fs::write(&src, source).unwrap();
-        let out = Command::new("gcc")
+        let out = host_command("gcc")
             .args(["-O1", "-pthread", "-o"])
             .arg(dir.join(name))
             .arg(&src)
@@ -91,7 +101,7 @@ pub fn debian_runtime() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         let partial = dir.join(format!("partial-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&partial);
-        let mut command = Command::new("mmdebstrap");
+        let mut command = host_command("mmdebstrap");
         command.args(["--variant=essential", "--mode=root", "--include=sqlite3", "--quiet"]);
         for excluded in ["man", "doc", "info", "locale", "lintian"] {
             command.arg(format!("--dpkgopt=path-exclude=/usr/share/{excluded}/*"));
