@@ -11,6 +11,7 @@ packages=(
   slirp4netns nftables # boxes with network (network.enabled), and their tests
   mmdebstrap           # Debian runtimes (`runbox runtimes add debian:SUITE`) and their tests
   docker-registry skopeo apache2-utils openssl # OCI runtime tests: loopback registries, pushes, htpasswd, token signing
+  valgrind             # analysis.memcheck (boxes run the host's /usr/bin/valgrind) and its tests
 )
 
 missing=()
