@@ -15,6 +15,7 @@ packages=(
   podman runc          # the container image's test (crates/cli/tests/container.rs): runc, as crun refuses hybrid cgroups
   podman-compose golang-github-containernetworking-plugin-dnsname # the fleet's compose file (scripts/compose-fleet.sh, opt-in): services find each other by name
   systemd              # systemd-analyze verify of deploy/systemd (crates/cli/tests/deploy.rs)
+  valgrind             # analysis.memcheck (boxes run the host's /usr/bin/valgrind) and its tests
 )
 
 missing=()

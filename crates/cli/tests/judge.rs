@@ -141,3 +141,58 @@ fn judge_runs_the_c_assertion_recipe_of_the_examples() {
     );
     assert_eq!(json["tests"][1]["signal"], "SIGABRT");
 }
+
+#[test]
+fn judge_with_memcheck_shows_a_leak_at_its_line_under_the_test() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("leak.c"),
+        "#include <stdio.h>\n#include <stdlib.h>\nint main(void){int a,b;scanf(\"%d %d\",&a,&b);\n\
+         int *p = malloc(32);\np = NULL;\nprintf(\"%d\\n\",a+b);return 0;}\n",
+    )
+    .unwrap();
+    let out = runbox(
+        dir.path(),
+        &[
+            "judge",
+            "leak.c",
+            "--tests",
+            "tests",
+            "--memcheck",
+            "--stop-on-first-failure",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("memcheck: leak.c:4: 32 bytes in 1 blocks are definitely lost"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn judge_with_a_banned_function_is_a_compile_error_naming_the_call() {
+    let dir = workspace();
+    let out = runbox(
+        dir.path(),
+        &[
+            "judge",
+            "sum.c",
+            "--tests",
+            "tests",
+            "--banned-function",
+            "scanf",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(120),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("scanf (banned) is called in main (sum.c:2)"),
+        "{stdout}"
+    );
+}

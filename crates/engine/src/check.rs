@@ -136,6 +136,22 @@ impl Engine {
             }
             test_limits.push(limits);
         }
+        if job.analysis.memcheck {
+            if !crate::functions::applies_to(&language) {
+                return Err(JobError::invalid(
+                    "analysis.memcheck",
+                    format!("memcheck runs C and C++ programs, not {}", language.name),
+                ));
+            }
+            if job.interactor.is_some() {
+                return Err(JobError::invalid(
+                    "analysis.memcheck",
+                    "memcheck does not run interactive jobs",
+                ));
+            }
+            // Lines as written: debug information, no optimisation (the last -O wins).
+            job.compiler_options.extend(["-g".into(), "-O0".into()]);
+        }
         if !job.banned_functions.is_empty() || !job.allowed_functions.is_empty() {
             if !crate::functions::applies_to(&language) {
                 return Err(JobError::invalid(
@@ -151,7 +167,9 @@ impl Engine {
                 ));
             }
             // Debug information names the file and line of each call.
-            job.compiler_options.push("-g".into());
+            if !job.analysis.memcheck {
+                job.compiler_options.push("-g".into());
+            }
         }
         let layout = Layout::new(&language, &job)?;
         let checker = match &job.checker {

@@ -55,7 +55,7 @@ pub(crate) fn refusal(job: &Job, work: &Path) -> Option<String> {
     let parts: Vec<String> = refused
         .into_iter()
         .map(|(name, sites)| {
-            let how = if job.banned_functions.iter().any(|b| *b == name) {
+            let how = if job.banned_functions.contains(&name) {
                 "banned"
             } else {
                 "not allowed"

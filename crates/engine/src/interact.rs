@@ -121,6 +121,7 @@ pub(crate) fn run_test(
         interactor: Some(StageSummary::from(&interaction)),
         cpu,
         output_files: None,
+        memcheck: None,
     })
 }
 

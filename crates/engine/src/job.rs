@@ -96,6 +96,17 @@ pub struct Job {
     /// reserved names, `_`-prefixed, such as the C runtime's and C++'s mangled
     /// ones, are always allowed).
     pub allowed_functions: Vec<String>,
+    /// Analyses of each run beside its verdict.
+    pub analysis: Analysis,
+}
+
+/// Analyses of a job's runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Analysis {
+    /// C and C++: run each test (or the run) under Valgrind's memcheck and
+    /// report invalid accesses, uninitialised values and leaks with the user's
+    /// file and line (see `memcheck.rs` for the limits it gets).
+    pub memcheck: bool,
 }
 
 /// One test case of a job.

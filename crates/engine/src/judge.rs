@@ -165,12 +165,17 @@ fn run_test(
         network: job.network,
         output_files: &job.output_files,
         output_caps: judging.output_caps,
+        memcheck: job.analysis.memcheck,
         ..RunInput::default()
     };
     if let Some(interactor) = &judging.interactor {
         return crate::interact::run_test(sandbox, program, interactor, test, input, judging);
     }
-    let (run, output_files) = run_collecting(sandbox, program, input)?;
+    let crate::pipeline::Collected {
+        outcome: run,
+        files: output_files,
+        memcheck,
+    } = run_collecting(sandbox, program, input)?;
     let (decision, checker) = if run.status != Status::Ok {
         (not_run(run.status), None)
     } else {
@@ -196,6 +201,7 @@ fn run_test(
         interactor: None,
         cpu,
         output_files,
+        memcheck,
     })
 }
 

@@ -44,6 +44,7 @@ pub mod job;
 mod judge;
 pub mod limits;
 pub mod live;
+pub mod memcheck;
 pub mod output_files;
 mod pipeline;
 pub mod result;
@@ -64,9 +65,10 @@ pub use checker::{CheckOutcome, Checker, CustomChecker, CustomProgram};
 pub use compile_cache::CompileCacheConfig;
 pub use error::{Error, Failure, JobError, Result};
 pub use installation::Installation;
-pub use job::{Harness, Job, JobBounds, JudgeOptions, SourceFile, TestCase};
+pub use job::{Analysis, Harness, Job, JobBounds, JudgeOptions, SourceFile, TestCase};
 pub use limits::LimitOverrides;
 pub use live::{Live, LiveEvent};
+pub use memcheck::{Finding, MemcheckReport};
 pub use output_files::{OutputCaps, OutputFile};
 pub use pipeline::Commands;
 pub use result::{CompileStage, ResultStatus, RunResult, Stage, StageSummary, TestResult, Timing};
@@ -357,17 +359,26 @@ impl Engine {
                         live,
                         output_files: &job.output_files,
                         output_caps: self.config.bounds.output,
+                        memcheck: job.analysis.memcheck,
                         ..pipeline::RunInput::default()
                     },
                 )
             };
             // More runs measure more steadily: the result is the last (or the
             // first that failed), with the mean times and memory of all of them.
-            let (mut outcome, mut files) = run_once()?;
+            let pipeline::Collected {
+                mut outcome,
+                mut files,
+                mut memcheck,
+            } = run_once()?;
             let (mut cpu, mut wall, mut memory, mut count) =
                 (outcome.cpu_time, outcome.wall_time, outcome.memory_kb, 1u32);
             while count < job.runs && outcome.status == runbox_sandbox::Status::Ok {
-                (outcome, files) = run_once()?;
+                pipeline::Collected {
+                    outcome,
+                    files,
+                    memcheck,
+                } = run_once()?;
                 cpu += outcome.cpu_time;
                 wall += outcome.wall_time;
                 memory += outcome.memory_kb;
@@ -381,6 +392,7 @@ impl Engine {
             result.status = outcome.status.into();
             result.run = Some(outcome);
             result.output_files = files;
+            result.memcheck = memcheck;
             return Ok(result);
         }
         self.judge(checked, &program, &mut result, progress)?;

@@ -560,6 +560,15 @@ pub(crate) struct RunInput<'a> {
     pub output_files: &'a [String],
     /// How many files and bytes may come back.
     pub output_caps: crate::output_files::OutputCaps,
+    /// Run under Valgrind's memcheck (with its limits raised).
+    pub memcheck: bool,
+}
+
+/// What one run gave: its outcome, the files asked for, memcheck's report.
+pub(crate) struct Collected {
+    pub outcome: Outcome,
+    pub files: Option<Vec<OutputFile>>,
+    pub memcheck: Option<crate::memcheck::MemcheckReport>,
 }
 
 /// One run of the program in a fresh box that sees its work directory read-only
@@ -586,9 +595,13 @@ pub(crate) fn run_collecting(
     sandbox: &Sandbox,
     program: &Program<'_>,
     input: RunInput<'_>,
-) -> Result<(Outcome, Option<Vec<OutputFile>>)> {
-    if input.output_files.is_empty() {
-        return Ok((run_program(sandbox, program, input)?, None));
+) -> Result<Collected> {
+    if input.output_files.is_empty() && !input.memcheck {
+        return Ok(Collected {
+            outcome: run_program(sandbox, program, input)?,
+            files: None,
+            memcheck: None,
+        });
     }
     let limits = input.limits.unwrap_or(program.limits);
     let volume = sandbox
@@ -598,7 +611,8 @@ pub(crate) fn run_collecting(
             source,
         })?;
     copy_missing(program.work, volume.path())?;
-    let before = crate::output_files::listing(volume.path());
+    let mut before = crate::output_files::listing(volume.path());
+    before.insert(crate::memcheck::XML_FILE.to_string());
     let own = Program {
         work: volume.path(),
         ..*program
@@ -606,29 +620,57 @@ pub(crate) fn run_collecting(
     let config = program_box(&own, &input);
     let pipe = input.live.and_then(Live::take_stdin);
     let outcome = stage(sandbox, "run", &config, input.live, pipe)?;
-    let files = crate::output_files::collect(
-        volume.path(),
-        input.output_files,
-        &before,
-        input.output_caps,
-    );
-    Ok((outcome, Some(files)))
+    let files = (!input.output_files.is_empty()).then(|| {
+        crate::output_files::collect(
+            volume.path(),
+            input.output_files,
+            &before,
+            input.output_caps,
+        )
+    });
+    let memcheck = input.memcheck.then(|| memcheck_report(volume.path()));
+    Ok(Collected {
+        outcome,
+        files,
+        memcheck,
+    })
+}
+
+/// Reads and parses what Valgrind wrote in the run's work directory; a run
+/// that left no report (Valgrind did not start, the program was killed before
+/// the report) gets an empty one, with the reason in the log.
+fn memcheck_report(dir: &Path) -> crate::memcheck::MemcheckReport {
+    use crate::memcheck::{MAX_XML_BYTES, XML_FILE, parse};
+    let read = runbox_sandbox::files::read_box_file(dir, Path::new(XML_FILE), MAX_XML_BYTES)
+        .map_err(|e| e.to_string())
+        .and_then(|xml| parse(&String::from_utf8_lossy(&xml), WORK_DIR));
+    read.unwrap_or_else(|err| {
+        tracing::warn!("no memcheck report: {err}");
+        crate::memcheck::MemcheckReport::default()
+    })
 }
 
 /// The box of one run of the program (its stdin the input's bytes).
 pub(crate) fn program_box(program: &Program<'_>, input: &RunInput<'_>) -> BoxConfig {
-    let limits = input.limits.unwrap_or(program.limits);
-    let argv = program
+    let mut limits = input.limits.unwrap_or(program.limits).clone();
+    let mut argv = program
         .language
         .run
         .expand(&program.layout.values(limits.memory_bytes, input.args));
-    // Only a run that returns files writes to its own copy of the work directory.
-    let work = if input.output_files.is_empty() {
+    if input.memcheck {
+        argv = crate::memcheck::wrap(argv, WORK_DIR);
+        limits.cpu_time *= crate::memcheck::TIME_FACTOR;
+        limits.wall_time *= crate::memcheck::TIME_FACTOR;
+        limits.memory_bytes += crate::memcheck::EXTRA_MEMORY;
+    }
+    // Only a run that returns files (or a memcheck report) writes to its own
+    // copy of the work directory.
+    let work = if input.output_files.is_empty() && !input.memcheck {
         BindMount::read_only(program.work, WORK_DIR)
     } else {
         BindMount::writable(program.work, WORK_DIR)
     };
-    let mut config = box_config(program.language, argv, limits.clone())
+    let mut config = box_config(program.language, argv, limits)
         .with_bind(work)
         .with_stdin(input.stdin.to_vec());
     for bind in input.extra {
@@ -656,6 +698,7 @@ pub(crate) fn empty_result(language: &Language) -> RunResult {
         compile: None,
         run: None,
         output_files: None,
+        memcheck: None,
         tests: None,
         passed: None,
         failed: None,

@@ -168,6 +168,9 @@ pub struct TestResult {
     /// The files the job asked for, as this test's run left them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_files: Option<Vec<OutputFile>>,
+    /// What memcheck found in this test's run (`analysis.memcheck`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memcheck: Option<crate::memcheck::MemcheckReport>,
 }
 
 /// Which clock the verdicts' CPU times come from, and how the tests were run.
@@ -200,6 +203,9 @@ pub struct RunResult {
     /// The files the job asked for, as the run left them (without tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_files: Option<Vec<OutputFile>>,
+    /// What memcheck found in the run (without tests, `analysis.memcheck`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memcheck: Option<crate::memcheck::MemcheckReport>,
     /// One result per test case, in test order; `None` without tests. With
     /// "stop at the first failure", the tests after the first failure are left out.
     pub tests: Option<Vec<TestResult>>,
@@ -294,6 +300,7 @@ mod tests {
             interactor: None,
             cpu: None,
             output_files: None,
+            memcheck: None,
         };
         let mut result = RunResult {
             id: "x".into(),
@@ -303,6 +310,7 @@ mod tests {
             compile: None,
             run: None,
             output_files: None,
+            memcheck: None,
             tests: Some(vec![test("1"), test("2"), test("3")]),
             passed: None,
             failed: None,

@@ -111,3 +111,26 @@ async fn a_banned_function_is_a_compile_error_that_names_it() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memcheck_reports_a_leak_at_its_line_beside_the_verdict() {
+    let app = App::start().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/execute",
+            json!({
+                "language": "c",
+                "source": "#include <stdlib.h>\n#include <stdio.h>\nint main(void) {\n  char *p = malloc(24);\n  p = 0;\n  puts(\"ok\");\n  return 0;\n}\n",
+                "analysis": {"memcheck": true},
+                "tests": [{"expected_output": "ok\n"}],
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "accepted", "{body}");
+    let report = &body["tests"][0]["memcheck"];
+    assert_eq!(report["definitely_lost_bytes"], 24, "{body}");
+    assert_eq!(report["findings"][0]["line"], 4, "{body}");
+    assert_eq!(report["findings"][0]["file"], "main.c", "{body}");
+    app.stop().await;
+}

@@ -68,6 +68,17 @@ pub struct JudgeArgs {
     /// Pin each test's box to one CPU.
     #[arg(long)]
     pin_cpu: bool,
+    /// C and C++: run each test under Valgrind's memcheck and show what it
+    /// found (invalid reads and writes, uninitialised values, leaks) by line.
+    #[arg(long)]
+    memcheck: bool,
+    /// C and C++: a library function the solution may not call (repeat for
+    /// more); a call to one is a compile error naming where it is called.
+    #[arg(long = "banned-function", value_name = "NAME")]
+    banned_functions: Vec<String>,
+    /// C and C++: the only library functions the solution may call (repeat).
+    #[arg(long = "allowed-function", value_name = "NAME")]
+    allowed_functions: Vec<String>,
     /// How many tests run at once [default: the number of CPUs].
     #[arg(long, value_name = "N")]
     jobs: Option<u32>,
@@ -134,6 +145,11 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
             pin_cpu: args.pin_cpu,
         },
         harness,
+        banned_functions: args.banned_functions.clone(),
+        allowed_functions: args.allowed_functions.clone(),
+        analysis: runbox_engine::Analysis {
+            memcheck: args.memcheck,
+        },
         ..Job::default()
     };
     let workers = args
@@ -335,6 +351,21 @@ fn why(test: &runbox_engine::TestResult) -> String {
     }
 }
 
+/// memcheck's findings under a test's row: one line each, at the user's line.
+fn print_memcheck(width: usize, report: &runbox_engine::MemcheckReport) {
+    if report.findings.is_empty() {
+        println!("{:<width$}  memcheck: clean", "");
+        return;
+    }
+    for finding in &report.findings {
+        let place = match (&finding.file, finding.line) {
+            (Some(file), Some(line)) => format!("{file}:{line}: "),
+            _ => String::new(),
+        };
+        println!("{:<width$}  memcheck: {place}{}", "", finding.what);
+    }
+}
+
 /// The compile line, a table of the tests, and a summary.
 fn print_report(result: &RunResult) {
     let language = match &result.version {
@@ -377,6 +408,9 @@ fn print_report(result: &RunResult) {
             millis(test.run.wall_time),
             kib(test.run.memory_kb)
         );
+        if let Some(report) = &test.memcheck {
+            print_memcheck(width, report);
+        }
     }
     let passed = result.passed.unwrap_or(0);
     let mut summary = format!("{}: {passed}/{} passed", result.status, tests.len());

@@ -26,7 +26,7 @@ use crate::wire::types::*;
     ),
     components(schemas(
         Encoding, Data, EncodedData, FileInput, LimitsInput, TestInput, CheckerInput, ProgramInput, HarnessInput, TimingBody,
-        ExecuteRequest, StageBody, HelperStageBody, OutputFileBody, TestBody, ResultBody, SubmissionCreated, SubmissionBody,
+        ExecuteRequest, StageBody, HelperStageBody, OutputFileBody, AnalysisInput, TestBody, ResultBody, SubmissionCreated, SubmissionBody,
         WebhookBody, SubmissionPage, BatchRequest, BatchCreated, LanguageBody, HealthBody,
         ReadyBody, WorkerBody, ErrorBody, ErrorDetail,
     )),

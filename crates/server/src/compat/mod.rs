@@ -122,6 +122,7 @@ pub fn native_request(language: &str) -> ExecuteRequest {
         output_files: Vec::new(),
         banned_functions: Vec::new(),
         allowed_functions: Vec::new(),
+        analysis: None,
         callback_url: None,
         adapter: None,
     }

@@ -177,6 +177,9 @@ pub fn job_from_request(
         output_files: request.output_files.clone(),
         banned_functions: request.banned_functions.clone(),
         allowed_functions: request.allowed_functions.clone(),
+        analysis: runbox_engine::Analysis {
+            memcheck: request.analysis.as_ref().is_some_and(|a| a.memcheck),
+        },
     })
 }
 
@@ -576,6 +579,7 @@ pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
         }),
         run: result.run.as_ref().map(|s| stage_body(s, format)),
         output_files: result.output_files.as_deref().map(output_files_body),
+        memcheck: result.memcheck.clone(),
         tests: result.tests.as_ref().map(|tests| {
             tests
                 .iter()
@@ -587,6 +591,7 @@ pub fn result_body(result: &RunResult, format: OutputFormat) -> ResultBody {
                     checker: t.checker.as_ref().map(helper_body),
                     interactor: t.interactor.as_ref().map(helper_body),
                     output_files: t.output_files.as_deref().map(output_files_body),
+                    memcheck: t.memcheck.clone(),
                     stage: stage_body(&t.run, format),
                 })
                 .collect()
@@ -744,6 +749,7 @@ pub fn internal_result(id: &str, language: &str, message: String) -> ResultBody 
         compile: None,
         run: None,
         output_files: None,
+        memcheck: None,
         tests: None,
         passed: None,
         failed: None,

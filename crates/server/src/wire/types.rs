@@ -252,6 +252,9 @@ pub struct ExecuteRequest {
     /// `_`-prefixed names such as the C runtime's are always allowed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_functions: Vec<String>,
+    /// Analyses of each run beside its verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisInput>,
     /// Where the result is POSTed when done (asynchronous submissions only).
     #[serde(default)]
     pub callback_url: Option<String>,
@@ -316,6 +319,18 @@ pub struct HelperStageBody {
     pub memory_kb: u64,
 }
 
+/// Analyses of a job's runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisInput {
+    /// C and C++: each test (or the run) under Valgrind's memcheck: invalid
+    /// reads and writes, uninitialised values, definitely and indirectly lost
+    /// bytes, each at the user's file and line. The run gets 20 times its time
+    /// limits and 512 MiB more memory; the program is compiled with `-g -O0`.
+    #[serde(default)]
+    pub memcheck: bool,
+}
+
 /// A file a run was asked to return.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OutputFileBody {
@@ -358,6 +373,11 @@ pub struct TestBody {
     /// The files asked for, as this test's run left them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_files: Option<Vec<OutputFileBody>>,
+    /// What memcheck found in this test's run (with `analysis.memcheck`):
+    /// counts and each finding's kind, description, file, line and function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub memcheck: Option<runbox_engine::MemcheckReport>,
     /// The run.
     #[serde(flatten)]
     pub stage: StageBody,
@@ -383,6 +403,10 @@ pub struct ResultBody {
     /// The files asked for, as the run left them (without tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_files: Option<Vec<OutputFileBody>>,
+    /// What memcheck found in the run (without tests, with `analysis.memcheck`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub memcheck: Option<runbox_engine::MemcheckReport>,
     /// The tests, in order, when the job had tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests: Option<Vec<TestBody>>,

@@ -433,6 +433,7 @@ mod tests {
             compile: None,
             run,
             output_files: None,
+            memcheck: None,
             tests: None,
             passed: None,
             failed: None,
