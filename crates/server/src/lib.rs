@@ -30,6 +30,7 @@ pub mod listener;
 pub mod logging;
 pub mod readiness;
 pub mod runner;
+pub mod session;
 pub mod state;
 pub mod time;
 pub mod webhook;
