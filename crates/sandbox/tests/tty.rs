@@ -252,7 +252,7 @@ fn dev_tty_of_a_tty_box_is_its_own_terminal_not_the_hosts() {
 
 /// A terminal pair of the host's, open for the length of a test.
 fn host_pty() -> (OwnedFd, std::fs::File) {
-    use rustix_pty::pty;
+    use rustix::pty;
     let master = pty::openpt(pty::OpenptFlags::RDWR | pty::OpenptFlags::NOCTTY).unwrap();
     pty::grantpt(&master).unwrap();
     pty::unlockpt(&master).unwrap();

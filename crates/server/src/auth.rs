@@ -76,8 +76,11 @@ impl Caller {
     }
 }
 
-/// The key a request carries: `Authorization: Bearer K`, `X-API-Key: K` or
-/// (for Judge0 clients) `X-Auth-Token: K`.
+/// The WebSocket subprotocol prefix that carries an API key from a browser.
+pub const SUBPROTOCOL_KEY_PREFIX: &str = "runbox.key.";
+
+/// The key a request carries: `Authorization: Bearer K`, `X-API-Key: K`, (for
+/// Judge0 clients) `X-Auth-Token: K`, or a WebSocket subprotocol `runbox.key.K`.
 pub fn presented_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
         let text = value
@@ -92,6 +95,16 @@ pub fn presented_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
             ));
         };
         return Ok(Some(token.trim().to_string()));
+    }
+    // Browsers cannot set headers on a WebSocket: they offer the key as a
+    // subprotocol, `runbox.key.<API key>` (see docs/sessions.md).
+    if let Some(value) = headers.get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        && let Ok(text) = value.to_str()
+        && let Some(key) = text
+            .split(',')
+            .find_map(|offered| offered.trim().strip_prefix(SUBPROTOCOL_KEY_PREFIX))
+    {
+        return Ok(Some(key.to_string()));
     }
     for name in ["x-api-key", "x-auth-token"] {
         if let Some(value) = headers.get(name) {

@@ -29,8 +29,10 @@ pub mod intake;
 pub mod listener;
 pub mod logging;
 pub mod prometheus;
+pub mod playground;
 pub mod readiness;
 pub mod runner;
+pub mod session;
 pub mod state;
 pub mod time;
 pub mod webhook;
@@ -265,6 +267,7 @@ pub async fn work(
 pub fn router(state: SharedState, config: &ServerConfig) -> axum::Router {
     api::routes()
         .merge(compat::routes())
+        .merge(playground::routes())
         .fallback(|| async { ApiError::not_found("no such route: see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError {

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use runbox_engine::{CheckedJob, Engine, Job, JobError, Live, LiveEvent, RunResult};
-use runbox_sandbox::Signaller;
+use runbox_sandbox::{Signaller, Terminal, TerminalSize};
 use runbox_store::{ClaimedJob, Completion, JobState, NewSubmission, Store, StoreEvent, now_ms};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
@@ -122,6 +122,19 @@ pub struct Ran {
     pub result: Result<RunResult, String>,
 }
 
+/// The caller's side of a live job (see [`Runner::execute_live`]).
+pub struct LiveChannels {
+    /// Hears each stage and its output as they happen, on the job's thread.
+    pub events: Box<dyn Fn(LiveEvent<'_>) + Send + Sync>,
+    /// The read end of the program's stdin pipe.
+    pub stdin: OwnedFd,
+    /// Reaches the program; cancel it to stop the job.
+    pub signals: Signaller,
+    /// TTY mode: the program runs on a terminal of this size, resized through
+    /// the handle.
+    pub terminal: Option<(TerminalSize, Terminal)>,
+}
+
 /// How a job is run on the engine: at once, or live.
 type RunWith = Box<dyn FnOnce(&Engine, &CheckedJob) -> runbox_engine::Result<RunResult> + Send>;
 
@@ -219,24 +232,21 @@ impl Runner {
             .await
     }
 
-    /// Runs a checked job now as a live job: `events` hears each stage and its
-    /// output as they happen, the program reads `stdin`, and `signals` reach it
-    /// (cancel it to stop the job). The result is returned and stored like an
-    /// execute's.
+    /// Runs a checked job now as a live job, talking to it through `channels`.
+    /// The result is returned and stored like an execute's.
     pub async fn execute_live(
         self: &Arc<Self>,
         caller: &Caller,
         job: CheckedJob,
         record: Record,
-        events: Box<dyn Fn(LiveEvent<'_>) + Send + Sync>,
-        stdin: OwnedFd,
-        signals: Signaller,
+        channels: LiveChannels,
     ) -> Result<Ran, Refusal> {
         let run: RunWith = Box::new(move |engine, job| {
             let live = Live {
-                events: &*events,
-                stdin: std::sync::Mutex::new(Some(stdin)),
-                signals,
+                events: &*channels.events,
+                stdin: std::sync::Mutex::new(Some(channels.stdin)),
+                signals: channels.signals,
+                terminal: channels.terminal,
             };
             engine.run_live(job, &live)
         });

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod doctor;
+pub mod interactive;
 pub mod job;
 pub mod judge;
 pub mod keys;

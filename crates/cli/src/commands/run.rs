@@ -1,11 +1,11 @@
 //! `runbox run`: compile and run source files, with the program's output passed through.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use runbox_engine::{Job, ResultStatus, RunResult, Stage};
+use runbox_engine::{Job, ResultStatus, RunResult, SourceFile, Stage};
 
 use super::job::{LimitArgs, kib, language_of, millis, read_sources};
 use super::{CacheArgs, CatalogArgs};
@@ -23,9 +23,17 @@ pub const EXIT_TIME_LIMIT: u8 = 124;
 #[derive(Args)]
 pub struct RunArgs {
     /// Source files; the first is the entry. The language comes from its extension
-    /// (or its #! line) unless --language is given.
-    #[arg(required = true, value_name = "FILE")]
+    /// (or its #! line) unless --language is given. `-` reads the code from stdin
+    /// (with --language).
+    #[arg(
+        required_unless_present = "eval",
+        conflicts_with = "eval",
+        value_name = "FILE"
+    )]
     files: Vec<PathBuf>,
+    /// The code to run, given inline (with --language): `runbox run -l python -e 'print(1)'`.
+    #[arg(short = 'e', long = "eval", value_name = "CODE", requires = "language")]
+    eval: Option<String>,
     /// The language: a catalog id or alias (`runbox languages` lists them).
     #[arg(short, long, value_name = "LANG")]
     language: Option<String>,
@@ -37,7 +45,10 @@ pub struct RunArgs {
         value_name = "VERSION"
     )]
     version: Option<String>,
-    /// File to feed on stdin (`-` for runbox's own stdin); default: empty.
+    /// File to feed on stdin (`-` for runbox's own stdin). Without it the
+    /// program reads runbox's stdin as it runs: on a terminal, the program runs
+    /// on one too (prompts show as they are printed, Ctrl-C reaches it);
+    /// piped, it reads the pipe.
     #[arg(long, value_name = "FILE")]
     stdin: Option<PathBuf>,
     #[command(flatten)]
@@ -69,11 +80,34 @@ pub struct RunArgs {
 /// one), or one of the EXIT_* codes for a compile error or a limit.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let catalog = args.catalog.catalog()?;
-    let files = read_sources(&args.files)?;
-    let language = language_of(&catalog, args.language.as_deref(), &files, &args.files[0])?;
-    let stdin = match &args.stdin {
-        Some(path) => super::sandbox::read_input(path)?,
-        None => Vec::new(),
+    let code_from_stdin = args.files.first().is_some_and(|f| f.as_os_str() == "-");
+    let (files, first) = match (&args.eval, code_from_stdin) {
+        (Some(code), _) => (
+            vec![SourceFile::unnamed(code.as_bytes())],
+            PathBuf::from("-e"),
+        ),
+        (None, true) => {
+            if args.language.is_none() {
+                anyhow::bail!("code read from stdin needs --language");
+            }
+            let code = super::sandbox::read_input(Path::new("-"))?;
+            (vec![SourceFile::unnamed(code)], PathBuf::from("-"))
+        }
+        (None, false) => (read_sources(&args.files)?, args.files[0].clone()),
+    };
+    let language = language_of(&catalog, args.language.as_deref(), &files, &first)?;
+    // The program talks to runbox's stdin as it runs, unless stdin is taken
+    // (by the code, or --stdin) or the result is wanted as one JSON document.
+    let input = match &args.stdin {
+        Some(path) => Input::Bytes(super::sandbox::read_input(path)?),
+        None if code_from_stdin => Input::Bytes(Vec::new()),
+        None if args.json => Input::Bytes(super::sandbox::read_input(Path::new("-"))?),
+        None if std::io::stdin().is_terminal() => Input::Terminal,
+        None => Input::Pipe,
+    };
+    let stdin = match &input {
+        Input::Bytes(bytes) => bytes.clone(),
+        Input::Terminal | Input::Pipe => Vec::new(),
     };
     let job = Job {
         language,
@@ -88,7 +122,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // Two boxes at once at most: a stage, and the version check beside it.
     let engine = super::engine(catalog, 2, Some(&args.cache))?;
-    let result = engine.check_and_run(&job)?;
+    let result = match input {
+        Input::Bytes(_) => engine.check_and_run(&job)?,
+        Input::Terminal | Input::Pipe => {
+            let checked = engine.check_live(job)?;
+            let result =
+                super::interactive::run(&engine, &checked, matches!(input, Input::Terminal))?;
+            if !args.quiet {
+                eprintln!("{}", summary(&result));
+            }
+            return Ok(exit_code(&result));
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(exit_code(&result));
@@ -99,6 +144,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", summary(&result));
     }
     Ok(exit_code(&result))
+}
+
+/// Where the program's stdin comes from.
+enum Input {
+    /// These bytes, all known before it starts.
+    Bytes(Vec<u8>),
+    /// runbox's own stdin, a terminal: the program runs on a terminal too.
+    Terminal,
+    /// runbox's own stdin, read as the program runs.
+    Pipe,
 }
 
 /// Writes what the program (or the failed compiler) printed to our stdout/stderr.

@@ -27,6 +27,7 @@ use crate::wire::types::*;
 pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/api/v1/execute", post(execute))
+        .route("/api/v1/sessions", get(crate::session::native::sessions))
         .route("/api/v1/submissions", post(submit).get(list_submissions))
         .route("/api/v1/submissions/batch", post(submit_batch))
         .route("/api/v1/submissions/{id}", get(get_submission))

@@ -22,6 +22,7 @@ use crate::wire::types::*;
         super::metrics_text,
         super::workers,
         super::audit_log,
+        crate::session::native::sessions,
         document,
     ),
     components(schemas(
@@ -32,7 +33,7 @@ use crate::wire::types::*;
     )),
     modifiers(&Security),
     tags(
-        (name = "runs", description = "Synchronous runs"),
+        (name = "runs", description = "Synchronous runs, and interactive sessions over WebSocket (GET /api/v1/sessions, docs/sessions.md)"),
         (name = "submissions", description = "Queued runs, history, batches"),
         (name = "meta", description = "Languages, health, metrics, audit"),
         (name = "fleet", description = "Worker nodes"),
