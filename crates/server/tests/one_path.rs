@@ -185,7 +185,7 @@ async fn judge0_lists_each_installed_language_version_once() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|l| l["id"] == 113)
+        .find(|l| l["id"] == 109)
         .unwrap();
     assert_eq!(alias["is_archived"], true, "{alias}");
     app.stop().await;

@@ -12,8 +12,12 @@ use super::CatalogArgs;
 #[derive(Args)]
 pub struct LanguagesArgs {
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
+    /// Print a Markdown table of the installed versions, one column per runtime
+    /// (how docs/languages.md is made).
+    #[arg(long)]
+    markdown: bool,
     #[command(flatten)]
     catalog: CatalogArgs,
 }
@@ -61,6 +65,10 @@ pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if args.markdown {
+        print!("{}", markdown(&languages));
+        return Ok(ExitCode::SUCCESS);
+    }
     let width = languages.iter().map(|(l, _)| l.id.len()).max().unwrap_or(2);
     let name_width = languages
         .iter()
@@ -97,4 +105,50 @@ pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
     let installed = languages.iter().filter(|(_, i)| i.is_installed()).count();
     println!("{installed} of {} installed", languages.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The installed versions as a Markdown table: a row per language, a column per
+/// runtime (the host's first), and a line with the totals.
+fn markdown(languages: &[(std::sync::Arc<runbox_engine::Language>, Installation)]) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write as _;
+
+    let mut runtimes: Vec<&str> = vec![runbox_engine::runtime::HOST];
+    for (language, _) in languages {
+        if !runtimes.contains(&language.variant()) {
+            runtimes.push(language.variant());
+        }
+    }
+    runtimes[1..].sort_unstable();
+    // id -> (name, runtime -> version)
+    let mut rows: BTreeMap<&str, (&str, BTreeMap<&str, String>)> = BTreeMap::new();
+    let mut pairs = 0;
+    for (language, installation) in languages {
+        if !installation.is_installed() {
+            continue;
+        }
+        pairs += 1;
+        let version = installation.version().unwrap_or("installed").to_string();
+        rows.entry(&language.id)
+            .or_insert_with(|| (&language.name, BTreeMap::new()))
+            .1
+            .insert(language.variant(), version);
+    }
+    let mut out = String::new();
+    let header: Vec<String> = runtimes.iter().map(|r| format!("`{r}`")).collect();
+    let _ = writeln!(out, "| Language | id | {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|---|{}", "---|".repeat(runtimes.len()));
+    for (id, (name, versions)) in &rows {
+        let cells: Vec<&str> = runtimes
+            .iter()
+            .map(|r| versions.get(r).map_or("", String::as_str))
+            .collect();
+        let _ = writeln!(out, "| {name} | `{id}` | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(
+        out,
+        "\n{} languages, {pairs} (language, version) pairs installed.",
+        rows.len()
+    );
+    out
 }

@@ -331,9 +331,15 @@ mod tests {
                     .iter()
                     .any(|v| std::ptr::eq(v.as_ref(), language.as_ref()))
             );
-            // Without a version, a name means its host entry.
+            // Without a version, a name means its entry marked default, else its
+            // host entry when it has one.
             let chosen = catalog.get(&language.id).unwrap();
-            assert!(chosen.runtime.is_none(), "{}", language.id);
+            if variants.iter().any(|v| v.default) {
+                assert!(chosen.default, "{}", language.id);
+            } else {
+                let has_host = variants.iter().any(|v| v.runtime.is_none());
+                assert_eq!(chosen.runtime.is_none(), has_host, "{}", language.id);
+            }
         }
     }
 
@@ -349,6 +355,16 @@ mod tests {
         assert_eq!(trixie.source_file, host.source_file);
         assert_eq!(trixie.extensions, host.extensions);
         assert!(!trixie.core, "core is the host entry's alone");
+    }
+
+    #[test]
+    fn a_runtime_entry_without_a_host_entry_is_whole_and_chosen_without_a_version() {
+        let catalog = Catalog::embedded().unwrap();
+        let janet = catalog.get("janet").unwrap();
+        assert_eq!(janet.variant(), "debian-sid");
+        assert_eq!(janet.name, "Janet");
+        assert_eq!(janet.source_file, "main.janet");
+        assert!(catalog.variants("janet").unwrap().len() == 1);
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! Judge0 CE's language ids for the languages runbox has.
 //!
-//! Judge0 gives each compiler version its own id; clients hard-code them (the
-//! official SDK maps `PYTHON` to 71 for 1.13.1 and to 113 for 1.14.0). Every id of
-//! either release that names a language runbox has is accepted and runs that
-//! language's installed version. Languages Judge0 CE lacks get ids from 1001 on.
+//! Judge0 gives each compiler version its own id; clients hard-code them. Ids 45 to
+//! 89 and their versions are Judge0 CE 1.13.1's seeds (`db/languages/active.rb` in
+//! the judge0 repository); ids 90 on are those of Judge0 CE 1.14.0, which serves
+//! them but does not publish its seeds (the official Python SDK maps PYTHON to 71
+//! for 1.13.1 and to 100 for 1.14.0, CPP to 54 and 105, JAVA to 62 and 91). Every
+//! id that names a language runbox has is accepted and runs the installed version
+//! closest to Judge0's; ids of compilers runbox lacks (Plain Text, Executable,
+//! FreeBASIC, Clang's C and C++, Swift, VB.NET, F#, Python 2, Dart, ...) are absent.
+//! Languages Judge0 CE lacks get ids from 1001 on. The archived ids (1 to 42) and
+//! Judge0 Extra CE's ids (which reuse 1 to 25 for other languages) are not served.
 
 use std::sync::Arc;
 
@@ -19,7 +25,8 @@ pub struct Judge0Language {
     /// Judge0's name, with `{v}` for the installed version.
     pub name: &'static str,
     /// The version Judge0's own list gives this id (`3.8.1` for 71); empty for
-    /// runbox's own ids (1001 on), which run whatever is installed.
+    /// runbox's own ids (1001 on) and for ids whose compiler runbox runs under
+    /// another name (DMD's D, Clang's Objective-C), which run whatever is installed.
     pub version: &'static str,
 }
 
@@ -63,7 +70,9 @@ pub const LANGUAGES: &[Judge0Language] = &[
     at(51, "csharp", "C# (Mono {v})", "6.6.0"),
     at(86, "clojure", "Clojure ({v})", "1.10.1"),
     at(55, "commonlisp", "Common Lisp (SBCL {v})", "2.0.0"),
-    at(56, "d", "D (GDC {v})", "9.2.0"),
+    // Judge0's D is DMD 2.089.1 and its Objective-C is Clang 7.0.1: runbox has GDC
+    // and GCC's gobjc, whose version numbers are not comparable to those.
+    lang(56, "d", "D (GDC {v}, for DMD 2.089.1)"),
     at(57, "elixir", "Elixir ({v})", "1.9.4"),
     at(58, "erlang", "Erlang (OTP {v})", "22.2"),
     at(59, "fortran", "Fortran (GFortran {v})", "9.2.0"),
@@ -86,15 +95,16 @@ pub const LANGUAGES: &[Judge0Language] = &[
     at(65, "ocaml", "OCaml ({v})", "4.09.0"),
     at(66, "octave", "Octave ({v})", "5.1.0"),
     at(67, "pascal", "Pascal (FPC {v})", "3.0.4"),
+    at(77, "cobol", "COBOL (GnuCOBOL {v})", "2.2"),
+    lang(79, "objc", "Objective-C (GCC {v}, for Clang 7.0.1)"),
     at(85, "perl", "Perl ({v})", "5.28.1"),
     at(68, "php", "PHP ({v})", "7.4.1"),
     at(98, "php", "PHP ({v})", "8.3.11"),
-    at(69, "prolog", "Prolog (SWI-Prolog {v})", "8.2.0"),
+    at(69, "gprolog", "Prolog (GNU Prolog {v})", "1.4.5"),
     at(71, "python", "Python ({v})", "3.8.1"),
     at(92, "python", "Python ({v})", "3.11.2"),
     at(100, "python", "Python ({v})", "3.12.5"),
     at(109, "python", "Python ({v})", "3.13.2"),
-    at(113, "python", "Python ({v})", "3.14.0"),
     at(80, "r", "R ({v})", "4.0.0"),
     at(99, "r", "R ({v})", "4.4.1"),
     at(72, "ruby", "Ruby ({v})", "2.7.0"),
@@ -114,6 +124,43 @@ pub const LANGUAGES: &[Judge0Language] = &[
     lang(1006, "scheme", "Scheme (Guile {v})"),
     lang(1007, "tcl", "Tcl ({v})"),
     lang(1008, "ada", "Ada (GNAT {v})"),
+    lang(1009, "prolog", "Prolog (SWI-Prolog {v})"),
+    lang(1010, "basic", "BASIC (yabasic {v})"),
+    lang(1011, "chezscheme", "Scheme (Chez Scheme {v})"),
+    lang(1012, "chicken", "Scheme (CHICKEN {v})"),
+    lang(1013, "clisp", "Common Lisp (CLISP {v})"),
+    lang(1014, "coffeescript", "CoffeeScript ({v})"),
+    lang(1015, "dash", "Dash ({v})"),
+    lang(1016, "ecl", "Common Lisp (ECL {v})"),
+    lang(1017, "elisp", "Emacs Lisp (Emacs {v})"),
+    lang(1018, "elvish", "Elvish ({v})"),
+    lang(1019, "fennel", "Fennel ({v})"),
+    lang(1020, "fish", "fish ({v})"),
+    lang(1021, "forth", "Forth (Gforth {v})"),
+    lang(1022, "gp", "PARI/GP ({v})"),
+    lang(1023, "haxe", "Haxe ({v})"),
+    lang(1024, "hy", "Hy ({v})"),
+    lang(1025, "icon", "Icon ({v})"),
+    lang(1026, "janet", "Janet ({v})"),
+    lang(1027, "jq", "jq ({v})"),
+    lang(1028, "ksh", "KornShell (ksh 93u+m/{v})"),
+    lang(1029, "llvm", "LLVM IR (Clang {v})"),
+    lang(1030, "luajit", "LuaJIT ({v})"),
+    lang(1031, "micropython", "MicroPython ({v})"),
+    lang(1032, "mksh", "mksh (R{v})"),
+    lang(1033, "modula2", "Modula-2 (GNU Modula-2 {v})"),
+    lang(1034, "newlisp", "newLISP ({v})"),
+    lang(1035, "nickle", "Nickle ({v})"),
+    lang(1036, "picolisp", "PicoLisp ({v})"),
+    lang(1037, "pike", "Pike ({v})"),
+    lang(1038, "raku", "Raku (Rakudo {v})"),
+    lang(1039, "rc", "rc ({v})"),
+    lang(1040, "rexx", "Rexx (Regina {v})"),
+    lang(1041, "sml", "Standard ML (Poly/ML {v})"),
+    lang(1042, "tcsh", "tcsh ({v})"),
+    lang(1043, "vala", "Vala ({v})"),
+    lang(1044, "verilog", "Verilog (Icarus Verilog {v})"),
+    lang(1045, "zsh", "Zsh ({v})"),
 ];
 
 /// The entry of a Judge0 id.
@@ -225,6 +272,92 @@ mod tests {
         }
         assert_eq!(id_of("cpp"), Some(52));
         assert_eq!(by_id(70), None, "Python 2 is not in the catalog");
+    }
+
+    #[test]
+    fn ids_carry_the_language_and_version_of_judge0_ce_1_13_1_seeds() {
+        // From judge0's db/languages/active.rb: (id, runbox language, version).
+        for (id, runbox, version) in [
+            (45, "nasm", "2.14.02"),
+            (46, "bash", "5.0.0"),
+            (50, "c", "9.2.0"),
+            (54, "cpp", "9.2.0"),
+            (51, "csharp", "6.6.0"),
+            (62, "java", "13.0.1"),
+            (63, "javascript", "12.14.0"),
+            (69, "gprolog", "1.4.5"),
+            (71, "python", "3.8.1"),
+            (73, "rust", "1.40.0"),
+            (77, "cobol", "2.2"),
+            (86, "clojure", "1.10.1"),
+            (88, "groovy", "3.0.3"),
+        ] {
+            let language = by_id(id).unwrap_or_else(|| panic!("{id} is served"));
+            assert_eq!(
+                (language.runbox, language.version),
+                (runbox, version),
+                "{id}"
+            );
+        }
+        // DMD's D and Clang's Objective-C run GDC and gobjc, and say so.
+        assert_eq!(by_id(56).unwrap().runbox, "d");
+        assert!(
+            by_id(56)
+                .unwrap()
+                .display_name(Some("12.2.0"))
+                .contains("for DMD 2.089.1")
+        );
+        assert_eq!(by_id(79).unwrap().runbox, "objc");
+        // Plain Text, Executable, FreeBASIC, Clang's C and C++, Python 2, Swift,
+        // VB.NET, F# and Dart have nothing behind them.
+        for absent in [43, 44, 47, 70, 75, 76, 83, 84, 87, 90] {
+            assert_eq!(by_id(absent), None, "{absent}");
+        }
+    }
+
+    #[test]
+    fn an_id_runs_the_closest_installed_version_of_its_major_line_and_says_so() {
+        let catalog = runbox_engine::Catalog::embedded().unwrap();
+        let python = catalog.get("python").unwrap();
+        let installed = |versions: &[&str]| -> Vec<(Arc<Language>, Installation)> {
+            versions
+                .iter()
+                .map(|v| {
+                    (
+                        python.clone(),
+                        Installation::Installed {
+                            version: Some(v.to_string()),
+                        },
+                    )
+                })
+                .collect()
+        };
+        let versions = installed(&["3.11.2", "3.13.5", "3.14.0"]);
+        let version_of = |id: u32| {
+            pick(by_id(id).unwrap(), &versions)
+                .and_then(|(_, i)| i.version())
+                .map(str::to_string)
+        };
+        assert_eq!(version_of(92).as_deref(), Some("3.11.2"), "3.11.2 is exact");
+        assert_eq!(
+            version_of(71).as_deref(),
+            Some("3.11.2"),
+            "3.8 -> the closest 3.x"
+        );
+        assert_eq!(
+            version_of(100).as_deref(),
+            Some("3.13.5"),
+            "3.12 -> 3.11 or 3.13: the newer"
+        );
+        assert_eq!(version_of(109).as_deref(), Some("3.13.5"));
+        assert_eq!(
+            by_id(71).unwrap().display_name(Some("3.11.2")),
+            "Python (3.11.2, for 3.8.1)"
+        );
+        assert_eq!(
+            by_id(92).unwrap().display_name(Some("3.11.2")),
+            "Python (3.11.2)"
+        );
     }
 
     #[test]

@@ -1,3 +1,0 @@
-for arg in CommandLine.arguments.dropFirst() {
-    print(arg)
-}

@@ -1,1 +1,0 @@
-let x: Int = "not a number"

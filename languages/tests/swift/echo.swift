@@ -1,3 +1,0 @@
-while let line = readLine(strippingNewline: false) {
-    print(line, terminator: "")
-}
