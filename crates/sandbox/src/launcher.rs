@@ -5,6 +5,12 @@
 //! no move into a v1 cgroup, which after an idle spell waits ~10 ms for an RCU
 //! grace period (cgroup v1 lets one thread of a process sit in another cgroup; on
 //! v2 boxes are cloned straight into their cgroup with `CLONE_INTO_CGROUP`).
+//!
+//! The thread moves itself (it writes `0` to the cgroup's `tasks`): a thread that
+//! moves itself is spared the kernel's global threadgroup lock, whose first
+//! writer after an idle spell waits for an RCU grace period (10-30 ms on a busy
+//! VM), where a move of another thread by its id does wait. A sandbox made for
+//! one command (`runbox sandbox`) places a fresh thread every time.
 
 use std::os::fd::OwnedFd;
 use std::sync::mpsc;
@@ -34,15 +40,12 @@ impl Launcher {
             source: e,
         })?;
         let (jobs, queue) = mpsc::channel::<Job>();
-        let (ready_tx, ready) = mpsc::sync_channel::<Result<i32>>(1);
+        let (ready_tx, ready) = mpsc::sync_channel::<Result<()>>(1);
         let thread = std::thread::Builder::new()
             .name("runbox-launcher".into())
             .spawn(move || {
                 block_forward_signal();
-                let entered = namespaces::enter_netns(&netns).map(|()| {
-                    // SAFETY: gettid has no preconditions.
-                    unsafe { libc::gettid() }
-                });
+                let entered = namespaces::enter_netns(&netns);
                 let ok = entered.is_ok();
                 let _ = ready_tx.send(entered);
                 if ok {
@@ -58,12 +61,12 @@ impl Launcher {
             thread: Some(thread),
             placed: false,
         };
-        let tid = ready.recv().map_err(|_| Error::Syscall {
+        ready.recv().map_err(|_| Error::Syscall {
             call: "launcher start",
             source: std::io::Error::other("thread died"),
         })??;
         if let Some(cg) = cgroup {
-            launcher.placed = cg.place_thread(tid)?;
+            launcher.placed = launcher.run(|| cg.place_current_thread())??;
         }
         Ok(launcher)
     }

@@ -30,6 +30,7 @@ pub mod doctor;
 mod error;
 pub mod files;
 mod init;
+mod lasting;
 mod launcher;
 pub mod live;
 mod mounts;
@@ -77,6 +78,11 @@ pub struct SandboxOptions {
     /// Outbound network for boxes that ask for it ([`BoxConfig::with_network`]);
     /// `None`, the default: no box has any network.
     pub network: Option<NetworkOptions>,
+    /// For a process that runs a box or a few and exits (a command line): hold
+    /// `max_boxes` numbered slots shared with other such processes, whose cgroups
+    /// and empty network namespaces outlive each process, instead of making and
+    /// removing its own (like isolate's box ids). Waits while all 64 are held.
+    pub one_shot: bool,
 }
 
 impl Default for SandboxOptions {
@@ -87,6 +93,7 @@ impl Default for SandboxOptions {
             uid_base: 1_500_000,
             require_cgroups: true,
             network: None,
+            one_shot: false,
         }
     }
 }
@@ -161,11 +168,22 @@ impl Sandbox {
                 root_dir.display()
             )));
         }
-        // Unique per sandbox, so that several in one process never share a cgroup.
-        static INSTANCES: AtomicU32 = AtomicU32::new(0);
-        let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
-        let group = format!("runbox-{}-{instance}", std::process::id());
-        let cgroups = CgroupManager::detect(&group)?;
+        let (cgroups, slots) = if options.one_shot {
+            let held = lasting::take(&options.state_dir, options.max_boxes)?;
+            (
+                CgroupManager::detect_lasting(lasting::LASTING_GROUP)?,
+                Slots::lasting(held, options.uid_base),
+            )
+        } else {
+            // Unique per sandbox, so that several in one process never share a cgroup.
+            static INSTANCES: AtomicU32 = AtomicU32::new(0);
+            let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
+            let group = format!("runbox-{}-{instance}", std::process::id());
+            (
+                CgroupManager::detect(&group)?,
+                Slots::new(options.max_boxes, options.uid_base),
+            )
+        };
         if cgroups.is_none() && options.require_cgroups {
             return Err(Error::Cgroup(
                 "no writable cgroup hierarchy with memory, pids and cpu accounting below this process's cgroup; run `runbox doctor`".into(),
@@ -175,7 +193,7 @@ impl Sandbox {
         let shared = Shared {
             cgroups,
             seccomp: SeccompPolicy::new()?,
-            slots: Slots::new(options.max_boxes, options.uid_base),
+            slots,
             root_dir,
             host_layout: mounts::HostLayout::detect(&options.state_dir)?,
             cap_last: namespaces::last_capability(),

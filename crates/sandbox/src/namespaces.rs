@@ -22,8 +22,11 @@ pub(crate) struct Slot {
     /// The thread that clones this slot's boxes (see `launcher`). Declared before
     /// `cgroup`: it must leave the cgroup before the cgroup can go.
     pub launcher: Option<crate::launcher::Launcher>,
-    /// On cgroup v1, the slot's own cgroup, kept across runs with the launcher in it.
+    /// On cgroup v1, the slot's own cgroup, kept across runs with the launcher in
+    /// it; for a lasting slot, its lasting cgroup (either version).
     pub cgroup: Option<crate::cgroup::BoxCgroup>,
+    /// The lasting slot this one is, in a one-shot sandbox (see `lasting`).
+    pub lasting: Option<crate::lasting::LastingSlot>,
 }
 
 /// A fixed set of slots handed out to concurrent boxes.
@@ -44,6 +47,31 @@ impl Slots {
                 program_stack: Vec::new(),
                 launcher: None,
                 cgroup: None,
+                lasting: None,
+            })
+            .collect();
+        Slots {
+            free: Mutex::new(free),
+            returned: Condvar::new(),
+        }
+    }
+
+    /// One slot per lasting slot held, with its uids and pinned network namespace.
+    pub(crate) fn lasting(held: Vec<crate::lasting::LastingSlot>, uid_base: u32) -> Slots {
+        let free = held
+            .into_iter()
+            .rev()
+            .map(|mut lasting| {
+                let (host_root, host_user) = lasting.host_ids(uid_base);
+                Slot {
+                    host_root,
+                    host_user,
+                    netns: lasting.netns.take(),
+                    program_stack: Vec::new(),
+                    launcher: None,
+                    cgroup: None,
+                    lasting: Some(lasting),
+                }
             })
             .collect();
         Slots {

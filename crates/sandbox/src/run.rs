@@ -214,8 +214,10 @@ fn run_leased(
     plan.finish_pointers();
 
     let cgroup_fd = lease
-        .cgroup
+        .slot
         .as_ref()
+        .and_then(|s| s.cgroup.as_ref())
+        .or(lease.cgroup.as_ref())
         .and_then(|c| c.clone_into_fd())
         .map(|fd| fd.as_raw_fd());
     let slot = lease.slot.as_ref().ok_or_else(missing_slot)?;
@@ -602,12 +604,21 @@ fn cgroup_limits(shared: &Shared, config: &BoxConfig) -> Option<CgroupLimits> {
 }
 
 /// Makes `slot` ready for a box: its network namespace, its launcher thread and,
-/// on cgroup v1, its own cgroup (kept across runs, with the launcher inside).
+/// on cgroup v1 or for a lasting slot, its own cgroup (kept across runs, on v1
+/// with the launcher inside).
 fn ready_slot(shared: &Shared, slot: &mut Slot, wanted: Option<&CgroupLimits>) -> Result<()> {
     if slot.netns.is_none() {
         slot.netns = Some(namespaces::new_empty_netns()?);
     }
-    if let (Some(manager), Some(wanted)) = (&shared.cgroups, wanted)
+    if let (Some(manager), Some(wanted), Some(lasting)) = (&shared.cgroups, wanted, &slot.lasting) {
+        match slot.cgroup.as_mut() {
+            Some(cg) => cg.reset(wanted)?,
+            None => {
+                slot.launcher = None;
+                slot.cgroup = Some(manager.lasting(&lasting.cgroup_name(), wanted)?);
+            }
+        }
+    } else if let (Some(manager), Some(wanted)) = (&shared.cgroups, wanted)
         && manager.version() == CgroupVersion::V1
     {
         match slot.cgroup.as_mut().map(|cg| cg.reset(wanted)) {

@@ -85,6 +85,9 @@ pub fn engine(
 ) -> anyhow::Result<Engine> {
     let options = SandboxOptions {
         max_boxes,
+        // A command's few boxes take lasting slots shared with other commands; a
+        // judge with many workers holds its own rather than most of them.
+        one_shot: max_boxes <= 16,
         ..SandboxOptions::default()
     };
     // The runtimes `runbox runtimes` keeps in the default data directory (or

@@ -113,6 +113,7 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::new(SandboxOptions {
         max_boxes: 1,
         network: args.network.then(runbox_sandbox::NetworkOptions::default),
+        one_shot: true,
         ..SandboxOptions::default()
     })?;
     let outcome = sandbox.run(&config)?;

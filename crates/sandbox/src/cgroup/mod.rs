@@ -157,6 +157,19 @@ impl CgroupManager {
         }
     }
 
+    /// [`CgroupManager::detect`] for the group of lasting slots (see `lasting`),
+    /// which outlives this process: it is never removed.
+    pub fn detect_lasting(group_name: &str) -> Result<Option<CgroupManager>> {
+        let mut manager = Self::detect(group_name)?;
+        if let Some(manager) = &mut manager {
+            match &mut manager.layout {
+                Layout::V1(layout) => layout.keep_group(),
+                Layout::V2(layout) => layout.keep_group(),
+            }
+        }
+        Ok(manager)
+    }
+
     /// A manager over `layout` with an empty pool, once the stale groups beside
     /// ours are gone.
     fn start(layout: Layout) -> Self {
@@ -213,6 +226,45 @@ impl CgroupManager {
         Ok(cg)
     }
 
+    /// The lasting box cgroup `name` of a slot this process holds (see
+    /// `lasting`): opened, or created where missing, emptied of what a dead holder
+    /// left, with `limits` set and its counters re-baselined. Dropping it empties
+    /// it and keeps it for the slot's next holder.
+    pub fn lasting(&self, name: &str, limits: &CgroupLimits) -> Result<BoxCgroup> {
+        check_limits(limits)?;
+        self.warn_if_cpuset_missing(limits);
+        let open = || -> Result<BoxCgroup> {
+            let imp = match &self.layout {
+                Layout::V1(layout) => BoxImpl::V1(layout.open_or_create_box(name)?),
+                Layout::V2(layout) => BoxImpl::V2(layout.open_or_create_box(name)?),
+            };
+            Ok(BoxCgroup { imp, lasting: true })
+        };
+        let mut cg = open()?;
+        if !matches!(cg.is_empty(), Ok(true)) {
+            cg.kill_all()?;
+        }
+        let ready = if cg.reusable() {
+            cg.prepare(limits)
+        } else {
+            Err(Error::Cgroup("its peak memory cannot be reset".into()))
+        };
+        match ready {
+            Ok(()) => Ok(cg),
+            Err(err @ Error::InvalidConfig(_)) => Err(err),
+            // As for a pooled cgroup: a fresh one may succeed where a used one
+            // fails (cached pages above a lower limit), so remove it and start over.
+            Err(err) => {
+                tracing::debug!("lasting box cgroup {name} made anew: {err}");
+                cg.lasting = false;
+                drop(cg);
+                let mut cg = open()?;
+                cg.prepare(limits)?;
+                Ok(cg)
+            }
+        }
+    }
+
     /// Returns a box cgroup to the pool once its processes are gone; one with
     /// processes left, or that cannot be reused, is killed and removed instead.
     pub fn release(&self, cg: BoxCgroup) {
@@ -245,7 +297,12 @@ impl CgroupManager {
                 Layout::V2(layout) => layout.create_box(&name).map(|b| b.map(BoxImpl::V2)),
             };
             match created? {
-                Some(imp) => return Ok(BoxCgroup { imp }),
+                Some(imp) => {
+                    return Ok(BoxCgroup {
+                        imp,
+                        lasting: false,
+                    });
+                }
                 None => {
                     skip_taken_names(&self.group_dirs());
                     last = Some(name);
@@ -383,6 +440,8 @@ fn check_limits(limits: &CgroupLimits) -> Result<()> {
 /// process left in it and removes its directories.
 pub(crate) struct BoxCgroup {
     imp: BoxImpl,
+    /// A lasting slot's cgroup: emptied but kept when dropped.
+    lasting: bool,
 }
 
 /// The version-specific part of a [`BoxCgroup`].
@@ -446,12 +505,12 @@ impl BoxCgroup {
         }
     }
 
-    /// On v1, places thread `tid` of this process in the box (see
-    /// [`v1::BoxDirs::place_thread`]); on v2, where a thread cannot leave its
-    /// process's cgroup, does nothing and returns false.
-    pub fn place_thread(&self, tid: i32) -> Result<bool> {
+    /// On v1, places the calling thread in the box (see
+    /// [`v1::BoxDirs::place_current_thread`]); on v2, where a thread cannot leave
+    /// its process's cgroup, does nothing and returns false.
+    pub fn place_current_thread(&self) -> Result<bool> {
         match &self.imp {
-            BoxImpl::V1(b) => b.place_thread(tid).map(|()| true),
+            BoxImpl::V1(b) => b.place_current_thread().map(|()| true),
             BoxImpl::V2(_) => Ok(false),
         }
     }
@@ -505,13 +564,17 @@ impl BoxCgroup {
 }
 
 impl Drop for BoxCgroup {
-    /// Kills what is left in the box and removes its directories; failures are
-    /// logged, since there is no one left to return them to.
+    /// Kills what is left in the box and removes its directories (a lasting
+    /// slot's stay); failures are logged, since there is no one left to return
+    /// them to.
     fn drop(&mut self) {
         if !matches!(self.is_empty(), Ok(true))
             && let Err(err) = self.kill_all()
         {
             tracing::warn!("cannot empty a box cgroup before removing it: {err}");
+        }
+        if self.lasting {
+            return;
         }
         for dir in self.dirs() {
             if let Err(err) = remove_cgroup_tree(dir) {

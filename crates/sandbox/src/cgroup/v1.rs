@@ -242,6 +242,22 @@ impl Layout {
             .inspect_err(|_| remove_all(&made))
     }
 
+    /// Opens the box cgroup `name`, creating its directories where missing.
+    pub(super) fn open_or_create_box(&self, name: &str) -> Result<BoxDirs> {
+        for h in &self.hierarchies {
+            let dir = h.group_dir.join(name);
+            make_cgroup(&dir).map_err(|e| Error::io("cannot create cgroup directory", dir, e))?;
+        }
+        self.open_box(name)
+    }
+
+    /// Keeps the group directories when dropped: they hold lasting slots.
+    pub(super) fn keep_group(&mut self) {
+        for h in &mut self.hierarchies {
+            h.created = false;
+        }
+    }
+
     /// Opens the files of the freshly created box cgroup `name`.
     fn open_box(&self, name: &str) -> Result<BoxDirs> {
         let mut dirs = Vec::with_capacity(self.hierarchies.len());
@@ -483,13 +499,16 @@ impl BoxDirs {
         Ok(())
     }
 
-    /// Places thread `tid` of this process in the box in every hierarchy but a
-    /// cpuset-only one, so that processes it clones are born inside: cgroup v1 lets
-    /// the threads of one process sit in different cgroups (the `tasks` file).
-    pub(super) fn place_thread(&self, tid: i32) -> Result<()> {
+    /// Places the calling thread in the box in every hierarchy but a cpuset-only
+    /// one, so that processes it clones are born inside: cgroup v1 lets the
+    /// threads of one process sit in different cgroups (the `tasks` file). It
+    /// writes `0`, "this thread", rather than its id: the kernel moves a thread
+    /// that names itself without the global threadgroup lock, whose first taker
+    /// after an idle spell waits for an RCU grace period.
+    pub(super) fn place_current_thread(&self) -> Result<()> {
         for dir in self.dirs.iter().filter(|d| !d.cpuset_only) {
             let tasks = dir.path.join("tasks");
-            std::fs::write(&tasks, tid.to_string())
+            std::fs::write(&tasks, "0")
                 .map_err(|e| Error::io("cannot move thread into cgroup", tasks, e))?;
         }
         Ok(())

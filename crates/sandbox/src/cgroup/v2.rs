@@ -164,6 +164,19 @@ impl Layout {
         out
     }
 
+    /// Opens the box cgroup `name`, creating it when missing.
+    pub(super) fn open_or_create_box(&self, name: &str) -> Result<BoxDir> {
+        let path = self.group_dir.join(name);
+        make_cgroup(&path).map_err(|e| Error::io("cannot create cgroup directory", &path, e))?;
+        let rel = parse::child_path(&self.group_rel, name);
+        BoxDir::open(path, rel, self.has_cpuset())
+    }
+
+    /// Keeps the group directory when dropped: it holds lasting slots.
+    pub(super) fn keep_group(&mut self) {
+        self.created = false;
+    }
+
     /// Creates box cgroup `name`; `Ok(None)` when the name is taken.
     pub(super) fn create_box(&self, name: &str) -> Result<Option<BoxDir>> {
         let path = self.group_dir.join(name);
