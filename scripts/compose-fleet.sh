@@ -20,6 +20,8 @@ context=$(mktemp -d)
 cleanup() {
   RUNBOX_IMAGE=$runbox_image POSTGRES_IMAGE=$postgres_image \
     podman-compose -p "$project" -f "$repo/deploy/compose.yaml" down -v >/dev/null 2>&1 || true
+  # podman-compose 1.0 leaves its network behind.
+  "${podman[@]}" network rm -f "${project}_default" >/dev/null 2>&1 || true
   "${podman[@]}" rmi -f "$runbox_image" "$postgres_image" >/dev/null 2>&1 || true
   rm -rf "$context"
 }
@@ -82,7 +84,9 @@ if ! curl -fsS "$url/readyz"; then
   exit 1
 fi
 echo
-key=$("${compose[@]}" exec -T api runbox keys create --name fleet-check 2>/dev/null | tr -d '\r')
+# podman-compose prints its own lines on stdout too: keep the key's.
+key=$("${compose[@]}" exec -T api runbox keys create --name fleet-check 2>/dev/null | grep -o 'rbx_[0-9a-f]*' | tail -1)
+[ -n "$key" ] || { echo "no key was created" >&2; exit 1; }
 for i in 1 2 3 4; do
   out=$(curl -fsS "$url/api/v1/submissions?wait=true" -H "Authorization: Bearer $key" \
     -H 'content-type: application/json' -d "{\"language\": \"python\", \"source\": \"print($i * 7)\"}")

@@ -250,5 +250,19 @@ fn the_compose_fleet_is_postgres_one_api_node_and_two_workers() {
         let caps = service["cap_add"].as_sequence().expect("cap_add (merged)");
         assert!(caps.iter().any(|c| c == "SYS_ADMIN"), "{name}");
         assert!(service["privileged"].is_null(), "{name} is not privileged");
+        let volumes: Vec<&str> = service["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(str_of)
+            .collect();
+        assert!(
+            volumes.contains(&"/sys/fs/cgroup:/sys/fs/cgroup:rw"),
+            "{name}: {volumes:?}"
+        );
+        assert!(
+            volumes.iter().any(|v| v.ends_with(":/var/lib/runbox")),
+            "{name}: {volumes:?}"
+        );
     }
 }
