@@ -213,3 +213,42 @@ fn keys_take_the_store_flags_before_or_after_the_subcommand() {
         .collect();
     assert_eq!(names, ["after", "before"]);
 }
+
+#[test]
+fn a_killed_sandbox_command_leaves_no_box_and_its_slot_serves_the_next() {
+    use std::os::unix::process::CommandExt;
+    // A marker in the command lines finds runbox and the box's shell on the host.
+    let marker = format!("runbox-killed-{}", std::process::id());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runbox"))
+        .args(["sandbox", "--", "/bin/sh", "-c"])
+        .arg(format!("sleep 30; : {marker}"))
+        .stdout(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let holders = |marker: &str| {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+            })
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while holders(&marker) < 2 {
+        assert!(Instant::now() < deadline, "the box never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while holders(&marker) > 0 {
+        assert!(Instant::now() < deadline, "the box outlived its command");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = runbox(&["sandbox", "--", "/bin/echo", "next"]);
+    assert_eq!(text(&out.stdout), "next\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+}
