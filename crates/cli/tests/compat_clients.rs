@@ -118,6 +118,6 @@ fn a_piston_websocket_session_is_interactive_and_its_signals_reach_the_program()
          init twice 4000 Already Initialized\n\
          stdout write 4004 Can only write to stdin\n\
          bad signal 4005 Invalid signal\n\
-         unknown error cobol-* runtime is unknown 4002 Notified Error\n"
+         unknown error klingon-* runtime is unknown 4002 Notified Error\n"
     );
 }

@@ -132,7 +132,7 @@ fn the_multi_language_runner_refuses_unknown_languages_and_oversized_code() {
     let server = Server::start(&[("RUNBOX_REQUESTS_MAX_SOURCE_BYTES", "1000")]);
     let (status, answer) = server.post(
         "/api/execute",
-        &json!({"language": "cobol", "code": "x"}),
+        &json!({"language": "klingon", "code": "x"}),
         &[],
     );
     assert_eq!(status, 400);

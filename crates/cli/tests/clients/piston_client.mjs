@@ -23,5 +23,5 @@ console.log('timeout', r.run.status, r.run.signal);
 r = await client.execute({ language: 'c', version: '*', files: [{ name: 'main.c', content: 'int main(){return x;}' }] });
 console.log('compile', r.compile.status, r.compile.code);
 
-r = await client.execute('cobol', 'x');
+r = await client.execute('klingon', 'x');
 console.log('unknown', JSON.stringify(r));

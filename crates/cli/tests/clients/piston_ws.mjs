@@ -137,5 +137,5 @@ seen = await session(slow, (message, socket) => {
   if (message.type === 'runtime') send(socket, { type: 'signal', signal: 'SIGNOPE' });
 });
 console.log('bad signal', seen.close, seen.reason);
-seen = await session({ type: 'init', language: 'cobol', version: '*', files: [{ content: 'x' }] });
+seen = await session({ type: 'init', language: 'klingon', version: '*', files: [{ content: 'x' }] });
 console.log('unknown', kinds(seen), seen.events[0].message, seen.close, seen.reason);
