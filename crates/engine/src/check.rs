@@ -110,6 +110,11 @@ impl Engine {
             job.runtime.as_deref(),
             "language",
         )?;
+        let language = if job.analysis.memcheck && crate::functions::applies_to(&language) {
+            self.with_valgrind(language, &job)?
+        } else {
+            language
+        };
         if !language.accepts_args && !job.args.is_empty() {
             return Err(JobError::invalid(
                 "args",
@@ -224,6 +229,36 @@ impl Engine {
             limits,
             layout,
         })
+    }
+
+    /// `chosen`, when Valgrind is installed where it runs; else, when the job
+    /// named no version, the first installed entry of the same language that
+    /// has it (memcheck runs the program under the valgrind of its own tree).
+    fn with_valgrind(&self, chosen: Arc<Language>, job: &Job) -> Result<Arc<Language>, JobError> {
+        let has_valgrind =
+            |l: &Language| installation::find_program(l.runtime_root(), "valgrind").is_some();
+        if has_valgrind(&chosen) {
+            return Ok(chosen);
+        }
+        let unpinned = job.version.as_deref().is_none_or(|v| v.trim().is_empty())
+            && job.runtime.as_deref().is_none_or(str::is_empty);
+        if unpinned && let Ok(variants) = self.catalog().variants(&job.language) {
+            for variant in variants.into_iter().filter(|v| has_valgrind(v)) {
+                if let Ok(found) =
+                    self.select(&job.language, None, Some(variant.variant()), "language")
+                {
+                    return Ok(found);
+                }
+            }
+        }
+        Err(JobError::invalid(
+            "analysis.memcheck",
+            format!(
+                "Valgrind is not installed in the runtime '{}' of {}: choose a version whose runtime has it (the host's, when the host has valgrind), or add valgrind to that runtime's packages",
+                chosen.variant(),
+                chosen.name
+            ),
+        ))
     }
 
     /// The entry of `name` that runs the `version` asked for (exact, a prefix

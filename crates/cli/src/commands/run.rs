@@ -97,11 +97,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let language = language_of(&catalog, args.language.as_deref(), &files, &first)?;
     // The program talks to runbox's stdin as it runs, unless stdin is taken
-    // (by the code, or --stdin) or the result is wanted as one JSON document.
+    // (by the code, or --stdin) or the result is wanted whole (as one JSON
+    // document, or with the files it wrote).
     let input = match &args.stdin {
         Some(path) => Input::Bytes(super::sandbox::read_input(path)?),
         None if code_from_stdin => Input::Bytes(Vec::new()),
-        None if args.json => Input::Bytes(super::sandbox::read_input(Path::new("-"))?),
+        // Files out come with a whole result, which a live run does not make.
+        None if args.json || !args.output_files.is_empty() => {
+            Input::Bytes(super::sandbox::read_input(Path::new("-"))?)
+        }
         None if std::io::stdin().is_terminal() => Input::Terminal,
         None => Input::Pipe,
     };
