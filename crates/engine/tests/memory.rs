@@ -158,11 +158,12 @@ fn a_program_that_touches_100_mib_reports_between_100_and_110_mib() {
     let (status, kb) = memory_of(&engine, &job);
     eprintln!("100 MiB program: {kb} KiB");
     assert_eq!(status, ResultStatus::Ok);
-    // The kernel charges memory in steps of up to 256 KiB (docs/judging.md):
-    // the figure may fall one step short of what the program touched.
+    // The kernel charges memory in per-CPU batches (docs/judging.md), and what
+    // was charged when the program started is subtracted: the figure may fall
+    // short of what the program touched by up to the documented slack (1 MiB).
     assert!(
-        (100 * 1024 - 256..=110 * 1024).contains(&kb),
-        "{kb} KiB is not between 100 MiB (less one 256 KiB charge step) and 110 MiB"
+        (99 * 1024..=110 * 1024).contains(&kb),
+        "{kb} KiB is not between 100 MiB (less the 1 MiB slack) and 110 MiB"
     );
 }
 
