@@ -3,91 +3,17 @@
 
 mod support;
 
-use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use runbox_sandbox::{BoxConfig, LiveIo, Outcome, Signaller, Status, Stream};
-use support::{attack, limits, sandbox};
-
-/// A box running on its own thread, with its stdin pipe, its output as a
-/// channel of chunks and a signaller.
-struct LiveBox {
-    stdin: Option<std::io::PipeWriter>,
-    output: mpsc::Receiver<(Stream, Vec<u8>)>,
-    signals: Signaller,
-    done: std::thread::JoinHandle<Outcome>,
-}
-
-impl LiveBox {
-    fn start(config: BoxConfig) -> LiveBox {
-        let (reader, writer) = std::io::pipe().unwrap();
-        let (chunks, output) = mpsc::channel();
-        let signals = Signaller::new();
-        let attached = signals.clone();
-        let done = std::thread::spawn(move || {
-            let mut forward = move |stream: Stream, data: &[u8]| {
-                let _ = chunks.send((stream, data.to_vec()));
-            };
-            sandbox()
-                .run_live(
-                    &config,
-                    LiveIo {
-                        stdin: Some(OwnedFd::from(reader)),
-                        stdout: None,
-                        output: Some(&mut forward),
-                        signals: Some(&attached),
-                        terminal: None,
-                    },
-                )
-                .unwrap_or_else(|e| panic!("box failed to run: {e}"))
-        });
-        LiveBox {
-            stdin: Some(writer),
-            output,
-            signals,
-            done,
-        }
-    }
-
-    /// Reads chunks of `stream` until what arrived ends with `wanted`.
-    fn expect(&self, stream: Stream, wanted: &str) {
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !String::from_utf8_lossy(&seen).ends_with(wanted) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.output.recv_timeout(left) {
-                Ok((s, data)) if s == stream => seen.extend_from_slice(&data),
-                Ok(_) => {}
-                Err(e) => panic!(
-                    "no {wanted:?} on {stream:?} ({e}); got {:?}",
-                    String::from_utf8_lossy(&seen)
-                ),
-            }
-        }
-    }
-
-    fn write(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
-    }
-
-    fn finish(mut self) -> Outcome {
-        self.stdin = None;
-        self.done.join().unwrap()
-    }
-}
-
-fn sh(script: &str) -> BoxConfig {
-    BoxConfig::new(["/bin/sh", "-c", script]).with_limits(limits(|l| {
-        l.wall_time = Duration::from_secs(20);
-    }))
-}
+use runbox_sandbox::{BoxConfig, LiveIo, Signaller, Status, Stream};
+use support::{LiveBox, attack, limits, sandbox, shell_box};
 
 #[test]
 fn an_interactive_program_answers_each_line_as_it_is_written() {
-    let mut live = LiveBox::start(sh("while read line; do echo \"got $line\"; done; echo bye"));
+    let mut live = LiveBox::start(shell_box(
+        "while read line; do echo \"got $line\"; done; echo bye",
+    ));
     live.write("one\n");
     live.expect(Stream::Stdout, "got one\n");
     live.write("two\n");
@@ -99,7 +25,7 @@ fn an_interactive_program_answers_each_line_as_it_is_written() {
 
 #[test]
 fn sigint_reaches_a_program_that_traps_it() {
-    let live = LiveBox::start(sh(
+    let live = LiveBox::start(shell_box(
         "trap 'echo caught INT; exit 3' INT; echo ready; while :; do sleep 0.05; done",
     ));
     live.expect(Stream::Stdout, "ready\n");
@@ -111,7 +37,7 @@ fn sigint_reaches_a_program_that_traps_it() {
 
 #[test]
 fn sigint_ends_a_program_that_does_not_handle_it() {
-    let live = LiveBox::start(sh("echo ready; exec sleep 30"));
+    let live = LiveBox::start(shell_box("echo ready; exec sleep 30"));
     live.expect(Stream::Stdout, "ready\n");
     let sent = Instant::now();
     assert!(live.signals.send(libc::SIGINT).unwrap());
@@ -137,7 +63,7 @@ fn a_signal_sent_while_the_box_starts_waits_for_the_program() {
     let (reader, _writer) = std::io::pipe().unwrap();
     let outcome = sandbox()
         .run_live(
-            &sh("exec sleep 30"),
+            &shell_box("exec sleep 30"),
             LiveIo {
                 stdin: Some(OwnedFd::from(reader)),
                 stdout: None,
@@ -154,7 +80,7 @@ fn a_signal_sent_while_the_box_starts_waits_for_the_program() {
 
 #[test]
 fn a_signal_after_the_box_has_ended_is_not_delivered() {
-    let live = LiveBox::start(sh("true"));
+    let live = LiveBox::start(shell_box("true"));
     let signals = live.signals.clone();
     let outcome = live.finish();
     assert_eq!(outcome.status, Status::Ok);
@@ -163,7 +89,7 @@ fn a_signal_after_the_box_has_ended_is_not_delivered() {
 
 #[test]
 fn cancel_kills_the_box_at_once() {
-    let live = LiveBox::start(sh("echo ready; sleep 30"));
+    let live = LiveBox::start(shell_box("echo ready; sleep 30"));
     live.expect(Stream::Stdout, "ready\n");
     live.signals.cancel();
     let outcome = live.finish();
@@ -173,7 +99,7 @@ fn cancel_kills_the_box_at_once() {
 
 #[test]
 fn output_is_handed_over_in_the_order_it_was_written() {
-    let live = LiveBox::start(sh(
+    let live = LiveBox::start(shell_box(
         "echo out1; sleep 0.1; echo err1 >&2; sleep 0.1; echo out2",
     ));
     let outcome = live.finish();
@@ -185,7 +111,7 @@ fn output_is_handed_over_in_the_order_it_was_written() {
 #[test]
 fn merged_stderr_keeps_the_exact_order_of_writes() {
     let outcome =
-        support::run(&sh("echo 1; echo 2 >&2; echo 3; echo 4 >&2").with_stderr_to_stdout());
+        support::run(&shell_box("echo 1; echo 2 >&2; echo 3; echo 4 >&2").with_stderr_to_stdout());
     assert_eq!(outcome.status, Status::Ok);
     assert_eq!(outcome.stdout, b"1\n2\n3\n4\n");
     assert_eq!(outcome.stderr, b"");
@@ -234,7 +160,7 @@ fn the_program_cannot_make_the_init_forward_signals() {
 
 #[test]
 fn endless_output_in_a_live_box_stops_at_the_output_limit() {
-    let config = sh("yes flood").with_limits(limits(|l| {
+    let config = shell_box("yes flood").with_limits(limits(|l| {
         l.output_bytes = 64 << 10;
         l.wall_time = Duration::from_secs(10);
     }));

@@ -4,57 +4,31 @@
 
 mod support;
 
-use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use runbox_sandbox::{
-    BoxConfig, LiveIo, Outcome, Signaller, Status, Stream, Terminal, TerminalSize,
-};
-use support::{attack, limits, sandbox};
+use runbox_sandbox::{BoxConfig, Outcome, Status, Stream, Terminal, TerminalSize};
+use support::{LiveBox, attack, shell_box};
 
 /// A TTY-mode box on its own thread: what is written is typed into its
 /// terminal, and what the terminal shows arrives as stdout chunks.
 struct TtyBox {
-    stdin: Option<std::io::PipeWriter>,
-    output: mpsc::Receiver<(Stream, Vec<u8>)>,
+    live: LiveBox,
     seen: Vec<u8>,
     terminal: Terminal,
-    done: std::thread::JoinHandle<Outcome>,
 }
 
 impl TtyBox {
     fn start(config: BoxConfig) -> TtyBox {
-        let config = config.with_tty(TerminalSize::default());
-        let (reader, writer) = std::io::pipe().unwrap();
-        let (chunks, output) = mpsc::channel();
         let terminal = Terminal::new();
-        let attached = terminal.clone();
-        let done = std::thread::spawn(move || {
-            let signals = Signaller::new();
-            let mut forward = move |stream: Stream, data: &[u8]| {
-                let _ = chunks.send((stream, data.to_vec()));
-            };
-            sandbox()
-                .run_live(
-                    &config,
-                    LiveIo {
-                        stdin: Some(OwnedFd::from(reader)),
-                        stdout: None,
-                        output: Some(&mut forward),
-                        signals: Some(&signals),
-                        terminal: Some(&attached),
-                    },
-                )
-                .unwrap_or_else(|e| panic!("box failed to run: {e}"))
-        });
+        let live = LiveBox::start_on(
+            config.with_tty(TerminalSize::default()),
+            Some(terminal.clone()),
+        );
         TtyBox {
-            stdin: Some(writer),
-            output,
+            live,
             seen: Vec::new(),
             terminal,
-            done,
         }
     }
 
@@ -68,7 +42,7 @@ impl TtyBox {
                 return;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.output.recv_timeout(left) {
+            match self.live.output.recv_timeout(left) {
                 Ok((Stream::Stdout, data)) => self.seen.extend_from_slice(&data),
                 Ok((Stream::Stderr, data)) => panic!("stderr on a terminal: {data:?}"),
                 Err(e) => panic!("no {wanted:?} on the terminal ({e}); got {text:?}"),
@@ -77,31 +51,22 @@ impl TtyBox {
     }
 
     fn type_in(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
+        self.live.write(text);
     }
 
-    fn finish(mut self) -> Outcome {
-        self.stdin = None;
-        self.done.join().unwrap()
+    fn finish(self) -> Outcome {
+        self.live.finish()
     }
-}
-
-fn sh(script: &str) -> BoxConfig {
-    BoxConfig::new(["/bin/sh", "-c", script]).with_limits(limits(|l| {
-        l.wall_time = Duration::from_secs(20);
-    }))
 }
 
 #[test]
 fn the_program_runs_on_a_terminal_of_the_box_with_a_window_size() {
     let outcome = support::run(
-        &sh("test -t 0 && test -t 1 && test -t 2 && echo all three; tty; stty size").with_tty(
-            TerminalSize {
+        &shell_box("test -t 0 && test -t 1 && test -t 2 && echo all three; tty; stty size")
+            .with_tty(TerminalSize {
                 rows: 30,
                 cols: 100,
-            },
-        ),
+            }),
     );
     assert_eq!(outcome.status, Status::Ok, "{outcome:?}");
     // The line discipline turns each newline into CR LF.
@@ -114,7 +79,9 @@ fn the_program_runs_on_a_terminal_of_the_box_with_a_window_size() {
 
 #[test]
 fn typed_input_is_echoed_and_read_line_by_line() {
-    let mut tty = TtyBox::start(sh("printf 'name? '; read name; echo \"hello, $name\""));
+    let mut tty = TtyBox::start(shell_box(
+        "printf 'name? '; read name; echo \"hello, $name\"",
+    ));
     tty.expect("name? ");
     tty.type_in("Ada\r");
     tty.expect("Ada\r\nhello, Ada\r\n");
@@ -124,7 +91,7 @@ fn typed_input_is_echoed_and_read_line_by_line() {
 
 #[test]
 fn ctrl_c_typed_into_the_terminal_interrupts_the_foreground_group() {
-    let mut tty = TtyBox::start(sh(
+    let mut tty = TtyBox::start(shell_box(
         "trap 'echo caught INT; exit 3' INT; echo ready; while :; do sleep 0.05; done",
     ));
     tty.expect("ready\r\n");
@@ -138,7 +105,7 @@ fn ctrl_c_typed_into_the_terminal_interrupts_the_foreground_group() {
 
 #[test]
 fn a_resize_reaches_the_program_as_its_new_window_size() {
-    let mut tty = TtyBox::start(sh(
+    let mut tty = TtyBox::start(shell_box(
         "trap 'echo winch' WINCH; echo ready; read line; stty size",
     ));
     tty.expect("ready\r\n");
@@ -158,7 +125,7 @@ fn a_resize_reaches_the_program_as_its_new_window_size() {
 
 #[test]
 fn the_end_of_stdin_is_end_of_input_on_the_terminal() {
-    let mut tty = TtyBox::start(sh("cat; echo done"));
+    let mut tty = TtyBox::start(shell_box("cat; echo done"));
     tty.type_in("line\r");
     tty.expect("line\r\nline\r\n");
     let outcome = tty.finish();
@@ -169,7 +136,7 @@ fn the_end_of_stdin_is_end_of_input_on_the_terminal() {
 #[test]
 fn configured_stdin_bytes_are_typed_into_the_terminal() {
     let outcome = support::run(
-        &sh("read a; echo \"got $a\"")
+        &shell_box("read a; echo \"got $a\"")
             .with_stdin("42\n")
             .with_tty(TerminalSize::default()),
     );
@@ -216,7 +183,7 @@ fn the_boxs_dev_pts_holds_only_its_own_terminal() {
     // The host has terminals of its own (the test opens one to be sure).
     let (_host_master, _host_slave) = host_pty();
     let outcome =
-        support::run(&sh("ls -a /dev/pts | tr '\\n' ' '").with_tty(TerminalSize::default()));
+        support::run(&shell_box("ls -a /dev/pts | tr '\\n' ' '").with_tty(TerminalSize::default()));
     assert_eq!(outcome.status, Status::Ok, "{outcome:?}");
     assert_eq!(String::from_utf8_lossy(&outcome.stdout), ". .. 0 ptmx ");
 }
@@ -227,7 +194,7 @@ fn a_box_without_a_terminal_has_no_terminal_to_open() {
     // program has none (ENXIO), and /dev/ptmx leads to no devpts (ENOENT).
     let script = "ls -a /dev/pts | tr '\\n' ' '; echo; \
         for f in /dev/tty /dev/ptmx; do (: <$f) 2>&1 | sed 's/.*: //'; done";
-    let outcome = support::run(&sh(script));
+    let outcome = support::run(&shell_box(script));
     assert_eq!(outcome.status, Status::Ok, "{outcome:?}");
     assert_eq!(
         String::from_utf8_lossy(&outcome.stdout),
@@ -240,7 +207,7 @@ fn dev_tty_of_a_tty_box_is_its_own_terminal_not_the_hosts() {
     // /dev/tty opens the caller's controlling terminal: what is written there
     // shows on the box's terminal, which the supervisor reads.
     let outcome = support::run(
-        &sh("echo through /dev/tty >/dev/tty; readlink /proc/self/fd/0")
+        &shell_box("echo through /dev/tty >/dev/tty; readlink /proc/self/fd/0")
             .with_tty(TerminalSize::default()),
     );
     assert_eq!(outcome.status, Status::Ok, "{outcome:?}");

@@ -8,7 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use runbox_sandbox::{BindMount, BoxConfig, Limits, Outcome, Sandbox, SandboxOptions};
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use runbox_sandbox::{
+    BindMount, BoxConfig, Limits, LiveIo, Outcome, Sandbox, SandboxOptions, Signaller, Stream,
+    Terminal,
+};
 
 /// The host uid range boxes of the test sandbox use.
 pub const UID_BASE: u32 = 1_700_000;
@@ -168,4 +176,85 @@ pub fn box_processes() -> Vec<u32> {
         }
     }
     pids
+}
+
+/// `/bin/sh -c script` with 20 s of wall time: room for a test that types slowly.
+/// A box running on its own thread, with its stdin pipe, its output as a
+/// channel of chunks and a signaller.
+pub struct LiveBox {
+    pub stdin: Option<std::io::PipeWriter>,
+    pub output: mpsc::Receiver<(Stream, Vec<u8>)>,
+    pub signals: Signaller,
+    pub done: std::thread::JoinHandle<Outcome>,
+}
+
+impl LiveBox {
+    pub fn start(config: BoxConfig) -> LiveBox {
+        LiveBox::start_on(config, None)
+    }
+
+    /// [`LiveBox::start`], its program on `terminal` when one is given (the
+    /// config then has `with_tty`).
+    pub fn start_on(config: BoxConfig, terminal: Option<Terminal>) -> LiveBox {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let (chunks, output) = mpsc::channel();
+        let signals = Signaller::new();
+        let attached = signals.clone();
+        let done = std::thread::spawn(move || {
+            let mut forward = move |stream: Stream, data: &[u8]| {
+                let _ = chunks.send((stream, data.to_vec()));
+            };
+            sandbox()
+                .run_live(
+                    &config,
+                    LiveIo {
+                        stdin: Some(OwnedFd::from(reader)),
+                        stdout: None,
+                        output: Some(&mut forward),
+                        signals: Some(&attached),
+                        terminal: terminal.as_ref(),
+                    },
+                )
+                .unwrap_or_else(|e| panic!("box failed to run: {e}"))
+        });
+        LiveBox {
+            stdin: Some(writer),
+            output,
+            signals,
+            done,
+        }
+    }
+
+    /// Reads chunks of `stream` until what arrived ends with `wanted`.
+    pub fn expect(&self, stream: Stream, wanted: &str) {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&seen).ends_with(wanted) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok((s, data)) if s == stream => seen.extend_from_slice(&data),
+                Ok(_) => {}
+                Err(e) => panic!(
+                    "no {wanted:?} on {stream:?} ({e}); got {:?}",
+                    String::from_utf8_lossy(&seen)
+                ),
+            }
+        }
+    }
+
+    pub fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
+
+    pub fn finish(mut self) -> Outcome {
+        self.stdin = None;
+        self.done.join().unwrap()
+    }
+}
+
+pub fn shell_box(script: &str) -> BoxConfig {
+    BoxConfig::new(["/bin/sh", "-c", script]).with_limits(limits(|l| {
+        l.wall_time = Duration::from_secs(20);
+    }))
 }
