@@ -7,12 +7,12 @@
 //! (as root; needs hyperfine, bwrap and gcc). The runbox binary is the one beside
 //! this benchmark's, or `$RUNBOX`.
 
+mod static_hello;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
-
-const HELLO_C: &str = "#include <unistd.h>\nint main(void){write(1,\"hello\\n\",6);return 0;}\n";
 
 fn main() -> anyhow::Result<()> {
     let runs: usize = std::env::args()
@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
 
 /// Runs hyperfine over the four commands and prints the table and the ratios.
 fn compare(runbox: &Path, dir: &Path, runs: usize) -> anyhow::Result<()> {
-    let hello = build_hello(dir)?;
+    let hello = static_hello::build(dir)?;
     let d = dir.display();
     let rb = runbox.display();
     let commands = [
@@ -128,21 +128,4 @@ fn runbox_binary() -> anyhow::Result<PathBuf> {
         );
     }
     Ok(beside)
-}
-
-fn build_hello(dir: &Path) -> anyhow::Result<PathBuf> {
-    let source = dir.join("hello.c");
-    let binary = dir.join("hello");
-    std::fs::write(&source, HELLO_C)?;
-    let status = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .status()
-        .context("gcc")?;
-    ensure!(
-        status.success(),
-        "gcc -static failed (install gcc and libc6-dev)"
-    );
-    Ok(binary)
 }

@@ -3,14 +3,14 @@
 //!
 //! Usage: `cargo run --release -p runbox-bench --bin sandbox-overhead -- [N]` (as root).
 
+mod static_hello;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use runbox_sandbox::{BindMount, BoxConfig, Sandbox, SandboxOptions, Status};
-
-const HELLO_C: &str = "#include <unistd.h>\nint main(void){write(1,\"hello\\n\",6);return 0;}\n";
 
 fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args()
@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
         .context("N must be a number")?
         .unwrap_or(500);
     let dir = tempfile_dir()?;
-    let hello = build_hello(&dir)?;
+    let hello = static_hello::build(&dir)?;
     println!(
         "static hello world, N = {n} runs each, {} CPUs",
         std::thread::available_parallelism()?.get()
@@ -81,23 +81,6 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("runbox-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-fn build_hello(dir: &Path) -> anyhow::Result<PathBuf> {
-    let source = dir.join("hello.c");
-    let binary = dir.join("hello");
-    std::fs::write(&source, HELLO_C)?;
-    let status = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .status()
-        .context("gcc")?;
-    ensure!(
-        status.success(),
-        "gcc -static failed (install gcc and libc6-dev)"
-    );
-    Ok(binary)
 }
 
 fn measure(n: usize, mut run: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Vec<Duration>> {
