@@ -100,8 +100,11 @@ install_runtimes() {
   fi
   bash "$root/scripts/install-deps.sh"
   for r in "${runtimes[@]}"; do
+    # debian-SUITE, or debian-SUITE-PART for a part of a suite kept apart (Swift's
+    # toolchain: debian-trixie-swift).
     local suite=${r#debian-} want have
-    if [ "$suite" = "$r" ]; then
+    suite=${suite%%-*}
+    if [ "${r#debian-}" = "$r" ] || [ -z "$suite" ]; then
       echo "runtime $r: only Debian runtimes (debian-SUITE) are built by this script; add others with runbox runtimes add" >&2
       continue
     fi

@@ -56,7 +56,7 @@ pub(crate) fn run_test(
     files.extend(answer.map(|a| ("answer", a)));
     for (name, content) in &files {
         let path = volume.path().join(name);
-        std::fs::write(&path, content).map_err(|source| Error::WorkDir { path, source })?;
+        crate::pipeline::write_box_file(&path, content)?;
     }
     let mut args = vec![format!("{JUDGE_DIR}/input"), format!("{JUDGE_DIR}/tout")];
     if answer.is_some() {

@@ -277,7 +277,7 @@ fn run_checker(
         })?;
     for (name, content) in [("input", input), ("output", output), ("answer", answer)] {
         let path = volume.path().join(name);
-        std::fs::write(&path, content).map_err(|source| Error::WorkDir { path, source })?;
+        crate::pipeline::write_box_file(&path, content)?;
     }
     let args: Vec<String> = ["input", "output", "answer"]
         .iter()

@@ -176,20 +176,29 @@ impl Layout {
             {
                 create_dirs(dir, parent)?;
             }
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&path)
-                .map_err(|source| Error::WorkDir {
-                    path: path.clone(),
-                    source,
-                })?;
-            file.write_all(content)
-                .map_err(|source| Error::WorkDir { path, source })?;
+            write_box_file(&path, content)?;
         }
         Ok(())
     }
+}
+
+/// Creates `path` (which must not exist) with `content`, readable by every box
+/// user: mode 0644 set exactly, whatever the service's umask (a unit's
+/// `UMask=0077` would leave it 0600, unreadable to the box).
+pub(crate) fn write_box_file(path: &Path, content: &[u8]) -> Result<()> {
+    let failed = |source| Error::WorkDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(failed)?;
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(failed)?;
+    file.write_all(content).map_err(failed)
 }
 
 /// What a job would run, without boxes: for tools that compare against bare runs.

@@ -16,6 +16,9 @@ use crate::seccomp::SeccompPolicy;
 use crate::sys;
 use crate::tty::{self, TerminalSize};
 
+/// The file mode creation mask of everything in a box, whatever the supervisor's.
+pub(crate) const BOX_UMASK: libc::mode_t = 0o022;
+
 /// What the init reports to the supervisor, one fixed-size record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Report {
@@ -194,12 +197,17 @@ macro_rules! step {
 /// Runs as PID 1 of a new box. Never returns.
 pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
     let mut fds = plan.fds;
-    // SAFETY: prctl with integer arguments only changes this process's attributes.
+    // SAFETY: prctl and umask with integer arguments only change this process's
+    // attributes.
     unsafe {
         // If the supervisor dies, so does the box (and with PID 1, everything in it).
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         // The init is a copy of the supervisor's memory: nobody may read it via /proc.
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
+        // The supervisor's umask (a unit's `UMask=0077`) is not the box's: the
+        // directories the mount plan makes and the files the program writes get
+        // the usual modes, or a compiler's output is unreadable to the run box.
+        libc::umask(BOX_UMASK);
     }
     reset_signals(plan.forward_signal);
     sys::close_all_except(&plan.init_keep);

@@ -1,0 +1,3 @@
+for argument in CommandLine.arguments.dropFirst() {
+    print(argument)
+}
