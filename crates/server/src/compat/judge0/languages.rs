@@ -7,7 +7,7 @@
 //! for 1.13.1 and to 100 for 1.14.0, CPP to 54 and 105, JAVA to 62 and 91). Every
 //! id that names a language runbox has is accepted and runs the installed version
 //! closest to Judge0's; ids of compilers runbox lacks (Plain Text, Executable,
-//! FreeBASIC, Clang's C and C++, Swift, VB.NET, F#, Python 2, Dart, ...) are absent.
+//! FreeBASIC, Clang's C and C++, VB.NET, F#, Python 2, Dart, ...) are absent.
 //! Languages Judge0 CE lacks get ids from 1001 on. The archived ids (1 to 42) and
 //! Judge0 Extra CE's ids (which reuse 1 to 25 for other languages) are not served.
 
@@ -113,6 +113,8 @@ pub const LANGUAGES: &[Judge0Language] = &[
     at(81, "scala", "Scala ({v})", "2.13.2"),
     at(112, "scala", "Scala ({v})", "3.4.2"),
     at(82, "sqlite", "SQL (SQLite {v})", "3.27.2"),
+    // Swift 6's compiler builds in the Swift 5 language mode by default.
+    at(83, "swift", "Swift ({v})", "5.2.3"),
     at(74, "typescript", "TypeScript ({v})", "3.7.4"),
     at(94, "typescript", "TypeScript ({v})", "5.0.3"),
     at(101, "typescript", "TypeScript ({v})", "5.6.2"),
@@ -308,9 +310,9 @@ mod tests {
                 .contains("for DMD 2.089.1")
         );
         assert_eq!(by_id(79).unwrap().runbox, "objc");
-        // Plain Text, Executable, FreeBASIC, Clang's C and C++, Python 2, Swift,
-        // VB.NET, F# and Dart have nothing behind them.
-        for absent in [43, 44, 47, 70, 75, 76, 83, 84, 87, 90] {
+        // Plain Text, Executable, FreeBASIC, Clang's C and C++, Python 2, VB.NET,
+        // F# and Dart have nothing behind them.
+        for absent in [43, 44, 47, 70, 75, 76, 84, 87, 90] {
             assert_eq!(by_id(absent), None, "{absent}");
         }
     }
