@@ -434,11 +434,17 @@ fn outcome(
     // limit, which the program's own memory may not take.
     let ceiling_kb = limits.memory_bytes.saturating_add(MEMORY_SLACK_BYTES) / 1024;
     let over_memory = measured.own_peak && measured.memory_kb > ceiling_kb;
-    let limit_hit = watched.killed_for.or_else(|| {
+    // Memory first: a program past its memory limit was only let on (the room of
+    // the tmpfs budgets) until the kernel or the watcher stopped it for
+    // something else, such as the CPU time its memory bomb took.
+    let limit_hit = if measured.oom_killed || over_memory {
+        Some(LimitHit::Memory)
+    } else {
+        watched.killed_for
+    };
+    let limit_hit = limit_hit.or_else(|| {
         let signal = signal.as_deref();
-        if measured.oom_killed || over_memory {
-            Some(LimitHit::Memory)
-        } else if measured.cpu_time >= limits.cpu_time || signal == Some("SIGXCPU") {
+        if measured.cpu_time >= limits.cpu_time || signal == Some("SIGXCPU") {
             Some(LimitHit::CpuTime)
         } else if signal == Some("SIGXFSZ") {
             Some(LimitHit::FileSize)

@@ -60,6 +60,37 @@ int main(void) { for (;;) { char *p = malloc(1 << 20); if (!p) return 3; memset(
 }
 
 #[test]
+fn a_program_over_its_memory_limit_is_memory_limit_exceeded_even_when_killed_for_time() {
+    // The box's cgroup leaves room for its tmpfs budgets beside the memory limit,
+    // so a program can pass its limit without an OOM kill; spinning afterwards
+    // until the CPU limit must not turn that into a time verdict (on a slow
+    // machine a memory bomb reaches the CPU limit before the cgroup's).
+    let src = r#"
+#include <stdlib.h>
+#include <string.h>
+int main(void) {
+    char *p = malloc(48 << 20);
+    if (!p) return 3;
+    memset(p, 1, 48 << 20);
+    /* Keeps the pages in use, so the compiler cannot drop them. */
+    for (unsigned long i = 0;; i++) ((volatile char *)p)[(i * 4096) % (48 << 20)]++;
+}"#;
+    let cfg = attack("over_then_spin", src, &[]).with_limits(limits(|l| {
+        l.memory_bytes = 32 << 20;
+        l.cpu_time = Duration::from_millis(500);
+        l.wall_time = Duration::from_secs(20);
+    }));
+    let o = run(&cfg);
+    assert_eq!(o.status, Status::MemoryLimitExceeded, "{o:?}");
+    assert_eq!(o.limit_hit, Some(LimitHit::Memory), "{o:?}");
+    // Reported at the limit plus the documented slack, as for an OOM kill.
+    assert!(
+        o.memory_kb <= (32 << 10) + runbox_sandbox::MEMORY_SLACK_KB,
+        "{o:?}"
+    );
+}
+
+#[test]
 fn multithreaded_cpu_burn_hits_the_cpu_limit_of_all_threads() {
     // The main thread only waits: the limit can only be reached by counting the
     // CPU time of the other threads.
