@@ -39,7 +39,7 @@ mkdir -p "$work"
 root=$work/root
 echo "making the VM's root with mmdebstrap ($kernel_package)" >&2
 mmdebstrap --quiet --variant=minbase \
-  --include="systemd,systemd-sysv,dbus,udev,$kernel_package,initramfs-tools,gcc,libc6-dev,python3,curl,procps,e2fsprogs,sqlite3" \
+  --include="systemd,systemd-sysv,dbus,udev,$kernel_package,initramfs-tools,gcc,libc6-dev,python3,curl,procps,e2fsprogs,sqlite3,slirp4netns,nftables,iproute2,isc-dhcp-client,ifupdown" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   bookworm "$root" "$mirror"
 
@@ -54,6 +54,10 @@ if [ -d "$target/tmp/test-runtimes" ]; then
   cp -a "$target/tmp/test-runtimes" "$root$target/tmp/"
 fi
 echo "/dev/vda / ext4 rw,relatime 0 1" >"$root/etc/fstab"
+# qemu's user network: a default route and DNS, as the network suite needs (it
+# reaches nothing beyond the VM: its tests talk to the VM's own addresses).
+mkdir -p "$root/etc/network"
+printf 'auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet dhcp\n' >"$root/etc/network/interfaces"
 echo runbox-v2 >"$root/etc/hostname"
 
 cat >"$root/opt/runbox-tests/check.sh" <<'CHECK'
@@ -150,8 +154,9 @@ echo "booting (qemu TCG; the console is in $work/console.log)" >&2
 timeout 3h qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 4096 \
   -nographic -no-reboot \
   -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
-  -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet runbox.suites=${V2_SUITES:-}" \
+  -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 net.ifnames=0 quiet runbox.suites=${V2_SUITES:-}" \
   -drive "file=$work/disk.img,format=raw,if=virtio" \
+  -nic user,model=virtio-net-pci \
   >"$work/console.log" 2>&1 || true
 rm -f "$work/disk.img"
 grep -a -E '^(kernel|cgroup:|V2-CHECK|test .* FAILED|.*panicked)' "$work/console.log" | tr -d '\r'
