@@ -84,10 +84,12 @@ seen = await session(
 );
 console.log('c', kinds(seen), JSON.stringify(seen.stdout), JSON.stringify(seen.stderr), exitOf(seen, 'run').code, seen.close);
 
-// SIGINT reaches a Python program, which handles it as KeyboardInterrupt.
+// SIGINT reaches a Python program, which handles it as KeyboardInterrupt. "ready"
+// is printed inside the try: the signal may arrive as soon as it is read, before
+// the next statement (an uncaught KeyboardInterrupt kills Python by SIGINT).
 const sleeper = `import sys, time
-print("ready", flush=True)
 try:
+    print("ready", flush=True)
     time.sleep(30)
 except KeyboardInterrupt:
     print("interrupted", flush=True)
