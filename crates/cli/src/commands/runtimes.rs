@@ -77,6 +77,10 @@ pub fn run(args: RuntimesArgs) -> anyhow::Result<ExitCode> {
             username,
             insecure_registry,
         } => {
+            // Every box user reads a runtime's tree: what its build creates without
+            // a mode of its own (mmdebstrap's directories, an image's implied
+            // parent directories) must not follow a root umask such as 077.
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
             if source.starts_with("debian:") {
                 add(&store, &source, packages, name)
             } else {
