@@ -75,6 +75,9 @@ for t in /opt/runbox-tests/bin/*; do
   # V2_SUITES (words of the kernel command line: runbox.suites=a,b) limits the run.
   suites=$(sed -n 's/.*runbox\.suites=\([^ ]*\).*/\1/p' /proc/cmdline)
   if [ -n "$suites" ] && ! echo ",$suites," | grep -q ",${name%-*},"; then continue; fi
+  # What a suite may leave behind on the host, before and after it.
+  echo "before $name: $(ls /sys/fs/cgroup | tr '\n' ' ')"
+  echo "before $name: $(grep -c . /proc/self/mountinfo) mounts; system.slice: $(ls /sys/fs/cgroup/system.slice 2>&1 | head -3 | tr '\n' ' ')"
   if systemd-run --quiet --scope -p Delegate=yes "$t" >"/tmp/$name.log" 2>&1; then
     report PASS "suite $name: $(grep -E '^test result' "/tmp/$name.log" | tail -1)"
   else
@@ -82,6 +85,9 @@ for t in /opt/runbox-tests/bin/*; do
     # Everything but the passing tests' lines: the panics with their messages.
     grep -v -E '^test .* ok$|^$' "/tmp/$name.log" | head -200
   fi
+  echo "after $name: $(ls /sys/fs/cgroup | tr '\n' ' ')"
+  echo "after $name: $(grep -c . /proc/self/mountinfo) mounts; system.slice: $(ls /sys/fs/cgroup/system.slice 2>&1 | head -3 | tr '\n' ' ')"
+  grep -E 'cgroup|/run/runbox' /proc/self/mountinfo | head -10
 done
 
 cat >/tmp/hello.py <<'PY'

@@ -148,11 +148,28 @@ impl Network {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // SAFETY: between fork and exec the closure only calls fcntl, dup2 and
-        // setrlimit, which are async-signal-safe, on descriptors that stay open
-        // until spawn returns.
+        // SAFETY: between fork and exec the closure only calls unshare, mount,
+        // fcntl, dup2 and setrlimit, which are async-signal-safe system calls, on
+        // a static string and on descriptors that stay open until spawn returns.
         unsafe {
             command.pre_exec(move || {
+                // slirp4netns's --enable-sandbox makes only "/" private in the mount
+                // namespace it unshares, then detaches the old root: on a host whose
+                // mounts are shared (systemd's default) the unmounts of submounts
+                // of shared mounts (/sys/fs/cgroup, /dev/pts, /run/user/...) would
+                // propagate to the host's. In a namespace of its own where every
+                // mount is a slave of the host's, nothing it does reaches the host.
+                if libc::unshare(libc::CLONE_NEWNS) < 0
+                    || libc::mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_SLAVE,
+                        std::ptr::null(),
+                    ) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
                 // Both are first lifted above 3 and 4, so neither can be the other's
                 // target; dup2 then clears close-on-exec on the copies.
                 let lifted = [

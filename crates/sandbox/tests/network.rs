@@ -191,3 +191,91 @@ fn one_box_cannot_take_more_than_slirp4netns_may_hold_of_the_hosts_sockets() {
         "{held} connections held: {outcome:?}"
     );
 }
+
+/// Runs `f` on a thread of its own in a mount namespace of its own, cut off from
+/// the host's (every mount private), so that what it mounts stays there.
+fn in_private_mount_namespace<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: unshare and mount with constant arguments change only this
+            // thread's mount namespace (threads it creates inherit it).
+            unsafe {
+                assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare(CLONE_NEWNS)");
+                assert_eq!(
+                    libc::mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ),
+                    0,
+                    "make / private"
+                );
+            }
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// Mounts a small tmpfs at `path` with mount `flags`.
+fn mount_tmpfs(path: &std::path::Path, flags: libc::c_ulong) {
+    let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mount with valid NUL-terminated strings; the caller's thread is in
+    // a mount namespace of its own.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            flags,
+            c"size=1m".as_ptr().cast(),
+        )
+    };
+    assert_eq!(rc, 0, "mount tmpfs at {}", path.display());
+}
+
+#[test]
+fn slirp4netns_unmounts_nothing_of_a_host_whose_mounts_are_shared() {
+    // systemd makes every mount shared. slirp4netns's sandbox makes only "/"
+    // private before it detaches the old root, so without a namespace of its own
+    // the unmount of a submount of a shared mount (on such hosts: /sys/fs/cgroup,
+    // /dev/pts, /run/user/N) reached the host, which lost its cgroup tree.
+    // Here: a shared mount with a submount, in this test's own mount namespace.
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("shared");
+    let child = parent.join("child");
+    let survived = in_private_mount_namespace(|| {
+        std::fs::create_dir(&parent).unwrap();
+        mount_tmpfs(&parent, 0);
+        // SAFETY: as in mount_tmpfs; changes only the propagation of `parent`.
+        let shared = unsafe {
+            let target = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes()).unwrap();
+            libc::mount(
+                std::ptr::null(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_SHARED,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(shared, 0, "make the parent shared");
+        std::fs::create_dir(&child).unwrap();
+        mount_tmpfs(&child, 0);
+        std::fs::write(child.join("marker"), "here").unwrap();
+
+        // The sandbox (and its slirp4netns) starts from this namespace.
+        let sandbox = sandbox_with(Vec::new(), false, 1_860_000);
+        let outcome = run(&sandbox, "echo up", true);
+        assert_eq!(stdout(&outcome), "up\n", "{outcome:?}");
+        drop(sandbox);
+        std::fs::read_to_string(child.join("marker")).ok()
+    });
+    assert_eq!(
+        survived.as_deref(),
+        Some("here"),
+        "the submount of a shared mount was unmounted by the box's network"
+    );
+}
