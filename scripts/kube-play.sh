@@ -79,7 +79,7 @@ cleanup() {
     volumes+=($("${podman[@]}" inspect --format \
       '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}' "$ctr" 2>/dev/null || true))
   done
-  [ -f "$work/runbox.yaml" ] && "${podman[@]}" kube down "$work/runbox.yaml" >/dev/null 2>&1
+  [ -f "$work/played" ] && "${podman[@]}" kube down "$work/runbox.yaml" >/dev/null 2>&1
   [ -f "$work/postgres.yaml" ] && "${podman[@]}" kube down "$work/postgres.yaml" >/dev/null 2>&1
   for pod in $(pods); do "${podman[@]}" pod rm -f "$pod" >/dev/null 2>&1 || true; done
   for volume in "${volumes[@]}"; do
@@ -99,7 +99,7 @@ cleanup() {
   "${podman[@]}" network exists "$network" && left+=("network $network")
   [ -n "$(pods)" ] && left+=("pods")
   if ((${#left[@]})); then echo "left behind: ${left[*]}" >&2; else
-    step "removed ${#volumes[@]} volumes, the pods, the secret, the network and the images"; fi
+    step "nothing left behind (pods, ${#volumes[@]} volumes, secret, network, images removed)"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -136,6 +136,13 @@ done >"$work/runbox.yaml"
 deployments=$(awk '/^kind: Deployment/' "$work/runbox.yaml" | wc -l)
 grep -q "image: $runbox_image" "$work/runbox.yaml" || { echo "the manifests do not run localhost/runbox:latest" >&2; exit 1; }
 step "playing $deployments Deployments from: $(echo $resources)"
+# The pods' names come from the manifests (NAME-pod-N): another's are not touched.
+for name in $(awk '/^kind: Deployment/ { d = 1 } d && /^  name:/ { print $2; d = 0 }' "$work/runbox.yaml"); do
+  if [ -n "$("${podman[@]}" pod ps -q --filter "name=^$name-pod-")" ]; then
+    echo "pods $name-pod-* exist already: not touching them" >&2
+    exit 1
+  fi
+done
 step "not played (podman 4.3 skips these kinds): $(paste -sd, "$work/skipped" | sed 's/,/, /g')"
 
 step "building $runbox_image and $postgres_image"
@@ -181,6 +188,7 @@ touch "$work/secret-made"
 step "PostgreSQL answers; secret $secret made"
 
 step "podman kube play"
+touch "$work/played"
 "${podman[@]}" kube play --network "$network" "$work/runbox.yaml" >"$work/play.log" 2>&1 \
   || { cat "$work/play.log" >&2; fail "podman kube play refused the manifests"; }
 api_pods=$("${podman[@]}" pod ps --filter "network=$network" --filter name=runbox-api --format '{{.Name}}' | sort)
