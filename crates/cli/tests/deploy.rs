@@ -122,10 +122,10 @@ fn str_of(value: &Value) -> &str {
     value.as_str().unwrap_or_default()
 }
 
-/// `doc` read as the Kubernetes API's own type `T` (k8s-openapi, the oldest
-/// Kubernetes release it supports): a missing required field, a field of the
-/// wrong type, a wrong `apiVersion` or `kind`, or a field the API does not have
-/// (a misspelling the API server would drop or refuse) is an error.
+/// `doc` read as the Kubernetes API's own type `T` (k8s-openapi's types of
+/// Kubernetes 1.33, the oldest release it covers): a missing required field, a
+/// field of the wrong type, a wrong `apiVersion` or `kind`, or a field the API
+/// does not have (a misspelling the API server would drop or refuse) is an error.
 fn typed<T: DeserializeOwned>(doc: &Value) -> Result<T, String> {
     let mut unknown = Vec::new();
     let object = serde_ignored::deserialize(doc.clone(), |path| unknown.push(path.to_string()))
