@@ -14,6 +14,7 @@ packages=(
   docker-registry skopeo apache2-utils openssl # OCI runtime tests: loopback registries, pushes, htpasswd, token signing
   podman runc          # the container image's test (crates/cli/tests/container.rs): runc, as crun refuses hybrid cgroups
   podman-compose golang-github-containernetworking-plugin-dnsname # the fleet's compose file (scripts/compose-fleet.sh, opt-in): services find each other by name
+  catatonit            # the pause image of podman's pods (scripts/kube-play.sh, opt-in)
   systemd              # systemd-analyze verify of deploy/systemd (crates/cli/tests/deploy.rs)
   valgrind             # analysis.memcheck (boxes run the host's /usr/bin/valgrind) and its tests
 )
