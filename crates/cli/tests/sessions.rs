@@ -223,7 +223,15 @@ fn a_client_that_leaves_takes_its_box_with_it_within_a_second() {
         let marker = if tty { "sleep 3607" } else { "sleep 3608" };
         session.send(start("bash", &format!("echo ready; exec {marker}"), tty));
         session.expect("ready");
-        assert!(running(marker), "the program runs");
+        // "ready" comes before the exec: the sleep shows up a moment later.
+        let asked = Instant::now();
+        while !running(marker) {
+            assert!(
+                asked.elapsed() < Duration::from_secs(5),
+                "the program runs (tty: {tty})"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         drop(session);
         let left = Instant::now();
         while running(marker) {
