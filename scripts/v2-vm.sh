@@ -39,7 +39,7 @@ mkdir -p "$work"
 root=$work/root
 echo "making the VM's root with mmdebstrap ($kernel_package)" >&2
 mmdebstrap --quiet --variant=minbase \
-  --include="systemd,systemd-sysv,dbus,udev,$kernel_package,initramfs-tools,gcc,libc6-dev,python3,curl,procps,e2fsprogs,sqlite3,slirp4netns,nftables,iproute2,isc-dhcp-client,ifupdown" \
+  --include="systemd,systemd-sysv,dbus,udev,$kernel_package,initramfs-tools,gcc,libc6-dev,python3,curl,procps,e2fsprogs,sqlite3,slirp4netns,nftables,iproute2,isc-dhcp-client,ifupdown,ca-certificates" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   bookworm "$root" "$mirror"
 
@@ -55,7 +55,9 @@ if [ -d "$target/tmp/test-runtimes" ]; then
 fi
 echo "/dev/vda / ext4 rw,relatime 0 1" >"$root/etc/fstab"
 # qemu's user network: a default route and DNS, as the network suite needs (it
-# reaches nothing beyond the VM: its tests talk to the VM's own addresses).
+# reaches nothing beyond the VM: its tests talk to the VM's own addresses). Not
+# qemu's default 10.0.2.0/24: that is slirp4netns's subnet inside a box, where
+# the VM's own address would then be a neighbour, not the host.
 mkdir -p "$root/etc/network"
 printf 'auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet dhcp\n' >"$root/etc/network/interfaces"
 echo runbox-v2 >"$root/etc/hostname"
@@ -162,7 +164,7 @@ timeout 3h qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 4096 \
   -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
   -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 net.ifnames=0 quiet runbox.suites=${V2_SUITES:-}" \
   -drive "file=$work/disk.img,format=raw,if=virtio" \
-  -nic user,model=virtio-net-pci \
+  -nic user,model=virtio-net-pci,net=192.168.76.0/24 \
   >"$work/console.log" 2>&1 || true
 rm -f "$work/disk.img"
 grep -a -E '^(kernel|cgroup:|V2-CHECK|test .* FAILED|.*panicked)' "$work/console.log" | tr -d '\r'
