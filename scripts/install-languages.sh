@@ -72,10 +72,12 @@ mapfile -t packages < <(printf '%s\n' "${packages[@]+"${packages[@]}"}" | sed '/
 mapfile -t runtimes < <(printf '%s\n' "${runtimes[@]+"${runtimes[@]}"}" | sed '/^$/d' | sort -u)
 
 # The packages of every entry that runs in runtime $1, comma-separated.
+# In byte order (LC_ALL=C), as Python's sorted() orders the runtime's own list below:
+# in another locale `g++` and `gcc` could swap and a runtime be rebuilt for nothing.
 runtime_packages() { # runtime
   for f in "$catalog"/*.toml; do
     if [ "$(toml_value "$f" runtime)" = "$1" ]; then toml_value "$f" packages | tr ' ' '\n'; fi
-  done | sort -u | paste -sd, -
+  done | LC_ALL=C sort -u | paste -sd, -
 }
 
 if $list_only; then

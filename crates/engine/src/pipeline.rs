@@ -337,8 +337,11 @@ pub(crate) fn box_config(language: &Language, argv: Vec<String>, limits: Limits)
         config = config.with_runtime(root);
     }
     for path in &language.binds {
-        // /etc entries are the box's system tree's (its runtime's, or the host's).
-        config = if path.starts_with("/etc") && path != std::path::Path::new("/etc") {
+        // System paths (below /etc, /var/lib, /opt) are the box's system tree's:
+        // its runtime's, resolved inside it, or the host's. On a runtime every
+        // bind is one (the catalog refuses others, and the sandbox refuses what is
+        // not a system path), so nothing of the host's reaches such a box.
+        config = if language.runtime.is_some() || runbox_sandbox::is_system_path(path) {
             config.with_system_path(path)
         } else {
             config.with_bind(BindMount::read_only(path, path))
@@ -871,6 +874,53 @@ version = ["javac", "-version"]
             .mode();
         assert_eq!(mode & 0o777, 0o777);
         assert_eq!(fs::read(dir.path().join("a/b/c.txt")).unwrap(), b"x");
+    }
+
+    /// `java()` with these extra TOML lines.
+    fn java_with(extra: &str) -> Language {
+        let text = format!(
+            "{}\n{extra}",
+            r#"
+id = "java"
+name = "Java"
+extensions = ["java"]
+packages = ["default-jdk-headless"]
+source_file = "Main.java"
+run = ["java", "Main"]
+version = ["java", "-version"]
+"#
+        );
+        Language::parse(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn a_runtime_entry_takes_every_bind_from_its_system_tree() {
+        let language = java_with(
+            "runtime = \"debian-sid\"\nbinds = [\"/var/lib/ghc\", \"/etc/java-26-openjdk\"]",
+        );
+        let config = box_config(&language, vec!["java".into()], Limits::default());
+        assert_eq!(
+            config.system_paths(),
+            [
+                std::path::Path::new("/var/lib/ghc"),
+                std::path::Path::new("/etc/java-26-openjdk")
+            ]
+        );
+        assert!(config.binds().is_empty(), "{:?}", config.binds());
+    }
+
+    #[test]
+    fn a_host_entry_binds_system_paths_from_the_system_tree_and_others_from_the_host() {
+        let language = java_with("binds = [\"/var/lib/chicken\", \"/srv/data\"]");
+        let config = box_config(&language, vec!["java".into()], Limits::default());
+        assert_eq!(
+            config.system_paths(),
+            [std::path::Path::new("/var/lib/chicken")]
+        );
+        assert_eq!(
+            config.binds(),
+            [BindMount::read_only("/srv/data", "/srv/data")]
+        );
     }
 
     #[test]

@@ -294,9 +294,12 @@ impl BoxConfig {
         self
     }
 
-    /// Makes `path`, below /etc, of the box's system tree (its runtime's, or the
-    /// host's without one) visible read-only at the same place: the /etc files a
-    /// language declares, such as `/etc/alternatives` or `/etc/java-17-openjdk`.
+    /// Makes `path` of the box's system tree (its runtime's, or the host's
+    /// without one) visible read-only at the same place: the files a language
+    /// declares, such as `/etc/alternatives`, `/etc/java-17-openjdk` or GHC's
+    /// package database `/var/lib/ghc`. On a runtime the path and every link on
+    /// the way are resolved inside the runtime's tree, never on the host. It must
+    /// be below one of [`SYSTEM_PATH_ROOTS`] (see [`is_system_path`]).
     pub fn with_system_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.system_paths.push(path.into());
         self
@@ -313,6 +316,16 @@ impl BoxConfig {
     /// The runtime root of this box, `None` for the host's system tree.
     pub fn runtime(&self) -> Option<&Path> {
         self.runtime.as_deref()
+    }
+
+    /// The paths this box takes from its system tree ([`BoxConfig::with_system_path`]).
+    pub fn system_paths(&self) -> &[PathBuf] {
+        &self.system_paths
+    }
+
+    /// The host paths bound into this box ([`BoxConfig::with_bind`]).
+    pub fn binds(&self) -> &[BindMount] {
+        &self.binds
     }
 
     /// The limits of this box.
@@ -376,10 +389,11 @@ impl BoxConfig {
         }
         for path in &self.system_paths {
             check_box_path(path, "system path")?;
-            if !path.starts_with("/etc") || path == Path::new("/etc") {
+            if !is_system_path(path) {
                 return Err(Error::InvalidConfig(format!(
-                    "the system path {} must be below /etc (the box's /usr is its runtime's already)",
-                    path.display()
+                    "the system path {} must be below {} (the box's /usr is its runtime's already, and the sandbox builds /, /proc, /dev, /tmp and /box itself)",
+                    path.display(),
+                    SYSTEM_PATH_ROOTS.join(", ")
                 )));
             }
         }
@@ -393,6 +407,22 @@ impl BoxConfig {
         }
         Ok(())
     }
+}
+
+/// The directories whose contents a box may take from its system tree with
+/// [`BoxConfig::with_system_path`]: where Debian packages keep configuration
+/// (/etc), state such as package databases (/var/lib) and add-on software
+/// (/opt). Not `/` or the directories the sandbox builds itself (/usr, /proc,
+/// /dev, /tmp, /box, /run): binding over them would undo the box's own.
+pub const SYSTEM_PATH_ROOTS: &[&str] = &["/etc", "/var/lib", "/opt"];
+
+/// Whether `path` may be a system path: strictly below one of
+/// [`SYSTEM_PATH_ROOTS`], absolute, without `.` or `..`.
+pub fn is_system_path(path: &Path) -> bool {
+    check_box_path(path, "system path").is_ok()
+        && SYSTEM_PATH_ROOTS
+            .iter()
+            .any(|root| path.starts_with(root) && path != Path::new(root))
 }
 
 /// Box paths the sandbox builds itself.
@@ -474,10 +504,29 @@ mod tests {
     }
 
     #[test]
-    fn system_path_outside_etc_is_refused() {
-        let cfg = BoxConfig::new(["true"]).with_system_path("/usr/lib");
-        let err = cfg.validate().unwrap_err();
-        assert!(err.to_string().contains("below /etc"), "{err}");
+    fn system_path_outside_the_system_roots_is_refused() {
+        for path in [
+            "/usr/lib", "/", "/etc", "/var/lib", "/var/tmp", "/proc/1", "/box/x", "/run/x",
+            "/tmp/x", "/dev/x",
+        ] {
+            let cfg = BoxConfig::new(["true"]).with_system_path(path);
+            let err = cfg.validate().unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("must be below /etc, /var/lib, /opt"),
+                "{path}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn system_paths_below_etc_var_lib_and_opt_are_accepted() {
+        for path in ["/etc/alternatives", "/var/lib/ghc", "/opt/tool/lib"] {
+            assert!(is_system_path(Path::new(path)), "{path}");
+        }
+        assert!(!is_system_path(Path::new("/var/lib/../../etc/shadow")));
+        assert!(!is_system_path(Path::new("/etcetera")));
+        assert!(!is_system_path(Path::new("var/lib/ghc")));
     }
 
     #[test]

@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use config::{BindMount, BoxConfig, Limits};
+pub use config::{BindMount, BoxConfig, Limits, SYSTEM_PATH_ROOTS, is_system_path};
 pub use error::{Error, Result};
 pub use live::{LiveIo, OutputChunk, OutputSink, Signaller, Stream};
 pub use network::NetworkOptions;

@@ -1,5 +1,6 @@
-//! The system tree of a box: where its /usr, its merged-/usr links and the /etc
-//! entries it needs come from.
+//! The system tree of a box: where its /usr, its merged-/usr links, the /etc
+//! entries it needs and the other system paths it declares (below /etc,
+//! /var/lib or /opt) come from.
 //!
 //! Without a runtime that is the host: its /usr, its top-level links, its loader
 //! cache. With one ([`BoxConfig::with_runtime`](crate::BoxConfig::with_runtime)),
@@ -12,7 +13,8 @@
 //!   them change what every box runs;
 //! - every path in it is resolved *inside* it (`openat2` with `RESOLVE_IN_ROOT`):
 //!   a symlink such as `etc/alternatives -> /etc/shadow`, which an image may well
-//!   hold, names the runtime's own file, never the host's;
+//!   hold, names the runtime's own file, never the host's (so does
+//!   `var/lib/x -> ../../..`: `..` stops at the runtime's root);
 //! - what is read from it (top-level links, the loader cache) is read once per
 //!   runtime and kept, keyed by the root directory's identity, so a box on a
 //!   runtime costs what a box on the host costs.

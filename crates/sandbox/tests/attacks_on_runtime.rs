@@ -88,18 +88,7 @@ fn a_runtime_symlink_to_a_host_path_resolves_inside_the_runtime() {
     std::fs::create_dir(root.join("etc")).unwrap();
     std::fs::write(root.join("etc/marker"), "runtime\n").unwrap();
     std::os::unix::fs::symlink("/etc", root.join("etc/alternatives")).unwrap();
-    let show = r#"
-#include <stdio.h>
-int main(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "r"); char line[256];
-        if (!f) { puts("missing"); continue; }
-        while (fgets(line, sizeof line, f)) fputs(line, stdout);
-        fclose(f);
-    }
-    return 0;
-}"#;
-    compile_static(show, &root.join("usr/bin/show"));
+    compile_static(SHOW, &root.join("usr/bin/show"));
     let cfg = BoxConfig::new([
         "/usr/bin/show",
         "/etc/alternatives/marker",
@@ -114,6 +103,69 @@ int main(int argc, char **argv) {
         "{o:?}"
     );
 }
+
+#[test]
+fn var_lib_paths_linking_out_of_a_runtime_resolve_inside_it() {
+    // A runtime of its own whose /var/lib entries (the kind a language declares,
+    // such as GHC's package database) link out of its tree, absolutely and by
+    // `..`. Bound into a box, each must name the runtime's files: its marker,
+    // and never the host's /etc/debian_version (world-readable: only where it
+    // is looked up keeps it out).
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib")).unwrap();
+    std::fs::create_dir(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/marker"), "runtime\n").unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("var/lib/absolute")).unwrap();
+    std::os::unix::fs::symlink("../../..", root.join("var/lib/dotdot")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../etc/debian_version",
+        root.join("var/lib/version"),
+    )
+    .unwrap();
+    assert!(
+        std::fs::read_to_string("/etc/debian_version").is_ok(),
+        "the host's /etc/debian_version must be readable for this test to mean anything"
+    );
+    compile_static(SHOW, &root.join("usr/bin/show"));
+    let cfg = BoxConfig::new([
+        "/usr/bin/show",
+        "/var/lib/absolute/marker",
+        "/var/lib/absolute/debian_version",
+        "/var/lib/dotdot/etc/marker",
+        "/var/lib/dotdot/etc/debian_version",
+    ])
+    .with_runtime(root)
+    .with_system_path("/var/lib/absolute")
+    .with_system_path("/var/lib/dotdot");
+    let o = run(&cfg);
+    assert_eq!(
+        (o.status, stdout(&o).as_str()),
+        (Status::Ok, "runtime\nmissing\nruntime\nmissing\n"),
+        "{o:?}"
+    );
+    // A link to a file the runtime lacks is missing from the runtime, not taken
+    // from the host: the box is refused before it starts.
+    let cfg = BoxConfig::new(["/usr/bin/show"])
+        .with_runtime(root)
+        .with_system_path("/var/lib/version");
+    let err = support::sandbox().run(&cfg).unwrap_err();
+    assert!(err.to_string().contains("/var/lib/version"), "{err}");
+}
+
+/// A C program that prints each file named by its arguments, or `missing`.
+const SHOW: &str = r#"
+#include <stdio.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        FILE *f = fopen(argv[i], "r"); char line[256];
+        if (!f) { puts("missing"); continue; }
+        while (fgets(line, sizeof line, f)) fputs(line, stdout);
+        fclose(f);
+    }
+    return 0;
+}"#;
 
 /// Compiles the C `source` as a static program at `out`.
 fn compile_static(source: &str, out: &std::path::Path) {

@@ -30,7 +30,8 @@ pub struct Language {
     pub source_file: String,
     /// Whether the program can be given arguments.
     pub accepts_args: bool,
-    /// Extra host paths visible read-only in the box.
+    /// Extra paths visible read-only in the box: of its runtime's tree when it
+    /// runs on one (below /etc, /var/lib or /opt), else of the host.
     pub binds: Vec<PathBuf>,
     /// Extra environment of every stage.
     pub env: Vec<(String, String)>,
@@ -296,6 +297,20 @@ impl Language {
         if let Some(bad) = file.binds.iter().find(|p| !p.is_absolute()) {
             return Err(format!("bind {} must be an absolute path", bad.display()));
         }
+        // A box on a runtime takes its binds from the runtime's tree, and only
+        // system paths can be taken from there: anything else would be the host's.
+        if file.runtime.is_some()
+            && let Some(bad) = file
+                .binds
+                .iter()
+                .find(|p| !runbox_sandbox::is_system_path(p))
+        {
+            return Err(format!(
+                "bind {} cannot be taken from the runtime: a runtime entry binds only paths below {} of its runtime (its /usr is the runtime's already)",
+                bad.display(),
+                runbox_sandbox::SYSTEM_PATH_ROOTS.join(", ")
+            ));
+        }
         Ok(Language {
             compile: file
                 .compile
@@ -381,6 +396,20 @@ processes = 128
         let text = JAVA.replace("id = \"java\"", "id = \"Ja va\"");
         let err = Language::parse(&text, "x").unwrap_err();
         assert!(err.contains("Ja va"), "{err}");
+    }
+
+    #[test]
+    fn a_runtime_entry_binding_a_path_outside_the_system_roots_is_refused() {
+        let on_sid = |binds: &str| {
+            let keys = format!("id = \"java\"\nruntime = \"debian-sid\"\nbinds = {binds}");
+            Language::parse(&JAVA.replace("id = \"java\"", &keys), "x")
+        };
+        let err = on_sid(r#"["/usr/share/java"]"#).unwrap_err();
+        assert!(
+            err.contains("bind /usr/share/java cannot be taken from the runtime"),
+            "{err}"
+        );
+        on_sid(r#"["/var/lib/ghc", "/etc/java"]"#).unwrap();
     }
 
     #[test]
