@@ -205,11 +205,12 @@ fn a_sink_that_waits_holds_the_program_back_until_its_wall_limit() {
         outcome.limit_hit
     );
     assert!(started.elapsed() < Duration::from_secs(4), "{outcome:?}");
-    // One read at a time: what the program wrote before its first chunk was
-    // handed over, and what filled the pipe while the sink waited.
+    // One read at a time, and the program held back for 2 s: free, it writes
+    // hundreds of MB a second. What is kept is the first chunk, the full pipe,
+    // and what the program wrote while it was being killed.
     assert!(largest <= 64 << 10, "a chunk of {largest} bytes");
     assert!(
-        outcome.stdout.len() <= 256 << 10,
+        outcome.stdout.len() <= 4 << 20,
         "the program was not held back: {} bytes kept",
         outcome.stdout.len()
     );
