@@ -5,6 +5,7 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use runbox_sandbox::{Outcome, Signaller, Stream, Terminal, TerminalSize};
 
@@ -22,6 +23,11 @@ pub enum LiveEvent<'a> {
         stream: Stream,
         /// The bytes, as read.
         data: &'a [u8],
+        /// The stage's wall deadline. A caller may take its time with the
+        /// event (its own reader is slow): the program is held back meanwhile,
+        /// its output waiting in the pipe. It must return by this instant, when
+        /// the stage is due to be killed.
+        deadline: Instant,
     },
     /// The stage ended. A compile taken from the cache reports its stored output
     /// and outcome at once.

@@ -5,6 +5,7 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use runbox_sandbox::{
     BindMount, BoxConfig, Limits, LiveIo, Outcome, Sandbox, Status, Stream, Volume,
@@ -441,7 +442,7 @@ pub(crate) fn build(
     // Identical jobs wait here for the first to finish, then find its entry.
     let mut earlier_failure = flight.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(outcome) = &*earlier_failure {
-        replay(live, "compile", outcome);
+        replay(live, "compile", outcome, limits.compile.wall_time);
         return Ok(Build::Failed(CompileStage {
             outcome: outcome.clone(),
             cached: true,
@@ -452,7 +453,7 @@ pub(crate) fn build(
             outcome: entry.compile().clone(),
             cached: true,
         };
-        replay(live, "compile", &stage.outcome);
+        replay(live, "compile", &stage.outcome, limits.compile.wall_time);
         if keep_sources {
             return Ok(Build::Ready(WorkDir::Cached(entry), Some(stage)));
         }
@@ -741,11 +742,12 @@ fn stage(
         return Err(Error::Cancelled);
     }
     (live.events)(LiveEvent::Stage(name));
-    let mut forward = |stream: Stream, data: &[u8]| {
+    let mut forward = |stream: Stream, data: &[u8], deadline: Instant| {
         (live.events)(LiveEvent::Output {
             stage: name,
             stream,
             data,
+            deadline,
         })
     };
     let io = LiveIo {
@@ -768,10 +770,13 @@ fn stage(
     Ok(outcome)
 }
 
-/// Tells a live caller about a stage that did not run in a box (a cached compile).
-fn replay(live: Option<&Live<'_>>, name: &'static str, outcome: &Outcome) {
+/// Tells a live caller about a stage that did not run in a box (a cached
+/// compile); the caller may take as long with its output as the stage's wall
+/// limit would have allowed.
+fn replay(live: Option<&Live<'_>>, name: &'static str, outcome: &Outcome, wall_time: Duration) {
     let Some(live) = live else { return };
     (live.events)(LiveEvent::Stage(name));
+    let deadline = Instant::now() + wall_time;
     for (stream, data) in [
         (Stream::Stdout, &outcome.stdout),
         (Stream::Stderr, &outcome.stderr),
@@ -781,6 +786,7 @@ fn replay(live: Option<&Live<'_>>, name: &'static str, outcome: &Outcome) {
                 stage: name,
                 stream,
                 data,
+                deadline,
             });
         }
     }

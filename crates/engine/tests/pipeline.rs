@@ -321,6 +321,7 @@ fn record(events: &std::sync::Mutex<Vec<Seen>>, event: runbox_engine::LiveEvent<
             stage,
             stream,
             data,
+            ..
         } => Seen::Output(stage, stream, text(data)),
         LiveEvent::Exit { stage, outcome } => Seen::Exit(stage, outcome.status),
     };

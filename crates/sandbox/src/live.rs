@@ -11,6 +11,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::outcome::signal_name;
@@ -36,8 +37,14 @@ pub struct OutputChunk {
     pub len: usize,
 }
 
-/// Where a live run's output goes as it is read: the stream, and the new bytes.
-pub type OutputSink<'a> = &'a mut (dyn FnMut(Stream, &[u8]) + Send);
+/// Where a live run's output goes as it is read: the stream, the new bytes (one
+/// read of a pipe, at most 64 KiB), and the box's wall deadline.
+///
+/// The box's output is read only when the sink returns, so a sink may wait (for
+/// a slow reader of its own) to hold the program back: the pipe fills and the
+/// program blocks on its writes. It must not wait past the deadline: the limits
+/// are checked, and the box killed at them, between calls.
+pub type OutputSink<'a> = &'a mut (dyn FnMut(Stream, &[u8], Instant) + Send);
 
 /// The connections of one live run: see [`crate::Sandbox::run_live`].
 #[derive(Default)]

@@ -33,9 +33,15 @@ impl Capture {
         })
     }
 
-    /// Reads what is available now; closes the stream at end of file.
-    fn read_available(&mut self) {
-        let Some(fd) = &self.fd else { return };
+    /// Reads once (at most one pipe's worth) and keeps what fits under the cap;
+    /// closes the stream at end of file. Returns how many bytes were kept, or
+    /// `None` when nothing more is to be had now (the pipe is empty or closed,
+    /// or the cap is reached).
+    fn read_once(&mut self) -> Option<usize> {
+        let fd = self.fd.as_ref()?;
+        if self.truncated {
+            return None;
+        }
         let mut buf = [0u8; 64 * 1024];
         loop {
             // SAFETY: reading into a local buffer of the given length.
@@ -46,18 +52,18 @@ impl Capture {
                 self.data.extend_from_slice(&buf[..n.min(room)]);
                 if n > room {
                     self.truncated = true;
-                    return;
                 }
+                return Some(n.min(room));
             } else if n == 0 {
                 self.fd = None;
-                return;
+                return None;
             } else {
                 match sys::errno() {
                     libc::EINTR => continue,
-                    libc::EAGAIN => return,
+                    libc::EAGAIN => return None,
                     _ => {
                         self.fd = None;
-                        return;
+                        return None;
                     }
                 }
             }
@@ -71,26 +77,35 @@ impl Capture {
 
 /// Where output goes as it is read: kept in the captures, noted in order, and
 /// handed to the live caller if there is one.
+///
+/// Each read is handed over before the next is made: a live caller that waits
+/// (its reader is slow) stops the reading, so the pipe fills and the program
+/// blocks on its own writes. Reading on until the pipe is empty first would
+/// let a fast writer pile up output up to the output limit in one go.
 struct Output<'o> {
     stdout: Capture,
     stderr: Capture,
     chunks: Vec<OutputChunk>,
     live: Option<OutputSink<'o>>,
+    /// The box's wall deadline, passed to the live caller.
+    deadline: Instant,
 }
 
 impl Output<'_> {
-    /// Reads what `stream` has now and passes on what was kept of it.
-    fn read(&mut self, stream: Stream) {
+    /// Reads `stream` once and passes on what was kept; false when there was
+    /// nothing to read.
+    fn read(&mut self, stream: Stream) -> bool {
         let capture = match stream {
             Stream::Stdout => &mut self.stdout,
             Stream::Stderr => &mut self.stderr,
         };
-        let before = capture.data.len();
-        capture.read_available();
-        let new = &capture.data[before..];
-        if new.is_empty() {
-            return;
+        let Some(kept) = capture.read_once() else {
+            return false;
+        };
+        if kept == 0 {
+            return true;
         }
+        let new = &capture.data[capture.data.len() - kept..];
         match self.chunks.last_mut() {
             Some(last) if last.stream == stream => last.len += new.len(),
             _ => self.chunks.push(OutputChunk {
@@ -99,8 +114,14 @@ impl Output<'_> {
             }),
         }
         if let Some(live) = self.live.as_mut() {
-            live(stream, new);
+            live(stream, new, self.deadline);
         }
+        true
+    }
+
+    /// Reads `stream` until it has nothing more now.
+    fn drain(&mut self, stream: Stream) {
+        while self.read(stream) {}
     }
 
     fn truncated(&self) -> bool {
@@ -144,8 +165,9 @@ pub(crate) fn watch(
         stderr: Capture::new(pipes.stderr, limits.output_bytes)?,
         chunks: Vec::new(),
         live: pipes.live,
+        deadline: start + wall_limit,
     };
-    let deadline = start + wall_limit;
+    let deadline = output.deadline;
     let mut report = ReportReader::default();
     let mut killed_for = None;
     // Asked once: std reads the cgroup's CPU quota files to answer.
@@ -177,6 +199,8 @@ pub(crate) fn watch(
             return Err(Error::last_os("poll"));
         }
         let now = Instant::now();
+        // One read per stream and wake-up, so the limits are checked between
+        // reads however fast the program writes.
         if polls[2].revents != 0 {
             output.read(Stream::Stdout);
         }
@@ -200,8 +224,8 @@ pub(crate) fn watch(
         child.kill();
     }
     // The program has ended: everything it wrote is in the pipes now.
-    output.read(Stream::Stdout);
-    output.read(Stream::Stderr);
+    output.drain(Stream::Stdout);
+    output.drain(Stream::Stderr);
     if killed_for.is_none() && output.truncated() {
         killed_for = Some(LimitHit::Output);
     }

@@ -173,6 +173,54 @@ fn endless_output_in_a_live_box_stops_at_the_output_limit() {
     assert!(handed <= 64 << 10, "{handed} bytes handed over");
 }
 
+#[test]
+fn a_sink_that_waits_holds_the_program_back_until_its_wall_limit() {
+    // Up to 1 GiB may be kept: only the sink's waiting keeps the output small.
+    let config = shell_box("yes flood").with_limits(limits(|l| {
+        l.output_bytes = 1 << 30;
+        l.wall_time = Duration::from_secs(2);
+    }));
+    let mut largest = 0;
+    let mut deadlines = Vec::new();
+    // A caller whose reader never reads: it waits as long as it may.
+    let mut never_read = |_: Stream, data: &[u8], deadline: Instant| {
+        largest = largest.max(data.len());
+        deadlines.push(deadline);
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    };
+    let started = Instant::now();
+    let outcome = sandbox()
+        .run_live(
+            &config,
+            LiveIo {
+                output: Some(&mut never_read),
+                ..LiveIo::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        outcome.status,
+        Status::TimeLimitExceeded,
+        "{:?}",
+        outcome.limit_hit
+    );
+    assert!(started.elapsed() < Duration::from_secs(4), "{outcome:?}");
+    // One read at a time, and the program held back for 2 s: free, it writes
+    // hundreds of MB a second. What is kept is the first chunk, the full pipe,
+    // and what the program wrote while it was being killed.
+    assert!(largest <= 64 << 10, "a chunk of {largest} bytes");
+    assert!(
+        outcome.stdout.len() <= 4 << 20,
+        "the program was not held back: {} bytes kept",
+        outcome.stdout.len()
+    );
+    // The deadline handed over is the box's wall deadline.
+    let first = deadlines[0];
+    assert!(
+        first > started + Duration::from_millis(1900) && first < started + Duration::from_secs(3)
+    );
+}
+
 // ---- two boxes joined by pipes ----
 
 fn quick(script: &str, wall: Duration) -> BoxConfig {

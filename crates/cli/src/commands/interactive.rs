@@ -35,6 +35,7 @@ pub fn run(engine: &Engine, job: &CheckedJob, on_terminal: bool) -> anyhow::Resu
             stage: "run",
             stream: Stream::Stdout,
             data,
+            ..
         } => {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(data).and_then(|()| out.flush());

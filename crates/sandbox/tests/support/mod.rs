@@ -201,7 +201,7 @@ impl LiveBox {
         let signals = Signaller::new();
         let attached = signals.clone();
         let done = std::thread::spawn(move || {
-            let mut forward = move |stream: Stream, data: &[u8]| {
+            let mut forward = move |stream: Stream, data: &[u8], _deadline: Instant| {
                 let _ = chunks.send((stream, data.to_vec()));
             };
             sandbox()

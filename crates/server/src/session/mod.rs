@@ -10,11 +10,13 @@
 //! limits, the queue and the history apply as for `/execute`), the relay loop,
 //! the socket's timeouts, and bounds on memory.
 //!
-//! Memory stays bounded whatever the client does: output waits in a channel of
-//! [`EVENT_BACKLOG`] chunks, and when it is full the box's watcher waits too, so
-//! the program blocks on its own writes (backpressure, not buffering). A client
-//! that reads nothing for [`SEND_TIMEOUT`] is taken as gone. A client that goes
-//! away cancels its job: the box is killed at once.
+//! Memory stays bounded whatever the client does: the box's watcher hands over
+//! one read of a pipe (at most 64 KiB) at a time, output waits in a channel of
+//! [`EVENT_BACKLOG`] chunks, and when it is full the watcher waits too, so the
+//! program blocks on its own writes (backpressure, not buffering) — but not past
+//! its wall limit, which still ends it. A client that reads nothing for
+//! [`SEND_TIMEOUT`] is taken as gone. A client that goes away cancels its job:
+//! the box is killed at once.
 
 pub mod native;
 
@@ -251,20 +253,34 @@ pub async fn relay<D: Dialect + Send>(
     }
 
     let (events, mut heard) = mpsc::channel::<Event>(EVENT_BACKLOG);
+    let runtime = tokio::runtime::Handle::current();
     let on_event = move |event: LiveEvent<'_>| {
-        let event = match event {
-            LiveEvent::Stage(stage) => Event::Stage(stage),
+        let (event, deadline) = match event {
+            LiveEvent::Stage(stage) => (Event::Stage(stage), None),
             LiveEvent::Output {
                 stage,
                 stream,
                 data,
-            } => Event::Output(stage, stream, data.to_vec()),
-            LiveEvent::Exit { stage, outcome } => Event::Exit(stage, Box::new(outcome.clone())),
+                deadline,
+            } => (Event::Output(stage, stream, data.to_vec()), Some(deadline)),
+            LiveEvent::Exit { stage, outcome } => {
+                (Event::Exit(stage, Box::new(outcome.clone())), None)
+            }
         };
         // Runs on the job's thread (never a runtime worker): waiting here holds
-        // the box's output back while the client is slow. The session may have
-        // ended: then nobody listens.
-        let _ = events.blocking_send(event);
+        // the box's output back while the client is slow, but an output chunk
+        // waits no later than the stage's wall deadline, when the box is due
+        // to be killed (the chunk is dropped then; the result keeps it). The
+        // session may have ended: then nobody listens.
+        match deadline {
+            Some(deadline) => {
+                let sent = tokio::time::timeout_at(deadline.into(), events.send(event));
+                let _ = runtime.block_on(sent);
+            }
+            None => {
+                let _ = events.blocking_send(event);
+            }
+        }
     };
     let signals = Signaller::new();
     let terminal = job.tty.map(|size| (size, Terminal::new()));
