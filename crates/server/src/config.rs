@@ -461,11 +461,17 @@ fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), ConfigError> {
-    let defaults = toml::Table::try_from(ServerConfig::default()).unwrap_or_default();
+    // Every setting's name, optional ones too: JSON keeps an unset `Option` as
+    // null, where TOML would leave the key out (and RUNBOX_RUN_LIMITS_OUTPUT_KB,
+    // say, would then be ignored without a word).
+    let defaults = match serde_json::to_value(ServerConfig::default()) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
     let mut known: Vec<(String, Option<String>, String)> = Vec::new();
     for (key, value) in &defaults {
         match value {
-            toml::Value::Table(section) => {
+            serde_json::Value::Object(section) => {
                 for field in section.keys() {
                     known.push((
                         format!("RUNBOX_{}_{}", key, field).to_uppercase(),
@@ -476,14 +482,6 @@ fn apply_env(
             }
             _ => known.push((format!("RUNBOX_{key}").to_uppercase(), None, key.clone())),
         }
-    }
-    // Optional top-level fields are absent from the serialized defaults.
-    for key in ["database", "workers", "languages_dir"] {
-        known.push((
-            format!("RUNBOX_{key}").to_uppercase(),
-            None,
-            key.to_string(),
-        ));
     }
     for (name, raw) in env {
         let Some((_, section, field)) = known.iter().find(|(n, _, _)| *n == name) else {
@@ -579,6 +577,24 @@ mod tests {
         );
         assert!(config.to_toml().contains("postgres://u:***@db/runbox"));
         assert!(!config.to_toml().contains("secret"));
+    }
+
+    #[test]
+    fn optional_settings_are_taken_from_the_environment_too() {
+        let config = ServerConfig::load(
+            None,
+            env(&[
+                ("RUNBOX_RUN_LIMITS_OUTPUT_KB", "2048"),
+                ("RUNBOX_RUN_LIMITS_WALL_TIME_MS", "7000"),
+                ("RUNBOX_COMPILE_LIMITS_MEMORY_KB", "524288"),
+                ("RUNBOX_WORKERS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.run_limits.output_kb, Some(2048));
+        assert_eq!(config.run_limits.wall_time_ms, Some(7000));
+        assert_eq!(config.compile_limits.memory_kb, Some(524288));
+        assert_eq!(config.workers, Some(3));
     }
 
     #[test]
