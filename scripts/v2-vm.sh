@@ -11,13 +11,16 @@
 # minutes under TCG), so not part of CI.
 #
 #   scripts/v2-vm.sh [WORKDIR]       (default: $CARGO_TARGET_DIR/v2-vm or target/v2-vm)
-#   KERNEL_PACKAGE=linux-image-6.12... to boot another kernel (bookworm-backports)
+#   SUITE=trixie             a Debian 13 VM instead (kernel 6.12, systemd 257), where
+#                            memory.peak can be reset and box cgroups are reused
+#   KERNEL_PACKAGE=...       another kernel package of the suite
 #   V2_SUITES=attacks,live   to run only these sandbox suites (names without the hash)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
 work=${1:-$target/v2-vm}
 kernel_package=${KERNEL_PACKAGE:-linux-image-amd64}
+suite=${SUITE:-bookworm}
 mirror=http://deb.debian.org/debian
 
 for tool in mmdebstrap qemu-system-x86_64 mkfs.ext4 python3; do
@@ -41,7 +44,7 @@ echo "making the VM's root with mmdebstrap ($kernel_package)" >&2
 mmdebstrap --quiet --variant=minbase \
   --include="systemd,systemd-sysv,dbus,udev,$kernel_package,initramfs-tools,gcc,libc6-dev,python3,curl,procps,e2fsprogs,sqlite3,slirp4netns,nftables,iproute2,isc-dhcp-client,ifupdown,ca-certificates" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-  bookworm "$root" "$mirror"
+  "$suite" "$root" "$mirror"
 
 install -D -m755 "$target/debug/runbox" "$root/usr/local/bin/runbox"
 install -D -m644 "$repo/deploy/systemd/runbox.service" "$root/etc/systemd/system/runbox.service"
