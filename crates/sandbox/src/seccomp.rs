@@ -673,6 +673,7 @@ mod tests {
     /// The test process is multithreaded: `attempt` must only make raw system
     /// calls (no allocation, no locks, no panics).
     fn run_in_child(filtered: bool, attempt: fn() -> i32) -> Ended {
+        crate::cgroup::settle_for_tests();
         let policy = policy();
         // SAFETY: the child only makes raw system calls and leaves with _exit.
         let pid = unsafe { libc::fork() };

@@ -201,6 +201,7 @@ mod tests {
         let a = Volume::create(&dir, 1 << 20).unwrap();
         let b = Volume::create(&dir, 1 << 20).unwrap();
         assert_ne!(a.path(), b.path());
+        crate::cgroup::settle_for_tests();
         let as_nobody = |script: &str| {
             std::process::Command::new("/bin/sh")
                 .args(["-c", script])

@@ -126,6 +126,22 @@ enum Detected<T> {
 /// parent name never race for the same directory.
 static NEXT_BOX: AtomicU64 = AtomicU64::new(0);
 
+/// For unit tests that start processes of their own: on a pure cgroup v2 host
+/// the first detection moves this process into its `runbox-supervisor` leaf,
+/// which the kernel allows only while no other process shares our cgroup; a
+/// test's child (a forked probe, a `sh`) born before that move would stay beside
+/// us and make every later detection refuse. Detecting once, before any test
+/// starts a process, puts every child in the leaf from the start.
+#[cfg(test)]
+pub(crate) fn settle_for_tests() {
+    static SETTLED: std::sync::Once = std::sync::Once::new();
+    SETTLED.call_once(|| {
+        let name = format!("runbox-test-{}-settle", std::process::id());
+        // Without cgroups (not root, a v1-only host) there is nothing to settle.
+        let _ = CgroupManager::detect(&name);
+    });
+}
+
 impl CgroupManager {
     /// Detects the cgroup hierarchy from `/proc/self/cgroup` and
     /// `/proc/self/mountinfo` and creates the parent directory `group_name`

@@ -192,6 +192,7 @@ mod tests {
     fn liveness_of_this_process_and_of_a_reaped_child() {
         assert!(process_alive(std::process::id() as i32));
         assert!(process_alive(1));
+        super::super::settle_for_tests();
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id() as i32;
         child.wait().unwrap();

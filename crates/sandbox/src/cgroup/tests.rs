@@ -29,6 +29,7 @@ fn manager(test: &str) -> Option<CgroupManager> {
     if !is_root() {
         return None;
     }
+    super::settle_for_tests();
     let name = format!("runbox-test-{}-{test}", std::process::id());
     let manager = CgroupManager::detect(&name).expect("detect");
     if manager.is_none() {
@@ -59,6 +60,7 @@ fn spawn_in(cg: &BoxCgroup, script: &str) -> Child {
 
 /// Starts `sh -c script`, lets `place` put it in a cgroup, then lets it run.
 pub(super) fn spawn_placed(script: &str, place: impl FnOnce(i32)) -> Child {
+    super::settle_for_tests();
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!("read go; {script}"))
@@ -427,6 +429,7 @@ fn a_pinned_box_runs_on_the_requested_cpu_only() {
 
 /// A pid that no process has: a reaped child's, checked not to be reused yet.
 fn dead_pid() -> i32 {
+    super::settle_for_tests();
     loop {
         let mut child = Command::new("true").spawn().expect("spawn true");
         let pid = child.id() as i32;
@@ -440,6 +443,7 @@ fn dead_pid() -> i32 {
 /// Makes `dir/box-0` and starts `sleep` in it (memory hierarchy only). Another
 /// test's `detect` may sweep the stale group meanwhile: then it starts over.
 fn stale_box_with_a_process(dir: &Path) -> Child {
+    super::settle_for_tests();
     for _ in 0..50 {
         let procs = dir.join("box-0").join("cgroup.procs");
         if fs::create_dir_all(dir.join("box-0")).is_err() {
