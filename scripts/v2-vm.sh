@@ -15,6 +15,7 @@
 #                            memory.peak can be reset and box cgroups are reused
 #   KERNEL_PACKAGE=...       another kernel package of the suite
 #   V2_SUITES=attacks,live   to run only these sandbox suites (names without the hash)
+#   V2_TEST_ARGS=--test-threads=1   arguments for each suite (comma-separated)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
@@ -83,7 +84,11 @@ for t in /opt/runbox-tests/bin/*; do
   # What a suite may leave behind on the host, before and after it.
   echo "before $name: $(ls /sys/fs/cgroup | tr '\n' ' ')"
   echo "before $name: $(grep -c . /proc/self/mountinfo) mounts; system.slice: $(ls /sys/fs/cgroup/system.slice 2>&1 | head -3 | tr '\n' ' ')"
-  if systemd-run --quiet --scope -p Delegate=yes "$t" >"/tmp/$name.log" 2>&1; then
+  # V2_TEST_ARGS (runbox.testargs=a,b on the kernel command line): arguments for
+  # each suite, e.g. --test-threads=1.
+  testargs=$(sed -n 's/.*runbox\.testargs=\([^ ]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
+  # shellcheck disable=SC2086
+  if systemd-run --quiet --scope -p Delegate=yes "$t" $testargs >"/tmp/$name.log" 2>&1; then
     report PASS "suite $name: $(grep -E '^test result' "/tmp/$name.log" | tail -1)"
   else
     report FAIL "suite $name"
@@ -165,7 +170,7 @@ echo "booting (qemu TCG; the console is in $work/console.log)" >&2
 timeout 3h qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 4096 \
   -nographic -no-reboot \
   -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
-  -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 net.ifnames=0 quiet runbox.suites=${V2_SUITES:-}" \
+  -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 net.ifnames=0 quiet runbox.suites=${V2_SUITES:-} runbox.testargs=${V2_TEST_ARGS:-}" \
   -drive "file=$work/disk.img,format=raw,if=virtio" \
   -nic user,model=virtio-net-pci,net=192.168.76.0/24 \
   >"$work/console.log" 2>&1 || true
