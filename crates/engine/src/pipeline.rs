@@ -801,9 +801,8 @@ mod tests {
     use super::*;
     use crate::job::SourceFile;
 
-    fn java() -> Language {
-        Language::parse(
-            r#"
+    /// A Java entry as the catalog writes one.
+    const JAVA: &str = r#"
 id = "java"
 name = "Java"
 extensions = ["java"]
@@ -814,10 +813,10 @@ main = { pattern = 'public\s+class\s+(\w+)', default = "{stem}" }
 compile = ["javac", "{sources}"]
 run = ["java", "{main}"]
 version = ["javac", "-version"]
-"#,
-            "test",
-        )
-        .unwrap()
+"#;
+
+    fn java() -> Language {
+        java_with("")
     }
 
     #[test]
@@ -884,19 +883,7 @@ version = ["javac", "-version"]
 
     /// `java()` with these extra TOML lines.
     fn java_with(extra: &str) -> Language {
-        let text = format!(
-            "{}\n{extra}",
-            r#"
-id = "java"
-name = "Java"
-extensions = ["java"]
-packages = ["default-jdk-headless"]
-source_file = "Main.java"
-run = ["java", "Main"]
-version = ["java", "-version"]
-"#
-        );
-        Language::parse(&text, "test").unwrap()
+        Language::parse(&format!("{JAVA}\n{extra}"), "test").unwrap()
     }
 
     #[test]
