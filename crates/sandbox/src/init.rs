@@ -14,6 +14,7 @@ use libc::c_char;
 use crate::mounts::{BOX_UID, MountPlan};
 use crate::seccomp::SeccompPolicy;
 use crate::sys;
+use crate::trace::{self, Tracer};
 use crate::tty::{self, TerminalSize};
 
 /// The file mode creation mask of everything in a box, whatever the supervisor's.
@@ -27,38 +28,64 @@ pub(crate) enum Report {
     /// The program could not be executed.
     ExecFailed { errno: i32 },
     /// The program ended with this wait status.
-    Exited { wait_status: i32 },
+    Exited {
+        wait_status: i32,
+        /// The program's own memory peak in KiB, when its tracing saw it end
+        /// (see `crate::trace`).
+        peak_kb: Option<u32>,
+        /// Whether the program started other processes (then its peak is not
+        /// all of the box's memory).
+        forked: bool,
+    },
 }
 
 /// Size of one encoded report.
-pub(crate) const REPORT_LEN: usize = 12;
+pub(crate) const REPORT_LEN: usize = 20;
+
+/// Flags of an [`Report::Exited`] record.
+const PEAK_KNOWN: u32 = 1;
+const FORKED: u32 = 2;
 
 impl Report {
     fn encode(self) -> [u8; REPORT_LEN] {
-        let (kind, a, b): (u32, u32, i32) = match self {
-            Report::SetupFailed { step, errno } => (1, step, errno),
-            Report::ExecFailed { errno } => (2, 0, errno),
-            Report::Exited { wait_status } => (3, 0, wait_status),
+        let (kind, a, b, c): (u32, u32, i32, u32) = match self {
+            Report::SetupFailed { step, errno } => (1, step, errno, 0),
+            Report::ExecFailed { errno } => (2, 0, errno, 0),
+            Report::Exited {
+                wait_status,
+                peak_kb,
+                forked,
+            } => {
+                let flags = if peak_kb.is_some() { PEAK_KNOWN } else { 0 }
+                    | if forked { FORKED } else { 0 };
+                (3, flags, wait_status, peak_kb.unwrap_or(0))
+            }
         };
         let mut out = [0u8; REPORT_LEN];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
         out[4..8].copy_from_slice(&a.to_ne_bytes());
         out[8..12].copy_from_slice(&b.to_ne_bytes());
+        out[12..16].copy_from_slice(&c.to_ne_bytes());
         out
     }
 
     /// Decodes a record written by [`Report::encode`].
     pub(crate) fn decode(raw: &[u8; REPORT_LEN]) -> Option<Report> {
         let word = |i: usize| [raw[i], raw[i + 1], raw[i + 2], raw[i + 3]];
-        let (kind, a, b) = (
+        let (kind, a, b, c) = (
             u32::from_ne_bytes(word(0)),
             u32::from_ne_bytes(word(4)),
             i32::from_ne_bytes(word(8)),
+            u32::from_ne_bytes(word(12)),
         );
         match kind {
             1 => Some(Report::SetupFailed { step: a, errno: b }),
             2 => Some(Report::ExecFailed { errno: b }),
-            3 => Some(Report::Exited { wait_status: b }),
+            3 => Some(Report::Exited {
+                wait_status: b,
+                peak_kb: (a & PEAK_KNOWN != 0).then_some(c),
+                forked: a & FORKED != 0,
+            }),
             _ => None,
         }
     }
@@ -280,17 +307,25 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
     // The program runs: signals the supervisor forwards may reach it now.
     forward_signals_to(program, plan.forward_signal);
 
-    // Reap everything; when the program itself ends, report and exit, and the kernel
-    // kills whatever is left in the PID namespace (daemons, double forks).
+    // Reap everything and let the traced program's stops go on; when the program
+    // itself ends, report and exit, and the kernel kills whatever is left in the
+    // PID namespace (daemons, double forks).
+    let mut tracer = Tracer::default();
     loop {
         let mut status = 0;
         // SAFETY: waitpid writes the status into a local.
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if pid > 0 && libc::WIFSTOPPED(status) {
+            tracer.on_stop(program, pid, status);
+            continue;
+        }
         if pid == program {
             report(
                 fds.report,
                 Report::Exited {
                     wait_status: status,
+                    peak_kb: tracer.peak_kb,
+                    forked: tracer.forked,
                 },
             );
             sys::exit(0);
@@ -450,6 +485,11 @@ fn run_program(plan: &ChildPlan<'_>, fds: ChildFds, exec_fd: RawFd) -> ! {
             sys::check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
         );
     }
+    // Not on a terminal: a signal typed there before the exec would stop the
+    // traced program while the init still waits for that exec.
+    if plan.tty.is_none() {
+        trace::trace_me();
+    }
     prog_step!(exec_fd, Step::InstallSeccomp, plan.seccomp.install());
 
     let mut errno = libc::ENOENT;
@@ -586,7 +626,16 @@ mod tests {
             Report::ExecFailed {
                 errno: libc::ENOENT,
             },
-            Report::Exited { wait_status: 0x0b },
+            Report::Exited {
+                wait_status: 0x0b,
+                peak_kb: None,
+                forked: false,
+            },
+            Report::Exited {
+                wait_status: 0,
+                peak_kb: Some(148),
+                forked: true,
+            },
         ] {
             assert_eq!(Report::decode(&r.encode()), Some(r));
         }

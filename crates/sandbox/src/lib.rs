@@ -42,6 +42,7 @@ mod seccomp;
 mod sys;
 mod system;
 mod teardown;
+mod trace;
 pub mod tty;
 mod volume;
 mod watch;

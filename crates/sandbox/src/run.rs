@@ -308,9 +308,8 @@ fn run_leased(
     let measured = match usage {
         Some(u) => Measured {
             cpu_time: u.cpu_time,
-            memory_kb: u.memory_peak_bytes / 1024,
+            box_memory: BoxMemory::Cgroup(u.memory_peak_bytes / 1024),
             oom_killed: u.oom_killed,
-            own_peak: true,
         },
         None => {
             // Without a cgroup the init's rusage is the only whole-box account.
@@ -318,9 +317,8 @@ fn run_leased(
             let rusage = remains.child.reap();
             Measured {
                 cpu_time: rusage_cpu(&rusage),
-                memory_kb: rusage.ru_maxrss as u64,
+                box_memory: BoxMemory::Rusage(rusage.ru_maxrss as u64),
                 oom_killed: false,
-                own_peak: false,
             }
         }
     };
@@ -389,11 +387,40 @@ fn say(go: &OwnedFd, word: u8) -> Result<()> {
 /// The box's account, taken when the program ended.
 struct Measured {
     cpu_time: Duration,
-    memory_kb: u64,
+    box_memory: BoxMemory,
     oom_killed: bool,
-    /// Whether `memory_kb` is the program's own peak (from its cgroup), which
-    /// the memory limit is then judged against.
-    own_peak: bool,
+}
+
+/// The memory of the whole box, in KiB.
+#[derive(Debug, Clone, Copy)]
+enum BoxMemory {
+    /// Charged to the box's cgroup after the program started, less its tmpfs
+    /// files: all its processes, exact to a charge batch per CPU. The memory
+    /// limit is judged on it.
+    Cgroup(u64),
+    /// The init's `ru_maxrss` (a copy of runbox, or the program's largest
+    /// process): an upper bound only.
+    Rusage(u64),
+}
+
+/// The memory figure reported for a run, in KiB (docs/judging.md, "The memory
+/// figure"): the program's own peak when it ran as one process and its tracing
+/// saw it end, else what the box's cgroup saw (never less than that peak); a
+/// memory-limit verdict reports at most `ceiling_kb`.
+fn memory_figure(
+    box_memory: BoxMemory,
+    program_peak_kb: Option<u64>,
+    forked: bool,
+    over_limit: bool,
+    ceiling_kb: u64,
+) -> u64 {
+    match (box_memory, program_peak_kb) {
+        (BoxMemory::Cgroup(kb), peak) if over_limit => kb.max(peak.unwrap_or(0)).min(ceiling_kb),
+        (_, Some(peak)) if !forked => peak,
+        (BoxMemory::Cgroup(kb), peak) => kb.max(peak.unwrap_or(0)),
+        (BoxMemory::Rusage(_), Some(peak)) => peak,
+        (BoxMemory::Rusage(kb), None) => kb,
+    }
 }
 
 /// Turns what was watched and measured into the outcome (or the setup error).
@@ -420,11 +447,17 @@ fn outcome(
         }
         other => other,
     };
+    let (program_peak_kb, forked) = match report {
+        Some(Report::Exited {
+            peak_kb, forked, ..
+        }) => (peak_kb.map(u64::from), forked),
+        _ => (None, false),
+    };
     let (exit_code, signal) = match report {
-        Some(Report::Exited { wait_status }) if libc::WIFEXITED(wait_status) => {
+        Some(Report::Exited { wait_status, .. }) if libc::WIFEXITED(wait_status) => {
             (Some(libc::WEXITSTATUS(wait_status)), None)
         }
-        Some(Report::Exited { wait_status }) if libc::WIFSIGNALED(wait_status) => {
+        Some(Report::Exited { wait_status, .. }) if libc::WIFSIGNALED(wait_status) => {
             (None, Some(signal_name(libc::WTERMSIG(wait_status))))
         }
         _ if watched.killed_for.is_some() => (None, Some("SIGKILL".to_string())),
@@ -433,7 +466,7 @@ fn outcome(
     // The box's cgroup leaves room for its tmpfs budgets beside the memory
     // limit, which the program's own memory may not take.
     let ceiling_kb = limits.memory_bytes.saturating_add(MEMORY_SLACK_BYTES) / 1024;
-    let over_memory = measured.own_peak && measured.memory_kb > ceiling_kb;
+    let over_memory = matches!(measured.box_memory, BoxMemory::Cgroup(kb) if kb > ceiling_kb);
     // Memory first: a program past its memory limit was only let on (the room of
     // the tmpfs budgets) until the kernel or the watcher stopped it for
     // something else, such as the CPU time its memory bomb took.
@@ -473,11 +506,13 @@ fn outcome(
         wall_time: watched.wall_time,
         // Past the limit the kernel cut the program short (or it took its files'
         // room): it is reported at the limit, as contest systems do.
-        memory_kb: if status == Status::MemoryLimitExceeded && measured.own_peak {
-            measured.memory_kb.min(ceiling_kb)
-        } else {
-            measured.memory_kb
-        },
+        memory_kb: memory_figure(
+            measured.box_memory,
+            program_peak_kb,
+            forked,
+            status == Status::MemoryLimitExceeded,
+            ceiling_kb,
+        ),
         limit_hit,
     })
 }
@@ -734,4 +769,54 @@ fn rlimits(limits: &Limits) -> Vec<(libc::__rlimit_resource_t, libc::rlimit)> {
 fn rusage_cpu(usage: &libc::rusage) -> Duration {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec * 1000) as u32);
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CEILING: u64 = 65 * 1024;
+
+    #[test]
+    fn one_process_reports_its_own_peak_not_the_cgroups_batches() {
+        let figure = memory_figure(BoxMemory::Cgroup(436), Some(100), false, false, CEILING);
+        assert_eq!(figure, 100);
+        let figure = memory_figure(BoxMemory::Rusage(20_000), Some(100), false, false, CEILING);
+        assert_eq!(figure, 100);
+    }
+
+    #[test]
+    fn several_processes_report_the_whole_box() {
+        let figure = memory_figure(BoxMemory::Cgroup(65_452), Some(180), true, false, CEILING);
+        assert_eq!(figure, 65_452);
+        // A peak the cgroup read short (a charge batch) still counts.
+        let figure = memory_figure(BoxMemory::Cgroup(900), Some(1_000), true, false, CEILING);
+        assert_eq!(figure, 1_000);
+    }
+
+    #[test]
+    fn an_untraced_program_reports_the_box() {
+        assert_eq!(
+            memory_figure(BoxMemory::Cgroup(436), None, false, false, CEILING),
+            436
+        );
+        assert_eq!(
+            memory_figure(BoxMemory::Rusage(20_000), None, false, false, CEILING),
+            20_000
+        );
+    }
+
+    #[test]
+    fn a_memory_verdict_reports_at_most_the_ceiling() {
+        let figure = memory_figure(
+            BoxMemory::Cgroup(90_000),
+            Some(80_000),
+            false,
+            true,
+            CEILING,
+        );
+        assert_eq!(figure, CEILING);
+        let figure = memory_figure(BoxMemory::Cgroup(66_000), None, false, true, CEILING);
+        assert_eq!(figure, 66_000.min(CEILING));
+    }
 }
