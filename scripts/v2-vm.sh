@@ -76,6 +76,16 @@ echo "kernel $(uname -r); $(systemctl --version | head -1)"
 echo "cgroup: $(stat -fc %T /sys/fs/cgroup) controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && report PASS "pure cgroup v2" || report FAIL "pure cgroup v2"
 
+# The kernel's own memory accounting, without runbox: a child's 48 MiB in a box
+# cgroup reused three times (memory.peak reset per descriptor on Linux 6.12+),
+# then a 200 MiB child against a 100 MiB memory.max.
+if systemd-run --quiet --scope -p Delegate=yes python3 /opt/runbox-tests/probe.py >/tmp/probe.log 2>&1; then
+  report PASS "kernel: memory.peak and memory.max of a reused cgroup"
+else
+  report FAIL "kernel: memory.peak and memory.max of a reused cgroup"
+fi
+sed 's/^/V2-PROBE /' /tmp/probe.log
+
 for t in /opt/runbox-tests/bin/*; do
   name=$(basename "$t")
   # V2_SUITES (words of the kernel command line: runbox.suites=a,b) limits the run.
@@ -137,6 +147,54 @@ else
 fi
 echo "V2-CHECK DONE failed=$failed"
 CHECK
+cat >"$root/opt/runbox-tests/probe.py" <<'PROBE'
+import os, sys
+own = open("/proc/self/cgroup").read().strip().split("::")[1]
+base = "/sys/fs/cgroup" + own
+leaf, box = base + "/probe-self", base + "/probe-box"
+os.mkdir(leaf)
+open(leaf + "/cgroup.procs", "w").write(str(os.getpid()))
+open(base + "/cgroup.subtree_control", "w").write("+memory +pids")
+os.mkdir(box)
+def put(name, value):
+    open(box + "/" + name, "w").write(value)
+def get(name):
+    return open(box + "/" + name).read().strip()
+def stat(key):
+    return next(l.split()[1] for l in get("memory.stat").splitlines() if l.split()[0] == key)
+def child_touching(size):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w); os.read(r, 1)
+        data = b"\x01" * size
+        os._exit(0 if data[-1] == 1 else 3)
+    os.close(r)
+    put("cgroup.procs", str(pid))
+    os.write(w, b"g"); os.close(w)
+    return os.waitpid(pid, 0)[1]
+put("memory.max", str(100 << 20))
+if os.path.exists(box + "/memory.swap.max"):
+    put("memory.swap.max", "0")
+peak = os.open(box + "/memory.peak", os.O_RDWR)
+ok = True
+for round in range(3):
+    os.write(peak, b"reset")
+    before = int(get("memory.current"))
+    status = child_touching(48 << 20)
+    seen = int(os.pread(peak, 64, 0).decode().split()[0])
+    print(f"round {round}: exit status {status}, current before {before >> 10} KiB, "
+          f"peak on the reset descriptor {seen >> 10} KiB, global peak {int(get('memory.peak')) >> 10} KiB, "
+          f"current after {int(get('memory.current')) >> 10} KiB, file {int(stat('file')) >> 10} KiB, "
+          f"events {get('memory.events').replace(chr(10), ', ')}")
+    ok = ok and status == 0 and seen - before >= 47 << 20
+status = child_touching(200 << 20)
+print(f"200 MiB against 100 MiB: wait status {status}, events {get('memory.events').replace(chr(10), ', ')}")
+ok = ok and os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
+os.close(peak)
+os.rmdir(box)
+sys.exit(0 if ok else 1)
+PROBE
 chmod +x "$root/opt/runbox-tests/check.sh"
 cat >"$root/etc/systemd/system/runbox-v2-check.service" <<'UNIT'
 [Unit]

@@ -222,6 +222,11 @@ pub(crate) fn watch(
     };
     if killed_for.is_some() {
         child.kill();
+        // Drained once the box is dead: a program that writes as fast as `yes`
+        // would otherwise keep the drain going for as long as the kill takes.
+        // The init's pidfd turns readable only after the kernel has killed
+        // and waited for every other process of its PID namespace.
+        wait_readable(child.pidfd(), DEATH_WAIT);
     }
     // The program has ended: everything it wrote is in the pipes now.
     output.drain(Stream::Stdout);
@@ -253,6 +258,24 @@ fn poll_timeout(
     }
     // Round up: waking a little late is fine, spinning on a 0 ms timeout is not.
     (wait.as_micros().div_ceil(1000)).clamp(1, 1000) as libc::c_int
+}
+
+/// How long a killed box may take to die before its pipes are drained anyway
+/// (a process in uninterruptible sleep dies only when its I/O ends).
+const DEATH_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits until `fd` is readable or `limit` has passed.
+fn wait_readable(fd: RawFd, limit: Duration) {
+    let until = Instant::now() + limit;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let mut poll = [poll_fd(fd)];
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(poll.as_mut_ptr(), 1, left.as_millis() as libc::c_int) };
+        if rc >= 0 || sys::errno() != libc::EINTR || left.is_zero() {
+            return;
+        }
+    }
 }
 
 fn poll_fd(fd: RawFd) -> libc::pollfd {
