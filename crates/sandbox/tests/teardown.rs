@@ -118,7 +118,12 @@ fn a_reused_slot_starts_each_run_with_fresh_counters() {
         "-c",
         "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo $x",
     ])
-    .with_limits(limits.clone());
+    // Time enough for a slow (emulated) machine to reach the memory limit first.
+    .with_limits(runbox_sandbox::Limits {
+        cpu_time: Duration::from_secs(10),
+        wall_time: Duration::from_secs(20),
+        ..limits.clone()
+    });
     let o = sandbox.run(&bomb).unwrap();
     assert_eq!(o.status, Status::MemoryLimitExceeded, "{o:?}");
 
@@ -135,4 +140,53 @@ fn a_reused_slot_starts_each_run_with_fresh_counters() {
         "the peak of the last run must not count: {o:?}"
     );
     assert!(o.cpu_time < Duration::from_millis(50), "{o:?}");
+}
+
+#[test]
+fn page_cache_an_earlier_box_left_in_the_slot_does_not_hide_the_next_programs_memory() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // One slot: both runs use the same cgroup.
+    let sandbox = Sandbox::new(SandboxOptions {
+        max_boxes: 1,
+        uid_base: 1_870_000,
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    // The first box writes 120 MB to a host directory: page cache charged to the
+    // slot's cgroup, which stays there after the box (as a compiler's files do
+    // on a host where a box was the first to read them).
+    let data = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        data.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let writer = BoxConfig::new([
+        "/bin/sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do head -c 15000000 /dev/zero > /data/f$i || exit 1; done",
+    ])
+    .with_bind(runbox_sandbox::BindMount::writable(data.path(), "/data"))
+    .with_limits(runbox_sandbox::Limits {
+        memory_bytes: 256 << 20,
+        ..Default::default()
+    });
+    let o = sandbox.run(&writer).unwrap();
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+
+    // The next program touches 48 MiB against a 32 MiB limit, then waits: the
+    // cgroup has room for it (the tmpfs budgets) once the kernel reclaims the
+    // stale cache, which must not be taken for the program staying small.
+    let greedy = BoxConfig::new([
+        "/usr/bin/python3",
+        "-c",
+        "import time; x = b'a' * (48 << 20); time.sleep(10)",
+    ])
+    .with_limits(runbox_sandbox::Limits {
+        memory_bytes: 32 << 20,
+        wall_time: Duration::from_secs(3),
+        ..Default::default()
+    });
+    let o = sandbox.run(&greedy).unwrap();
+    assert_eq!(o.status, Status::MemoryLimitExceeded, "{o:?}");
 }

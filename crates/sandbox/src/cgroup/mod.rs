@@ -366,6 +366,15 @@ impl Drop for CgroupManager {
     }
 }
 
+/// Page cache (not tmpfs) a reused box cgroup may hold when a box starts before
+/// it is reclaimed. An earlier box's cache (files it was the first to read or
+/// write on the host's disks) stays charged to the cgroup; when the next
+/// program needs the room, the kernel reclaims that cache instead of growing the
+/// peak, so the program's figure (the peak less what was charged at its start)
+/// would miss what it took, and a program past its memory limit would not be
+/// seen. What is left below this is within the figure's documented slack.
+pub(crate) const STALE_CACHE_BYTES: u64 = 1 << 20;
+
 /// Moves the box counter past every `box-N` found in `dirs`, so that the next
 /// names are free (without touching what another process left there).
 fn skip_taken_names(dirs: &[&Path]) {

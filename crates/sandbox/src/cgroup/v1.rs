@@ -433,6 +433,7 @@ impl BoxDirs {
         self.set_memory_limit(limits.memory_bytes)?;
         write_value(&self.pids.join("pids.max"), &limits.pids.to_string())?;
         self.pinned = self.set_cpus(limits.cpus.as_deref())?;
+        self.drop_stale_cache();
         // Writing 0 sets the peak to the current usage, i.e. starts it afresh.
         write_value(&self.memory.join("memory.max_usage_in_bytes"), "0")?;
         if self.swap {
@@ -441,6 +442,20 @@ impl BoxDirs {
         self.cpu_base = self.cpu_nanos()?;
         self.oom_base = self.oom_count()?;
         Ok(())
+    }
+
+    /// Reclaims the page cache earlier boxes left charged here (see
+    /// [`super::STALE_CACHE_BYTES`]); no process of a box is in the cgroup now.
+    fn drop_stale_cache(&self) {
+        let path = self.memory.join("memory.stat");
+        let Ok(text) = read_text(&path) else { return };
+        let cache = parse::keyed_value(&text, "cache").unwrap_or(0);
+        let shmem = parse::keyed_value(&text, "shmem").unwrap_or(0);
+        if cache.saturating_sub(shmem) > super::STALE_CACHE_BYTES
+            && let Err(e) = write_raw(&self.memory.join("memory.force_empty"), "0")
+        {
+            tracing::debug!("cannot reclaim a box cgroup's stale page cache: {e}");
+        }
     }
 
     /// Sets the memory limit, and the memory+swap limit to the same value.

@@ -292,6 +292,7 @@ impl BoxDir {
             self.set_cpus(limits.cpus.as_deref())?;
         }
         if let (Some(peak), true) = (&self.peak, self.peak_resettable) {
+            self.drop_stale_cache();
             let path = self.path.join("memory.peak");
             (&*peak)
                 .write_all(b"reset")
@@ -300,6 +301,26 @@ impl BoxDir {
         self.cpu_base = self.cpu_usec()?;
         self.oom_base = self.oom_kills()?;
         Ok(())
+    }
+
+    /// Reclaims the page cache earlier boxes left charged to this reused cgroup
+    /// (see [`super::STALE_CACHE_BYTES`]); no process of a box is in it now.
+    /// `memory.reclaim` (Linux 5.19+, so wherever cgroups are reused) answers
+    /// EAGAIN when it could not reclaim all it was asked: what is left is not
+    /// page cache.
+    fn drop_stale_cache(&self) {
+        let Ok(text) = read_text(&self.path.join("memory.stat")) else {
+            return;
+        };
+        let file = parse::keyed_value(&text, "file").unwrap_or(0);
+        let shmem = parse::keyed_value(&text, "shmem").unwrap_or(0);
+        let stale = file.saturating_sub(shmem);
+        if stale > super::STALE_CACHE_BYTES
+            && let Err(e) = write_raw(&self.path.join("memory.reclaim"), &stale.to_string())
+            && e.raw_os_error() != Some(libc::EAGAIN)
+        {
+            tracing::debug!("cannot reclaim a box cgroup's stale page cache: {e}");
+        }
     }
 
     /// Pins the box to `cpus`, or unpins it (an empty `cpuset.cpus` means the
