@@ -86,6 +86,30 @@ else
 fi
 sed 's/^/V2-PROBE /' /tmp/probe.log
 
+# The same through runbox: a program touching 48 MiB against a 32 MiB limit
+# (the cgroup has room for it: the tmpfs budgets), three times in the CLI's
+# lasting slot. Volatile: a newer gcc drops a malloc and memset nothing reads.
+cat >/tmp/touch48.c <<'C'
+#include <stdlib.h>
+#include <unistd.h>
+int main(void) {
+    volatile char *p = malloc(48 << 20);
+    if (!p) return 3;
+    for (long i = 0; i < (48L << 20); i += 4096) p[i] = 1;
+    pause();
+    return p[4096];
+}
+C
+mkdir -p /tmp/touch48 && gcc -O2 -o /tmp/touch48/main /tmp/touch48.c
+for round in 1 2 3; do
+  out=$(systemd-run --quiet --wait --pipe -p Delegate=yes runbox sandbox --json --memory-limit 32M \
+    --wall-time-limit 3s --dir /tmp/touch48:/box -- /box/main 2>&1 | tr -d '\n')
+  case "$out" in
+    *'"status": "memory_limit_exceeded"'*) report PASS "runbox: 48 MiB against 32 MiB is memory_limit_exceeded (round $round)";;
+    *) report FAIL "runbox: 48 MiB against 32 MiB (round $round): $out";;
+  esac
+done
+
 for t in /opt/runbox-tests/bin/*; do
   name=$(basename "$t")
   # V2_SUITES (words of the kernel command line: runbox.suites=a,b) limits the run.

@@ -99,16 +99,21 @@ fn runbox_cgroups() -> Vec<PathBuf> {
     found
 }
 
+/// A sandbox of one box slot, whose runs all reuse its cgroup.
+fn one_slot(uid_base: u32) -> Sandbox {
+    Sandbox::new(SandboxOptions {
+        max_boxes: 1,
+        uid_base,
+        ..SandboxOptions::default()
+    })
+    .unwrap()
+}
+
 #[test]
 fn a_reused_slot_starts_each_run_with_fresh_counters() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // One slot: every run reuses the same cgroup and launcher.
-    let sandbox = Sandbox::new(SandboxOptions {
-        max_boxes: 1,
-        uid_base: 1_850_000,
-        ..SandboxOptions::default()
-    })
-    .unwrap();
+    let sandbox = one_slot(1_850_000);
     let limits = runbox_sandbox::Limits {
         memory_bytes: 32 << 20,
         ..Default::default()
@@ -146,12 +151,7 @@ fn a_reused_slot_starts_each_run_with_fresh_counters() {
 fn page_cache_an_earlier_box_left_in_the_slot_does_not_hide_the_next_programs_memory() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // One slot: both runs use the same cgroup.
-    let sandbox = Sandbox::new(SandboxOptions {
-        max_boxes: 1,
-        uid_base: 1_870_000,
-        ..SandboxOptions::default()
-    })
-    .unwrap();
+    let sandbox = one_slot(1_870_000);
     // The first box writes 120 MB to a host directory: page cache charged to the
     // slot's cgroup, which stays there after the box (as a compiler's files do
     // on a host where a box was the first to read them).
