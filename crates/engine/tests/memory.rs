@@ -17,6 +17,7 @@ static SANDBOX: LazyLock<Arc<Sandbox>> = LazyLock::new(|| {
         Sandbox::new(SandboxOptions {
             max_boxes: 1,
             uid_base: 2_090_000,
+            trace_program_memory: true,
             ..SandboxOptions::default()
         })
         .expect("tests run as root on a host with cgroups"),

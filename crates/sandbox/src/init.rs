@@ -176,6 +176,10 @@ pub(crate) struct ChildPlan<'a> {
     pub program_stack_top: *mut libc::c_void,
     /// TTY mode: the size of the terminal the program runs on.
     pub tty: Option<TerminalSize>,
+    /// Whether the init traces the program for its memory peak (never on a
+    /// terminal: a signal typed there before the exec would stop the traced
+    /// program while the init still waits for that exec).
+    pub trace: bool,
 }
 
 impl<'a> ChildPlan<'a> {
@@ -485,9 +489,7 @@ fn run_program(plan: &ChildPlan<'_>, fds: ChildFds, exec_fd: RawFd) -> ! {
             sys::check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
         );
     }
-    // Not on a terminal: a signal typed there before the exec would stop the
-    // traced program while the init still waits for that exec.
-    if plan.tty.is_none() {
+    if plan.trace {
         trace::trace_me();
     }
     prog_step!(exec_fd, Step::InstallSeccomp, plan.seccomp.install());

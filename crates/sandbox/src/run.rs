@@ -210,6 +210,7 @@ fn run_leased(
         forward_signal: live::forward_signal(),
         program_stack_top: stack_top(&mut slot_stack),
         tty: config.tty,
+        trace: shared.trace_program_memory && config.tty.is_none(),
     };
     plan.finish_pointers();
 

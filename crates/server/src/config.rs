@@ -52,6 +52,10 @@ pub struct ServerConfig {
     /// Size bound of the compile cache (under `<data_dir>/compile-cache`), in MiB;
     /// 0 turns it off.
     pub compile_cache_mb: u64,
+    /// Report a single-process program's own memory peak, exact to the page,
+    /// by tracing it, instead of its box cgroup's figure (docs/judging.md, "The
+    /// memory figure"). Off by default.
+    pub trace_program_memory: bool,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +80,7 @@ impl Default for ServerConfig {
             network: NetworkSettings::default(),
             shutdown_grace_seconds: 30,
             compile_cache_mb: 1024,
+            trace_program_memory: false,
         }
     }
 }

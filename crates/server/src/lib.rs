@@ -71,6 +71,7 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
                 deny_host_addresses: config.network.deny_host_addresses,
                 ..runbox_sandbox::NetworkOptions::default()
             }),
+        trace_program_memory: config.trace_program_memory,
         ..SandboxOptions::default()
     };
     let defaults = EngineConfig::default();
