@@ -494,8 +494,10 @@ fn stdin_is_delivered_and_output_measured() {
     let o = run(&BoxConfig::new(["cat"]).with_stdin("hello box\n"));
     assert_eq!(o.status, Status::Ok);
     assert_eq!(o.stdout, b"hello box\n");
+    // Not the memory: a program as small as `cat` may read 0 KiB, since the
+    // kernel charges a cgroup in batches of 64 pages (docs/judging.md).
     assert!(
-        o.memory_kb > 0 && o.wall_time > Duration::ZERO && o.cpu_time > Duration::ZERO,
+        o.wall_time > Duration::ZERO && o.cpu_time > Duration::ZERO,
         "{o:?}"
     );
 }
