@@ -7,6 +7,9 @@
 #     run through the API;
 #   - doctor under a unit without Delegate=yes (must name the fix);
 #   - `runbox run` from a cgroup shared with another process (a login shell's).
+# While a suite runs, a watcher prints every box process alive for a second or
+# more (state, kernel stacks, signal masks; for an init waiting on a futex, the
+# code addresses on its stack, named by gdb after the suite).
 # Prints the VM's report and exits 0 when every check passed. Slow (about 15-30
 # minutes under TCG), so not part of CI.
 #
@@ -43,7 +46,7 @@ mkdir -p "$work"
 root=$work/root
 echo "making the VM's root with mmdebstrap ($kernel_package)" >&2
 mmdebstrap --quiet --variant=minbase \
-  --include="systemd,systemd-sysv,dbus,udev,$kernel_package,initramfs-tools,gcc,libc6-dev,python3,curl,procps,e2fsprogs,sqlite3,slirp4netns,nftables,iproute2,isc-dhcp-client,ifupdown,ca-certificates" \
+  --include="systemd,systemd-sysv,dbus,udev,$kernel_package,initramfs-tools,gcc,libc6-dev,python3,curl,procps,gdb,e2fsprogs,sqlite3,slirp4netns,nftables,iproute2,isc-dhcp-client,ifupdown,ca-certificates" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   "$suite" "$root" "$mirror"
 
@@ -121,6 +124,32 @@ for t in /opt/runbox-tests/bin/*; do
   # V2_TEST_ARGS (runbox.testargs=a,b on the kernel command line): arguments for
   # each suite, e.g. --test-threads=1.
   testargs=$(sed -n 's/.*runbox\.testargs=\([^ ]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
+  # Every process of a box (a child of the suite's process, below its scope)
+  # that lives for seconds is printed once, with its state, its parent's and both
+  # kernel stacks: what a box stuck until its wall limit waits for.
+  (
+    while sleep 0.5; do
+      ps -eo pid=,ppid=,stat=,etimes=,comm=,cgroup= | while read -r pid ppid stat age comm cgroup; do
+        case "$cgroup" in *run-*.scope/runbox-supervisor) continue;; *run-*.scope/*) ;; *) continue;; esac
+        [ "$age" -ge 1 ] && ! grep -qx "$pid" /tmp/told 2>/dev/null || continue
+        echo "$pid" >>/tmp/told
+        echo "LINGERING $pid ($comm, $stat, ${age}s, $cgroup) parent $ppid: $(ps -o stat=,wchan:30=,comm= -p "$ppid")"
+        echo "  wchan: $(cat "/proc/$pid/wchan" 2>/dev/null); stack: $(tr '\n' '|' <"/proc/$pid/stack" 2>/dev/null)"
+        echo "  parent stack: $(tr '\n' '|' <"/proc/$ppid/stack" 2>/dev/null)"
+        echo "  status: $(grep -E '^(State|TracerPid|SigPnd|ShdPnd|SigBlk|SigCgt)' "/proc/$pid/status" | tr '\n' ' ')"
+        # A box's init waiting on a lock (a copy of the supervisor's memory):
+        # where in the code, from the debugger.
+        if [ "$(cat "/proc/$pid/wchan" 2>/dev/null)" = futex_wait_queue ] && [ "$comm" = runbox-launcher ]; then
+          echo "  syscall: $(cat "/proc/$pid/syscall" 2>/dev/null)"
+          python3 /opt/runbox-tests/ustack.py "$pid" 2>&1 | head -120 | sed 's/^/  /'
+        fi
+        for task in /proc/"$pid"/task/*; do
+          echo "  thread ${task##*/}: $(cut -d' ' -f3 "$task/stat" 2>/dev/null) $(tr '\n' '|' <"$task/stack" 2>/dev/null)"
+        done
+      done
+    done
+  ) >"/tmp/$name.stops" 2>&1 &
+  watcher=$!
   # shellcheck disable=SC2086
   if systemd-run --quiet --scope -p Delegate=yes "$t" $testargs >"/tmp/$name.log" 2>&1; then
     report PASS "suite $name: $(grep -E '^test result' "/tmp/$name.log" | tail -1)"
@@ -129,6 +158,14 @@ for t in /opt/runbox-tests/bin/*; do
     # Everything but the passing tests' lines: the panics with their messages.
     grep -v -E '^test .* ok$|^$' "/tmp/$name.log" | head -200
   fi
+  kill "$watcher" 2>/dev/null || true
+  if [ -s "/tmp/$name.stops" ]; then echo "lingering box processes during $name:"; head -400 "/tmp/$name.stops"; fi
+  # The stuck processes' frames, named: one debugger run per file.
+  grep -E '^  FRAME ' "/tmp/$name.stops" | awk '{print $3}' | sort -u | while read -r file; do
+    grep -E "^  FRAME [^ ]+ $file " "/tmp/$name.stops" | awk '{print $4}' | sort -u | head -200 \
+      | sed 's/.*/-ex "echo &: " -ex "info symbol &"/' | xargs timeout 600 gdb -batch -nx "$file" 2>&1 \
+      | grep -v 'No symbol matches' | sed "s|^|SYMBOL $file: |" | head -200
+  done
   echo "after $name: $(ls /sys/fs/cgroup | tr '\n' ' ')"
   echo "after $name: $(grep -c . /proc/self/mountinfo) mounts; system.slice: $(ls /sys/fs/cgroup/system.slice 2>&1 | head -3 | tr '\n' ' ')"
   grep -E 'cgroup|/run/runbox' /proc/self/mountinfo | head -10
@@ -171,6 +208,40 @@ else
 fi
 echo "V2-CHECK DONE failed=$failed"
 CHECK
+# Where a stuck process is in user space: its pc and every word of its stack
+# that points into executable code, as "FRAME file vaddr" (resolved with gdb
+# after the suite, when the process is gone).
+cat >"$root/opt/runbox-tests/ustack.py" <<'USTACK'
+import sys
+pid = sys.argv[1]
+fields = open(f"/proc/{pid}/syscall").read().split()
+sp, pc = int(fields[-2], 16), int(fields[-1], 16)
+maps = []
+for line in open(f"/proc/{pid}/maps"):
+    parts = line.split()
+    lo, hi = (int(x, 16) for x in parts[0].split("-"))
+    maps.append((lo, hi, parts[1], int(parts[2], 16), parts[5] if len(parts) > 5 else ""))
+def where(addr):
+    for lo, hi, perms, off, path in maps:
+        if lo <= addr < hi:
+            return perms, path, addr - lo + off
+    return None
+def frame(addr, label):
+    w = where(addr)
+    if w and "x" in w[0] and w[1]:
+        # File offset to ELF virtual address: the first mapping of the file has offset 0.
+        base = min(lo - off for lo, hi, perms, off, path in maps if path == w[1])
+        print(f"FRAME {label} {w[1]} {addr - base:#x}")
+frame(pc, "pc")
+stack = where(sp)
+top = next(hi for lo, hi, *_ in maps if lo <= sp < hi)
+with open(f"/proc/{pid}/mem", "rb") as mem:
+    mem.seek(sp)
+    data = mem.read(min(top - sp, 65536))
+for i in range(0, len(data) - 7, 8):
+    frame(int.from_bytes(data[i:i + 8], "little"), f"sp+{i:#x}")
+USTACK
+
 cat >"$root/opt/runbox-tests/probe.py" <<'PROBE'
 import os, sys
 own = open("/proc/self/cgroup").read().strip().split("::")[1]

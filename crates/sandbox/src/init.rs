@@ -518,14 +518,10 @@ fn run_program(plan: &ChildPlan<'_>, fds: ChildFds, exec_fd: RawFd) -> ! {
 /// leak into the box. The carrier of forwarded signals stays blocked (the launcher
 /// thread blocked it, so it was never deliverable) until the program runs.
 fn reset_signals(carrier: libc::c_int) {
-    // SAFETY: sigaction/sigprocmask with zeroed, valid structures; invalid signal
-    // numbers (SIGKILL, SIGSTOP, the ones glibc reserves) just fail with EINVAL.
+    // System calls, not glibc's sigaction: see `default_signal_action`.
+    sys::default_all_signal_actions();
+    // SAFETY: sigprocmask with a zeroed, valid set.
     unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = libc::SIG_DFL;
-        for signal in 1..=libc::SIGRTMAX() {
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
         let mut only_carrier: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut only_carrier);
         libc::sigaddset(&mut only_carrier, carrier);
@@ -550,6 +546,8 @@ fn forward_signals_to(program: libc::pid_t, carrier: libc::c_int) {
         action.sa_sigaction = forward as *const () as libc::sighandler_t;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
+        // glibc's sigaction (it supplies the restorer a handler needs) takes
+        // no lock for a real-time signal; only SIGABRT's would wait.
         libc::sigaction(carrier, &action, std::ptr::null_mut());
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);

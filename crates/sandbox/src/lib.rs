@@ -86,9 +86,7 @@ pub struct SandboxOptions {
     pub one_shot: bool,
     /// Report a single-process program's own memory peak, exact to the page,
     /// by tracing it (see docs/judging.md, "The memory figure"); otherwise
-    /// every figure is the box cgroup's. Off by default: on a kernel 6.12 VM
-    /// under emulation, a few traced boxes in a parallel test run never got
-    /// past their exec, which has not been explained yet.
+    /// every figure is the box cgroup's. On by default.
     pub trace_program_memory: bool,
 }
 
@@ -101,7 +99,7 @@ impl Default for SandboxOptions {
             require_cgroups: true,
             network: None,
             one_shot: false,
-            trace_program_memory: false,
+            trace_program_memory: true,
         }
     }
 }

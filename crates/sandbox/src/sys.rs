@@ -352,10 +352,73 @@ pub(crate) fn set_ids(id: u32) -> Result<(), i32> {
     }
 }
 
+/// The number of signals the kernel knows (its `_NSIG`), and the size of its
+/// signal set in bytes.
+const KERNEL_SIGNALS: libc::c_int = 64;
+const KERNEL_SIGSET_BYTES: usize = 8;
+
+/// Restores `signal`'s default action with the raw `rt_sigaction` call.
+///
+/// Not glibc's `sigaction`: since glibc 2.41 (and in musl) it takes a lock for
+/// SIGABRT that `posix_spawn` holds while another thread's child starts, and a
+/// box's init, a raw clone of a many-threaded supervisor, inherits that lock
+/// held by a thread it does not have (it would wait for it forever).
+/// SIG_DFL with no flags is an all-zero kernel `struct sigaction` on every
+/// architecture, so the structure's layout never matters here.
+pub(crate) fn default_signal_action(signal: libc::c_int) -> Result<(), i32> {
+    let default_action = [0u64; 4];
+    // SAFETY: rt_sigaction reads a zeroed kernel sigaction that outlives the
+    // call and writes nothing (no old action asked for).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            default_action.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            KERNEL_SIGSET_BYTES,
+        )
+    };
+    check(rc as libc::c_int)
+}
+
+/// Restores the default action of every signal that has one to restore
+/// (SIGKILL and SIGSTOP cannot change, and fail quietly).
+pub(crate) fn default_all_signal_actions() {
+    for signal in 1..=KERNEL_SIGNALS {
+        let _ = default_signal_action(signal);
+    }
+}
+
 /// Whether a process `pid` exists (a zombie counts) in our pid namespace.
 /// `kill(pid, 0)` rather than `/proc/<pid>`, which `hidepid` may hide.
 pub(crate) fn process_alive(pid: i32) -> bool {
     // SAFETY: kill(2) with signal 0 sends nothing and has no memory arguments.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The disposition of `signal` now.
+    fn disposition(signal: libc::c_int) -> libc::sighandler_t {
+        // SAFETY: sigaction only writes the old action into a local.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signal, std::ptr::null(), &mut old);
+            old.sa_sigaction
+        }
+    }
+
+    #[test]
+    fn a_raw_reset_restores_the_default_action() {
+        // SIGUSR2: nothing else in this test process uses it.
+        // SAFETY: ignoring a signal nobody sends changes nothing else.
+        unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
+        assert_eq!(disposition(libc::SIGUSR2), libc::SIG_IGN);
+        default_signal_action(libc::SIGUSR2).unwrap();
+        assert_eq!(disposition(libc::SIGUSR2), libc::SIG_DFL);
+        assert_eq!(default_signal_action(libc::SIGKILL), Err(libc::EINVAL));
+    }
 }

@@ -54,7 +54,7 @@ pub struct ServerConfig {
     pub compile_cache_mb: u64,
     /// Report a single-process program's own memory peak, exact to the page,
     /// by tracing it, instead of its box cgroup's figure (docs/judging.md, "The
-    /// memory figure"). Off by default.
+    /// memory figure"). On by default; off, every figure is the cgroup's.
     pub trace_program_memory: bool,
 }
 
@@ -80,7 +80,7 @@ impl Default for ServerConfig {
             network: NetworkSettings::default(),
             shutdown_grace_seconds: 30,
             compile_cache_mb: 1024,
-            trace_program_memory: false,
+            trace_program_memory: true,
         }
     }
 }

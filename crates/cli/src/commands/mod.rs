@@ -89,8 +89,8 @@ pub fn engine(
         // judge with many workers holds its own rather than most of them.
         one_shot: max_boxes <= 16,
         // The server's setting of the same name, from the same variable.
-        trace_program_memory: std::env::var("RUNBOX_TRACE_PROGRAM_MEMORY")
-            .is_ok_and(|v| v == "true" || v == "1"),
+        trace_program_memory: !std::env::var("RUNBOX_TRACE_PROGRAM_MEMORY")
+            .is_ok_and(|v| v == "false" || v == "0"),
         ..SandboxOptions::default()
     };
     // The runtimes `runbox runtimes` keeps in the default data directory (or
