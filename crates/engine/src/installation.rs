@@ -75,11 +75,54 @@ pub(crate) fn first_missing(language: &Language) -> Option<String> {
     {
         return Some(file.to_string());
     }
-    language
+    if let Some(path) = language
         .binds
         .iter()
         .find(|path| stat_in(root, path).is_none())
-        .map(|path| path.display().to_string())
+    {
+        return Some(path.display().to_string());
+    }
+    let needs = &language.needs_one_of;
+    if !needs.is_empty() && !needs.iter().any(|pattern| pattern_exists(root, pattern)) {
+        return Some(needs.join(" or "));
+    }
+    None
+}
+
+/// Whether a path matching `pattern` (absolute, `*` and the like within one
+/// component) exists in the system tree `root` (`None`: the host's).
+fn pattern_exists(root: Option<&Path>, pattern: &str) -> bool {
+    let mut candidates = vec![PathBuf::from("/")];
+    for component in pattern.split('/').filter(|c| !c.is_empty()) {
+        let Ok(glob) = globset::Glob::new(component) else {
+            return false;
+        };
+        let matcher = glob.compile_matcher();
+        let mut next = Vec::new();
+        for dir in &candidates {
+            if !component.contains(['*', '?', '[']) {
+                next.push(dir.join(component));
+                continue;
+            }
+            // Only names are read here; whether a match exists is decided by
+            // `stat_in`, which resolves links within the tree.
+            let listed = match root {
+                Some(root) => root.join(dir.strip_prefix("/").unwrap_or(dir)),
+                None => dir.clone(),
+            };
+            let Ok(entries) = std::fs::read_dir(listed) else {
+                continue;
+            };
+            next.extend(
+                entries
+                    .flatten()
+                    .filter(|entry| matcher.is_match(entry.file_name()))
+                    .map(|entry| dir.join(entry.file_name())),
+            );
+        }
+        candidates = next;
+    }
+    candidates.iter().any(|path| stat_in(root, path).is_some())
 }
 
 /// The programs `language` starts that must be installed: a relative path
@@ -194,6 +237,36 @@ mod tests {
         assert!(find_program(None, "sh").is_some());
         assert!(find_program(None, "/bin/sh").is_some());
         assert!(find_program(None, "no-such-program-runbox").is_none());
+    }
+
+    #[test]
+    fn a_language_whose_needed_file_matches_no_path_is_missing() {
+        let language = |needs: &str| {
+            Language::parse(
+                &format!(
+                    "id = \"t\"\nname = \"T\"\nextensions = [\"t\"]\npackages = [\"t\"]\n\
+                     source_file = \"main.t\"\nrun = [\"/bin/sh\", \"{{entry}}\"]\n\
+                     version = [\"/bin/sh\", \"--version\"]\nneeds_one_of = {needs}\n"
+                ),
+                "test",
+            )
+            .unwrap()
+        };
+        // gcc's driver without gobjc: no cc1obj below any gcc directory.
+        let missing = language("[\"/usr/lib/gcc/*/*/no-such-runbox-cc1\", \"/no/such/*\"]");
+        assert_eq!(
+            first_missing(&missing).as_deref(),
+            Some("/usr/lib/gcc/*/*/no-such-runbox-cc1 or /no/such/*")
+        );
+        let present = language("[\"/no/such/*\", \"/usr/bin/s?\"]");
+        assert_eq!(first_missing(&present), None);
+        let relative = Language::parse(
+            "id = \"t\"\nname = \"T\"\nextensions = [\"t\"]\npackages = [\"t\"]\n\
+             source_file = \"main.t\"\nrun = [\"/bin/sh\"]\nversion = [\"/bin/sh\"]\n\
+             needs_one_of = [\"usr/bin/sh\"]\n",
+            "test",
+        );
+        assert!(relative.is_err());
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct Language {
     /// Extra paths visible read-only in the box: of its runtime's tree when it
     /// runs on one (below /etc, /var/lib or /opt), else of the host.
     pub binds: Vec<PathBuf>,
+    /// Paths of which one must exist for the language to be installed, `*`
+    /// matching within one component: a compiler proper that a driver starts
+    /// (gcc's `cc1obj`), which the driver's presence does not prove.
+    pub needs_one_of: Vec<String>,
     /// Extra environment of every stage.
     pub env: Vec<(String, String)>,
     /// This language's defaults for the compile stage.
@@ -198,6 +202,8 @@ struct LanguageFile {
     #[serde(default)]
     binds: Vec<PathBuf>,
     #[serde(default)]
+    needs_one_of: Vec<String>,
+    #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
     compile_limits: LimitTable,
@@ -297,6 +303,9 @@ impl Language {
         if let Some(bad) = file.binds.iter().find(|p| !p.is_absolute()) {
             return Err(format!("bind {} must be an absolute path", bad.display()));
         }
+        if let Some(bad) = file.needs_one_of.iter().find(|p| !p.starts_with('/')) {
+            return Err(format!("needs_one_of path {bad} must be absolute"));
+        }
         // A box on a runtime takes its binds from the runtime's tree, and only
         // system paths can be taken from there: anything else would be the host's.
         if file.runtime.is_some()
@@ -341,6 +350,7 @@ impl Language {
             entry_name,
             main,
             binds: file.binds,
+            needs_one_of: file.needs_one_of,
             env: file.env.into_iter().collect(),
             origin: origin.to_string(),
             runtime: file.runtime,
