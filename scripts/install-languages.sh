@@ -111,11 +111,15 @@ install_runtimes() {
       continue
     fi
     want=$(runtime_packages "$r")
+    # A runtime stored before files kept their own modification times
+    # (store_format 2) is built again: a shared file could carry another
+    # suite's time and make Guile or Racket recompile their libraries.
     have=$("$runbox" runtimes list --json 2>/dev/null | python3 -c "
 import json, sys
 for m in json.load(sys.stdin):
     if m['name'] == '$r':
-        print(','.join(sorted(m['source'].get('packages', []))))
+        packages = ','.join(sorted(m['source'].get('packages', [])))
+        print(packages if m.get('store_format', 0) >= 2 else 'stale:' + packages)
 " || true)
     if [ "$have" = "$want" ]; then
       continue

@@ -8,6 +8,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use runbox_engine::runtime::{Runtime, RuntimeError, RuntimeSource, RuntimeStore};
 use runbox_sandbox::{BoxConfig, Sandbox, SandboxOptions, Status};
@@ -31,15 +32,35 @@ fn source() -> RuntimeSource {
     }
 }
 
+/// When the packages of every test runtime were built.
+const PACKAGED: SystemTime = UNIX_EPOCH;
+
 /// Stores a small hand-made tree as `name`: `usr/bin/tool` with `tool`, and
-/// `usr/share/common` the same in every runtime.
+/// `usr/share/common` the same in every runtime (content and time, as one
+/// package's file is).
 fn add_small(store: &RuntimeStore, name: &str, tool: &str) -> Result<Runtime, RuntimeError> {
+    add_common_from(store, name, tool, PACKAGED)
+}
+
+/// [`add_small`] with `usr/share/common` modified at `modified`.
+fn add_common_from(
+    store: &RuntimeStore,
+    name: &str,
+    tool: &str,
+    modified: SystemTime,
+) -> Result<Runtime, RuntimeError> {
     let tool = tool.to_string();
     store.add(name, source(), &mut |_| {}, move |root, _| {
         std::fs::create_dir_all(root.join("usr/bin")).unwrap();
         std::fs::create_dir_all(root.join("usr/share")).unwrap();
         std::fs::write(root.join("usr/bin/tool"), tool).unwrap();
-        std::fs::write(root.join("usr/share/common"), "the same everywhere\n").unwrap();
+        let common = root.join("usr/share/common");
+        std::fs::write(&common, "the same everywhere\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&common)
+            .and_then(|f| f.set_modified(modified))
+            .unwrap();
         std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
         Ok(())
     })
@@ -64,6 +85,26 @@ fn identical_files_of_two_runtimes_are_stored_once() {
     assert_ne!(inode(&one, "usr/bin/tool"), inode(&two, "usr/bin/tool"));
     assert_eq!(two.manifest.new_bytes, "second\n".len() as u64);
     assert_ne!(one.manifest.digest, two.manifest.digest);
+}
+
+#[test]
+fn a_file_of_the_same_content_but_another_time_keeps_its_own_time() {
+    // Guile, Racket and Python decide from these times whether their compiled
+    // files are stale: a source that took another runtime's newer time made
+    // trixie's Guile and Racket recompile their libraries at every start.
+    let (_dir, store) = store();
+    let older = PACKAGED + Duration::from_secs(1_700_000_000);
+    let newer = older + Duration::from_secs(86_400);
+    let sid = add_common_from(&store, "sid", "sid\n", newer).unwrap();
+    let trixie = add_common_from(&store, "trixie", "trixie\n", older).unwrap();
+    let modified = |r: &Runtime| {
+        std::fs::metadata(r.root.join("usr/share/common"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    assert_eq!(modified(&sid), newer);
+    assert_eq!(modified(&trixie), older);
 }
 
 #[test]

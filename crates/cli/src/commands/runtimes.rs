@@ -145,6 +145,17 @@ fn list(store: &RuntimeStore, json: bool) -> anyhow::Result<ExitCode> {
             },
         );
     }
+    for runtime in runtimes
+        .iter()
+        .filter(|r| r.manifest.store_format < runbox_engine::runtime::STORE_FORMAT)
+    {
+        eprintln!(
+            "runtime {} was stored before files kept their own modification times: \
+             Guile, Racket or Python may recompile their libraries in it at every start; \
+             build it again (runbox runtimes remove, then add, or scripts/install-languages.sh --runtime {})",
+            runtime.manifest.name, runtime.manifest.name
+        );
+    }
     println!(
         "on disk: {} (files shared between runtimes count once)",
         HumanBytes(store.disk_usage()?)

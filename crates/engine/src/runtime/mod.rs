@@ -27,7 +27,9 @@ mod store;
 
 use std::path::PathBuf;
 
-pub use store::{GcReport, Manifest, Runtime, RuntimeLease, RuntimeSource, RuntimeStore};
+pub use store::{
+    GcReport, Manifest, Runtime, RuntimeLease, RuntimeSource, RuntimeStore, STORE_FORMAT,
+};
 
 /// The name of the host's own system tree, which is never stored.
 pub const HOST: &str = "host";

@@ -106,7 +106,16 @@ pub struct Manifest {
     pub files: u64,
     /// When it was added, in seconds since the Unix epoch.
     pub created_unix: u64,
+    /// How its files were shared when it was added: [`STORE_FORMAT`] now; 0
+    /// (absent) for runtimes whose files may carry another runtime's times,
+    /// which should be built again.
+    #[serde(default)]
+    pub store_format: u32,
 }
+
+/// The way files are shared that [`RuntimeStore::add`] uses: 2 since files
+/// share an object only with the same modification time.
+pub const STORE_FORMAT: u32 = 2;
 
 /// A stored runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +249,7 @@ impl RuntimeStore {
             created_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            store_format: STORE_FORMAT,
         };
         let manifest_path = work.path.join(MANIFEST);
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
@@ -465,13 +475,21 @@ impl RuntimeStore {
 
     /// Makes `path` a hard link to the object of its content and metadata,
     /// creating the object from it when new. Returns the bytes newly stored.
+    ///
+    /// The modification time is part of the object: compilers and runtimes
+    /// that cache compiled files (Guile's `.go`, Racket's `.zo`, Python's
+    /// `.pyc`) compare it with the source's, and a source shared with another
+    /// suite's runtime, carrying that suite's newer time, made them recompile
+    /// their whole library at every start.
     fn link_object(&self, path: &Path, meta: &std::fs::Metadata, content: &[u8]) -> Result<u64> {
         let hex = std::str::from_utf8(content).unwrap_or_default();
         let object = self.objects().join(&hex[..2]).join(format!(
-            "{hex}-{:o}-{}-{}",
+            "{hex}-{:o}-{}-{}-{}.{:09}",
             meta.mode() & 0o7777,
             meta.uid(),
-            meta.gid()
+            meta.gid(),
+            meta.mtime(),
+            meta.mtime_nsec()
         ));
         let parent = object.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(parent)
