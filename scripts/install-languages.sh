@@ -112,8 +112,9 @@ install_runtimes() {
     fi
     want=$(runtime_packages "$r")
     # A runtime stored before files kept their own modification times
-    # (store_format 2) is built again: a shared file could carry another
-    # suite's time and make Guile or Racket recompile their libraries.
+    # (store_format 2, STORE_FORMAT in crates/engine/src/runtime/store.rs) is
+    # built again: a shared file could carry another suite's time and make Guile
+    # or Racket recompile their libraries.
     have=$("$runbox" runtimes list --json 2>/dev/null | python3 -c "
 import json, sys
 for m in json.load(sys.stdin):

@@ -4,6 +4,7 @@
 //! must exist where the box looks for them (cheap, on the host); then its version
 //! command runs in a box, which proves that the box can start it at all.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use runbox_sandbox::{BoxConfig, Sandbox, Status};
@@ -90,39 +91,47 @@ pub(crate) fn first_missing(language: &Language) -> Option<String> {
 }
 
 /// Whether a path matching `pattern` (absolute, `*` and the like within one
-/// component) exists in the system tree `root` (`None`: the host's).
+/// component) exists in the system tree `root` (`None`: the host's). Directories
+/// are listed as the box would see them: links resolved within the tree.
 fn pattern_exists(root: Option<&Path>, pattern: &str) -> bool {
     let mut candidates = vec![PathBuf::from("/")];
     for component in pattern.split('/').filter(|c| !c.is_empty()) {
+        if !component.contains(['*', '?', '[']) {
+            candidates.iter_mut().for_each(|dir| dir.push(component));
+            continue;
+        }
         let Ok(glob) = globset::Glob::new(component) else {
             return false;
         };
         let matcher = glob.compile_matcher();
-        let mut next = Vec::new();
-        for dir in &candidates {
-            if !component.contains(['*', '?', '[']) {
-                next.push(dir.join(component));
-                continue;
-            }
-            // Only names are read here; whether a match exists is decided by
-            // `stat_in`, which resolves links within the tree.
-            let listed = match root {
-                Some(root) => root.join(dir.strip_prefix("/").unwrap_or(dir)),
-                None => dir.clone(),
-            };
-            let Ok(entries) = std::fs::read_dir(listed) else {
-                continue;
-            };
-            next.extend(
-                entries
-                    .flatten()
-                    .filter(|entry| matcher.is_match(entry.file_name()))
-                    .map(|entry| dir.join(entry.file_name())),
-            );
-        }
-        candidates = next;
+        candidates = candidates
+            .iter()
+            .flat_map(|dir| {
+                list_in(root, dir)
+                    .into_iter()
+                    .filter(|name| matcher.is_match(name))
+                    .map(move |name| dir.join(name))
+            })
+            .collect();
     }
     candidates.iter().any(|path| stat_in(root, path).is_some())
+}
+
+/// The names in directory `dir` of the system tree `root`; none when it cannot
+/// be read.
+fn list_in(root: Option<&Path>, dir: &Path) -> Vec<std::ffi::OsString> {
+    use rustix::fs::OFlags;
+    let Some(fd) = open_in(root, dir, OFlags::RDONLY | OFlags::DIRECTORY) else {
+        return Vec::new();
+    };
+    let Ok(entries) = rustix::fs::Dir::read_from(&fd) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|entry| std::ffi::OsStr::from_bytes(entry.file_name().to_bytes()).to_owned())
+        .filter(|name| name != "." && name != "..")
+        .collect()
 }
 
 /// The programs `language` starts that must be installed: a relative path
@@ -155,9 +164,21 @@ pub(crate) fn find_program(root: Option<&Path>, program: &str) -> Option<(PathBu
 /// runtime, every link (absolute ones too) is resolved within its tree, never
 /// on the host (`openat2` with `RESOLVE_IN_ROOT`).
 pub(crate) fn stat_in(root: Option<&Path>, path: &Path) -> Option<Stat> {
+    let file = open_in(root, path, rustix::fs::OFlags::PATH)?;
+    rustix::fs::fstat(&file).ok()
+}
+
+/// Opens `path` of the system tree `root` (`None`: the host's) with `flags`,
+/// every link resolved within the tree.
+fn open_in(
+    root: Option<&Path>,
+    path: &Path,
+    flags: rustix::fs::OFlags,
+) -> Option<std::os::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = flags | OFlags::CLOEXEC;
     let Some(root) = root else {
-        return rustix::fs::stat(path).ok();
+        return rustix::fs::open(path, flags, Mode::empty()).ok();
     };
     let dir = rustix::fs::open(
         root,
@@ -166,15 +187,7 @@ pub(crate) fn stat_in(root: Option<&Path>, path: &Path) -> Option<Stat> {
     )
     .ok()?;
     let inside = path.strip_prefix("/").unwrap_or(path);
-    let file = rustix::fs::openat2(
-        &dir,
-        inside,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT,
-    )
-    .ok()?;
-    rustix::fs::fstat(&file).ok()
+    rustix::fs::openat2(&dir, inside, flags, Mode::empty(), ResolveFlags::IN_ROOT).ok()
 }
 
 /// A file's status, as `rustix` reads it.
@@ -185,16 +198,14 @@ fn is_executable(stat: &Stat) -> bool {
     mode == rustix::fs::FileType::RegularFile && stat.st_mode & 0o111 != 0
 }
 
-/// Checks `language` and runs its version command in a box, with the language's
-/// compile limits over `compile_defaults`.
+/// Runs the version command of `language`, which [`first_missing`] found
+/// complete, in a box, with the language's compile limits over
+/// `compile_defaults`.
 pub(crate) fn detect(
     sandbox: &Sandbox,
     language: &Language,
     compile_defaults: &runbox_sandbox::Limits,
 ) -> Installation {
-    if let Some(missing) = first_missing(language) {
-        return Installation::Missing { missing };
-    }
     let limits = language.compile_limits.apply(compile_defaults);
     let argv = language.version.expand(&Values {
         memory_mb: limits.memory_bytes >> 20,
@@ -267,6 +278,22 @@ mod tests {
             "test",
         );
         assert!(relative.is_err());
+    }
+
+    #[test]
+    fn a_pattern_is_matched_within_a_runtime_tree_through_its_absolute_links() {
+        // The runtime's /usr/libexec links to /usr/lib: absolute, so meant
+        // inside the tree; its directories are not the host's.
+        let root = tempfile::tempdir().unwrap();
+        let compiler = root.path().join("usr/lib/gcc/some-arch/9");
+        std::fs::create_dir_all(&compiler).unwrap();
+        std::fs::write(compiler.join("cc1runboxtest"), "").unwrap();
+        std::os::unix::fs::symlink("/usr/lib", root.path().join("usr/libexec")).unwrap();
+        let tree = Some(root.path());
+        assert!(pattern_exists(tree, "/usr/libexec/gcc/*/*/cc1runboxtest"));
+        assert!(pattern_exists(tree, "/usr/lib/gcc/some-*/?/cc1runbox*"));
+        assert!(!pattern_exists(tree, "/usr/lib/gcc/*/*/cc1obj-none"));
+        assert!(!pattern_exists(None, "/usr/lib/gcc/*/*/cc1runboxtest"));
     }
 
     #[test]

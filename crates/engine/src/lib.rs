@@ -192,8 +192,9 @@ impl Engine {
     pub fn installation(&self, language: &Language) -> Installation {
         self.installation_cell(language)
             .get_or_init(|| {
-                // A remembered version stands for the tools its key names, not
-                // for the files and binds the language also needs: check those.
+                // Before the cache: a remembered version stands for the tools
+                // its key names, not for the files and binds the language also
+                // needs.
                 if let Some(missing) = installation::first_missing(language) {
                     return Installation::Missing { missing };
                 }
