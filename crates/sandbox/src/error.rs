@@ -72,6 +72,26 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    /// A box launcher process refused or failed a request.
+    #[error("box launcher: {what}: {source}")]
+    Launcher {
+        /// What it was doing.
+        what: String,
+        /// The OS error it reported.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A box launcher process ended, or broke its protocol, during a request;
+    /// the slot starts a new one.
+    #[error("the box launcher ended while {doing}: {reason}")]
+    LauncherGone {
+        /// What was asked of it.
+        doing: &'static str,
+        /// How its end showed.
+        reason: String,
+    },
 }
 
 /// The sandbox crate's result type.

@@ -10,6 +10,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use libc::c_char;
+use serde::{Deserialize, Serialize};
 
 use crate::mounts::{BOX_UID, MountPlan};
 use crate::seccomp::SeccompPolicy;
@@ -154,26 +155,16 @@ pub(crate) struct ChildFds {
     pub terminal: RawFd,
 }
 
-/// Everything the box's init and program need, prepared before clone.
-pub(crate) struct ChildPlan<'a> {
-    pub mounts: &'a MountPlan,
-    pub seccomp: &'a SeccompPolicy,
-    pub fds: ChildFds,
-    /// The descriptors the init keeps, sorted: [`ChildFds`] and the mount plan's trees.
-    pub init_keep: Vec<RawFd>,
+/// What a box runs and how: plain data the supervisor prepares, which a
+/// launcher process can receive as it is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ProgramSpec {
     /// Paths to try for the program, in order (PATH lookup done in advance).
     pub candidates: Vec<CString>,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
-    pub argv_ptrs: Vec<*const c_char>,
-    pub envp_ptrs: Vec<*const c_char>,
     pub cwd: CString,
-    pub rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
-    pub cap_last: u32,
-    /// The real-time signal that carries a forwarded signal (see `crate::live`).
-    pub forward_signal: libc::c_int,
-    /// Top of the stack the program's process starts on (see `spawn_program`).
-    pub program_stack_top: *mut libc::c_void,
+    pub rlimits: Vec<Rlimit>,
     /// TTY mode: the size of the terminal the program runs on.
     pub tty: Option<TerminalSize>,
     /// Whether the init traces the program for its memory peak (never on a
@@ -182,11 +173,61 @@ pub(crate) struct ChildPlan<'a> {
     pub trace: bool,
 }
 
+/// One resource limit of the program.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Rlimit {
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Everything the box's init and program need, prepared before clone.
+pub(crate) struct ChildPlan<'a> {
+    pub mounts: &'a MountPlan,
+    pub seccomp: &'a SeccompPolicy,
+    pub fds: ChildFds,
+    /// The descriptors the init keeps, sorted: [`ChildFds`] and the mount plan's trees.
+    pub init_keep: Vec<RawFd>,
+    pub program: &'a ProgramSpec,
+    pub argv_ptrs: Vec<*const c_char>,
+    pub envp_ptrs: Vec<*const c_char>,
+    pub cap_last: u32,
+    /// The real-time signal that carries a forwarded signal (see `crate::live`).
+    pub forward_signal: libc::c_int,
+    /// Top of the stack the program's process starts on (see `spawn_program`).
+    pub program_stack_top: *mut libc::c_void,
+}
+
 impl<'a> ChildPlan<'a> {
-    /// Fills the NULL-terminated pointer arrays execve wants.
-    pub(crate) fn finish_pointers(&mut self) {
-        self.argv_ptrs = null_terminated(&self.argv);
-        self.envp_ptrs = null_terminated(&self.envp);
+    /// The plan of a box that runs `program` in the root `mounts` build, with the
+    /// descriptors `fds`, its program started on the stack whose top is
+    /// `program_stack_top`.
+    pub(crate) fn new(
+        mounts: &'a MountPlan,
+        seccomp: &'a SeccompPolicy,
+        program: &'a ProgramSpec,
+        fds: ChildFds,
+        cap_last: u32,
+        program_stack_top: *mut libc::c_void,
+    ) -> ChildPlan<'a> {
+        let mut init_keep = vec![fds.go, fds.report, fds.stdin, fds.stdout, fds.stderr];
+        if fds.terminal >= 0 {
+            init_keep.push(fds.terminal);
+        }
+        init_keep.extend(mounts.tree_fds());
+        init_keep.sort_unstable();
+        ChildPlan {
+            mounts,
+            seccomp,
+            fds,
+            init_keep,
+            argv_ptrs: null_terminated(&program.argv),
+            envp_ptrs: null_terminated(&program.envp),
+            program,
+            cap_last,
+            forward_signal: crate::live::forward_signal(),
+            program_stack_top,
+        }
     }
 }
 
@@ -235,6 +276,8 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         // The init is a copy of the supervisor's memory: nobody may read it via /proc.
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
+        // A name of its own, not the supervisor's or the launcher's.
+        libc::prctl(libc::PR_SET_NAME, c"runbox-init".as_ptr());
         // The supervisor's umask (a unit's `UMask=0077`) is not the box's: the
         // directories the mount plan makes and the files the program writes get
         // the usual modes, or a compiler's output is unreadable to the run box.
@@ -280,7 +323,7 @@ pub(crate) fn box_init(plan: &ChildPlan<'_>) -> ! {
     let piped = unsafe { libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) };
     step!(fds.report, Step::CreatePipe, sys::check(piped));
 
-    if let Some(size) = plan.tty {
+    if let Some(size) = plan.program.tty {
         fds = on_terminal(fds, size);
     }
     let program = spawn_program(plan, fds, exec_pipe[1]);
@@ -441,7 +484,7 @@ fn run_program(plan: &ChildPlan<'_>, fds: ChildFds, exec_fd: RawFd) -> ! {
                 sys::check(libc::dup2(from, to as RawFd))
             );
         }
-        if plan.tty.is_some() {
+        if plan.program.tty.is_some() {
             // The session leader takes the box's terminal: Ctrl-C typed into it
             // becomes SIGINT for the foreground process group, and /dev/tty is it.
             prog_step!(
@@ -462,13 +505,17 @@ fn run_program(plan: &ChildPlan<'_>, fds: ChildFds, exec_fd: RawFd) -> ! {
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
 
-    for (resource, limit) in &plan.rlimits {
-        // SAFETY: `limit` points to a valid rlimit owned by the plan.
-        let limited = unsafe { libc::setrlimit(*resource, limit) };
+    for limit in &plan.program.rlimits {
+        let value = libc::rlimit {
+            rlim_cur: limit.soft,
+            rlim_max: limit.hard,
+        };
+        // SAFETY: `value` is a valid rlimit on this stack.
+        let limited = unsafe { libc::setrlimit(limit.resource, &value) };
         prog_step!(exec_fd, Step::SetLimit, sys::check(limited));
     }
     // SAFETY: `cwd` is a NUL-terminated string owned by the plan.
-    let changed = unsafe { libc::chdir(plan.cwd.as_ptr()) };
+    let changed = unsafe { libc::chdir(plan.program.cwd.as_ptr()) };
     prog_step!(exec_fd, Step::ChangeDirectory, sys::check(changed));
 
     // SAFETY: prctl and id calls with integer arguments change only this process.
@@ -489,13 +536,13 @@ fn run_program(plan: &ChildPlan<'_>, fds: ChildFds, exec_fd: RawFd) -> ! {
             sys::check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
         );
     }
-    if plan.trace {
+    if plan.program.trace {
         trace::trace_me();
     }
     prog_step!(exec_fd, Step::InstallSeccomp, plan.seccomp.install());
 
     let mut errno = libc::ENOENT;
-    for path in &plan.candidates {
+    for path in &plan.program.candidates {
         // SAFETY: `path` and both pointer arrays are NUL-terminated and owned by the plan.
         unsafe {
             libc::execve(

@@ -53,6 +53,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use config::{BindMount, BoxConfig, Limits, SYSTEM_PATH_ROOTS, is_system_path};
 pub use error::{Error, Result};
+pub use launcher::{LAUNCHER_ARGUMENT, LauncherProgram, run_box_launcher};
 pub use live::{LiveIo, OutputChunk, OutputSink, Signaller, Stream};
 pub use network::NetworkOptions;
 pub use outcome::{LimitHit, MEMORY_SLACK_BYTES, MEMORY_SLACK_KB, Outcome, Status};
@@ -88,6 +89,11 @@ pub struct SandboxOptions {
     /// by tracing it (see docs/judging.md, "The memory figure"); otherwise
     /// every figure is the box cgroup's. On by default.
     pub trace_program_memory: bool,
+    /// Clone boxes in a launcher process per slot, started from this program,
+    /// instead of from a thread of this process (see docs/benchmarks-box-birth.md).
+    /// A long-lived, many-threaded service wants one: no box is then a copy of
+    /// its memory. `None`, the default, suits a command that runs a box or two.
+    pub launcher: Option<LauncherProgram>,
 }
 
 impl Default for SandboxOptions {
@@ -100,6 +106,7 @@ impl Default for SandboxOptions {
             network: None,
             one_shot: false,
             trace_program_memory: true,
+            launcher: None,
         }
     }
 }
@@ -138,10 +145,14 @@ pub(crate) struct Shared {
     trace_program_memory: bool,
     /// Held while a pair of boxes takes its two slots (see `run::run_pair`).
     pair_turn: std::sync::Mutex<()>,
+    /// What starts the slots' launcher processes, if boxes are born in them.
+    /// Dropped after the slots (their launchers), and its thread last of all:
+    /// the boxes' inits are that thread's children.
+    launcher: Option<launcher::Starter>,
 }
 
 impl Drop for Shared {
-    /// Stops the slots' launcher threads, then hands their cgroups back so the
+    /// Stops the slots' launchers, then hands their cgroups back so the
     /// manager can remove them.
     fn drop(&mut self) {
         for mut slot in self.slots.drain() {
@@ -210,6 +221,7 @@ impl Sandbox {
             max_boxes: options.max_boxes,
             trace_program_memory: options.trace_program_memory,
             pair_turn: std::sync::Mutex::new(()),
+            launcher: options.launcher.map(launcher::Starter::new).transpose()?,
         };
         let reaper = teardown::Reaper::start().map_err(|e| Error::Syscall {
             call: "spawn reaper thread",

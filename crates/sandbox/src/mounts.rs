@@ -27,6 +27,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use libc::c_ulong;
+use serde::{Deserialize, Serialize};
 
 use crate::config::BoxConfig;
 use crate::error::{Error, Result};
@@ -173,7 +174,7 @@ const DEV_LINKS: [(&str, &str); 5] = [
 const DEV_DIRS: [&str; 2] = ["shm", "pts"];
 
 /// One step of building the root.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 enum Step {
     Mount {
         source: Option<CString>,
@@ -199,7 +200,8 @@ enum Step {
     },
     /// Attaches a detached mount tree the supervisor cloned (see the module docs).
     Attach {
-        tree: RawFd,
+        /// The tree's index among the plan's trees.
+        tree: usize,
         target: CString,
     },
     PivotRoot {
@@ -209,11 +211,15 @@ enum Step {
 }
 
 /// The prepared steps, each with a description used when it fails.
-#[derive(Debug)]
+///
+/// A plan crosses to a launcher process as data; its trees cross beside it as
+/// descriptors (see [`MountPlan::with_trees`]).
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct MountPlan {
     steps: Vec<(Step, String)>,
     /// The detached trees the [`Step::Attach`] steps attach, closed with the plan
     /// (a tree never attached is then unmounted by the kernel).
+    #[serde(skip)]
     trees: Vec<OwnedFd>,
 }
 
@@ -351,7 +357,7 @@ impl MountPlan {
     /// step and the errno.
     pub(crate) fn apply(&self) -> Result<(), (u32, i32)> {
         for (index, (step, _)) in self.steps.iter().enumerate() {
-            apply_step(step).map_err(|errno| (index as u32, errno))?;
+            apply_step(step, &self.trees).map_err(|errno| (index as u32, errno))?;
         }
         Ok(())
     }
@@ -418,7 +424,7 @@ impl MountPlan {
         }
         self.push(
             Step::Attach {
-                tree: tree.as_raw_fd(),
+                tree: self.trees.len(),
                 target: cpath(&target)?,
             },
             format!("bind {} of the system tree", inside.display()),
@@ -516,7 +522,7 @@ impl MountPlan {
         let tree = sys::detached_tree(host, attributes)?;
         self.push(
             Step::Attach {
-                tree: tree.as_raw_fd(),
+                tree: self.trees.len(),
                 target: cpath(target)?,
             },
             what,
@@ -529,6 +535,17 @@ impl MountPlan {
     /// it has applied the plan.
     pub(crate) fn tree_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
         self.trees.iter().map(AsRawFd::as_raw_fd)
+    }
+
+    /// The detached trees, in the order the attach steps name them.
+    pub(crate) fn trees(&self) -> &[OwnedFd] {
+        &self.trees
+    }
+
+    /// A plan received without its trees, given the trees that came beside it.
+    /// A step naming a tree that did not come fails when applied (`EBADF`).
+    pub(crate) fn with_trees(self, trees: Vec<OwnedFd>) -> MountPlan {
+        MountPlan { trees, ..self }
     }
 
     /// The fallback /dev when no template directory can hold device nodes: a tmpfs
@@ -643,7 +660,7 @@ fn ptr_or_null(s: &Option<CString>) -> *const libc::c_char {
 }
 
 /// Runs one step; async-signal-safe.
-fn apply_step(step: &Step) -> Result<(), i32> {
+fn apply_step(step: &Step, trees: &[OwnedFd]) -> Result<(), i32> {
     match step {
         Step::Mount {
             source,
@@ -707,13 +724,14 @@ fn apply_step(step: &Step) -> Result<(), i32> {
             written
         }
         Step::Attach { tree, target } => {
+            let tree = trees.get(*tree).ok_or(libc::EBADF)?.as_raw_fd();
             let empty = c"";
             // SAFETY: `tree` is a descriptor the plan owns, kept open in the init;
             // both paths are NUL-terminated strings alive for the call.
             let rc = unsafe {
                 libc::syscall(
                     libc::SYS_move_mount,
-                    *tree,
+                    tree,
                     empty.as_ptr(),
                     libc::AT_FDCWD,
                     target.as_ptr(),

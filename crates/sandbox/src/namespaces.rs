@@ -16,10 +16,7 @@ pub(crate) struct Slot {
     /// An empty network namespace, made once for this slot and joined by every box
     /// that uses it: creating one per run costs the kernel more than the whole run.
     pub netns: Option<OwnedFd>,
-    /// The stack the box's program runs on between clone and exec; kept so each
-    /// run does not map and fault in a new one.
-    pub program_stack: Vec<u8>,
-    /// The thread that clones this slot's boxes (see `launcher`). Declared before
+    /// The thread or process that clones this slot's boxes (see `launcher`). Declared before
     /// `cgroup`: it must leave the cgroup before the cgroup can go.
     pub launcher: Option<crate::launcher::Launcher>,
     /// On cgroup v1, the slot's own cgroup, kept across runs with the launcher in
@@ -44,7 +41,6 @@ impl Slots {
                 host_root: uid_base + 2 * index,
                 host_user: uid_base + 2 * index + 1,
                 netns: None,
-                program_stack: Vec::new(),
                 launcher: None,
                 cgroup: None,
                 lasting: None,
@@ -67,7 +63,6 @@ impl Slots {
                     host_root,
                     host_user,
                     netns: lasting.netns.take(),
-                    program_stack: Vec::new(),
                     launcher: None,
                     cgroup: None,
                     lasting: Some(lasting),

@@ -3,7 +3,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,9 +12,9 @@ use crate::Shared;
 use crate::cgroup::{BoxCgroup, CgroupLimits, CgroupUsage, CgroupVersion, MemoryMark};
 use crate::config::{BoxConfig, DEFAULT_ENV, Limits};
 use crate::error::{Error, Result};
-use crate::init::{self, ChildFds, ChildPlan, Report};
-use crate::launcher::Launcher;
-use crate::live::{self, LiveIo};
+use crate::init::{self, ChildFds, ProgramSpec, Report, Rlimit};
+use crate::launcher::{Birth, Launcher};
+use crate::live::LiveIo;
 use crate::mounts::{BOX_UID, MountPlan};
 use crate::namespaces::{self, Slot};
 use crate::outcome::{LimitHit, MEMORY_SLACK_BYTES, Outcome, Status, signal_name};
@@ -22,34 +22,6 @@ use crate::sys;
 use crate::teardown::{Child, Lease, Reaper, Remains};
 use crate::tty::{self, StdinPump};
 use crate::watch::{self, Watched};
-
-/// Namespaces every box gets; the network namespace is joined, not created.
-const NAMESPACES: u64 = (libc::CLONE_NEWUSER
-    | libc::CLONE_NEWNS
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP) as u64;
-
-/// `CLONE_INTO_CGROUP` (Linux 5.7), not yet in every libc release.
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// The kernel's `struct clone_args` (version 2, with the cgroup field).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
 
 /// Runs one box: see [`crate::Sandbox::run_live`].
 pub(crate) fn run(
@@ -137,11 +109,6 @@ fn run_leased(
     let slot = lease.slot.as_mut().ok_or_else(missing_slot)?;
     ready_slot(shared, slot, wanted.as_ref())?;
     let host_user = slot.host_user;
-    // The program's pre-exec stack is the slot's, reused run after run.
-    let mut slot_stack = std::mem::take(&mut slot.program_stack);
-    if slot_stack.len() != PROGRAM_STACK {
-        slot_stack = vec![0u8; PROGRAM_STACK];
-    }
     if let (Some(manager), Some(wanted), None) = (&shared.cgroups, &wanted, &slot.cgroup) {
         lease.cgroup = Some(manager.acquire(wanted)?);
     }
@@ -182,17 +149,7 @@ fn run_leased(
             stderr_w.as_raw_fd()
         },
     };
-    let mut init_keep = vec![fds.go, fds.report, fds.stdin, fds.stdout, fds.stderr];
-    if fds.terminal >= 0 {
-        init_keep.push(fds.terminal);
-    }
-    init_keep.extend(mounts.tree_fds());
-    init_keep.sort_unstable();
-    let mut plan = ChildPlan {
-        mounts: &mounts,
-        seccomp: &shared.seccomp,
-        fds,
-        init_keep,
+    let program = ProgramSpec {
         candidates: program_candidates(config)?,
         argv: cstrings(config.command.iter().map(String::as_bytes))?,
         envp: cstrings(
@@ -201,31 +158,39 @@ fn run_leased(
                 .iter()
                 .map(|(k, v)| format!("{k}={v}").into_bytes()),
         )?,
-        argv_ptrs: Vec::new(),
-        envp_ptrs: Vec::new(),
         cwd: CString::new(config.cwd.as_os_str().as_bytes())
             .map_err(|_| Error::InvalidConfig("NUL in cwd".into()))?,
         rlimits: rlimits(limits),
-        cap_last: shared.cap_last,
-        forward_signal: live::forward_signal(),
-        program_stack_top: stack_top(&mut slot_stack),
         tty: config.tty,
         trace: shared.trace_program_memory && config.tty.is_none(),
     };
-    plan.finish_pointers();
-
-    let cgroup_fd = lease
+    // The launcher leaves the slot while it works, so the slot's cgroup can be
+    // lent to the birth; it is put back whatever happens.
+    let mut launcher = lease
         .slot
-        .as_ref()
-        .and_then(|s| s.cgroup.as_ref())
-        .or(lease.cgroup.as_ref())
-        .and_then(|c| c.clone_into_fd())
-        .map(|fd| fd.as_raw_fd());
-    let slot = lease.slot.as_ref().ok_or_else(missing_slot)?;
-    let launcher = slot.launcher.as_ref().ok_or_else(missing_slot)?;
-    let shared_plan = SharedPlan(&plan);
-    let network = config.network;
-    let child = launcher.run(move || clone_box(shared_plan.get(), cgroup_fd, network))??;
+        .as_mut()
+        .and_then(|slot| slot.launcher.take())
+        .ok_or_else(missing_slot)?;
+    let (child, placed, cgroup_fd) = {
+        let slot = lease.slot.as_ref().ok_or_else(missing_slot)?;
+        let box_cgroup = slot.cgroup.as_ref().or(lease.cgroup.as_ref());
+        let birth = Birth {
+            mounts: &mounts,
+            program: &program,
+            fds,
+            cgroup: box_cgroup.and_then(BoxCgroup::clone_into_fd),
+            network: config.network,
+        };
+        let child = give_birth(shared, &mut launcher, slot, &birth);
+        (
+            child,
+            launcher.placed(),
+            birth.cgroup.map(|fd| fd.as_raw_fd()),
+        )
+    };
+    let slot = lease.slot.as_mut().ok_or_else(missing_slot)?;
+    slot.launcher = Some(launcher);
+    let child = child?;
     // The box holds its own copies now; ours would keep a partner box from
     // seeing the end of its input when this one ends.
     // In TTY mode the supervisor keeps stdin: it is pumped into the terminal.
@@ -246,7 +211,7 @@ fn run_leased(
     say(&go_w, init::GO_MAPPED)?;
     let cgroup = slot.cgroup.as_ref().or(lease.cgroup.as_ref());
     match (cgroup, cgroup_fd) {
-        (Some(cg), None) if launcher.placed => cg.complete_placement(child.pid)?,
+        (Some(cg), None) if placed => cg.complete_placement(child.pid)?,
         (Some(cg), None) => cg.add_process(child.pid)?,
         _ => {}
     }
@@ -297,9 +262,6 @@ fn run_leased(
     drop(on_terminal);
     let watched = watched?;
     let usage = meter.as_ref().map(Meter::usage).transpose()?;
-    if let Some(slot) = lease.slot.as_mut() {
-        slot.program_stack = slot_stack;
-    }
     let mut remains = Remains {
         child,
         lease,
@@ -518,74 +480,6 @@ fn outcome(
     })
 }
 
-/// Stack size for the program's process between clone and exec.
-const PROGRAM_STACK: usize = 256 << 10;
-
-/// The 16-byte aligned top of `stack` (x86_64 stacks grow down).
-fn stack_top(stack: &mut [u8]) -> *mut libc::c_void {
-    let end = stack.as_mut_ptr_range().end as usize;
-    (end & !15) as *mut libc::c_void
-}
-
-/// Clones the box's init into fresh namespaces and, on v2, straight into its
-/// cgroup. Runs on the slot's launcher thread, which sits in the slot's network
-/// namespace (and on v1 in its cgroup), so the box is born in them.
-fn clone_box(plan: &ChildPlan<'_>, cgroup_fd: Option<RawFd>, network: bool) -> Result<Child> {
-    let mut pidfd: RawFd = -1;
-    // A box with network gets a network namespace of its own; the others stay in
-    // the slot's empty one.
-    let own_netns = if network {
-        libc::CLONE_NEWNET as u64
-    } else {
-        0
-    };
-    let mut args = CloneArgs {
-        flags: NAMESPACES | own_netns | libc::CLONE_PIDFD as u64,
-        pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..CloneArgs::default()
-    };
-    if let Some(fd) = cgroup_fd {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = fd as u64;
-    }
-    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of this
-    // address space and continues on a copy of this stack. The child runs only
-    // `box_init`, which makes system calls on the prepared plan and never returns.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            size_of::<CloneArgs>(),
-        )
-    };
-    if pid == 0 {
-        init::box_init(plan);
-    }
-    if pid < 0 {
-        return Err(Error::last_os("clone3"));
-    }
-    // SAFETY: clone3 with CLONE_PIDFD stored a fresh descriptor that nothing else owns.
-    Ok(Child::new(pid as libc::pid_t, unsafe {
-        OwnedFd::from_raw_fd(pidfd)
-    }))
-}
-
-/// A plan handed to the launcher thread for the duration of one clone.
-struct SharedPlan<'p, 'a>(&'p ChildPlan<'a>);
-
-impl<'p, 'a> SharedPlan<'p, 'a> {
-    /// The plan. A method, so that closures capture the whole `SharedPlan`.
-    fn get(&self) -> &'p ChildPlan<'a> {
-        self.0
-    }
-}
-
-// SAFETY: the plan is only read, by one thread at a time (the caller waits while
-// the launcher clones); its raw pointers point into data the plan or the slot owns,
-// alive until the clone has returned.
-unsafe impl Send for SharedPlan<'_, '_> {}
-
 /// Reads a box cgroup's counters relative to the start of the program.
 pub(crate) struct Meter<'a> {
     cgroup: &'a BoxCgroup,
@@ -679,11 +573,34 @@ fn ready_slot(shared: &Shared, slot: &mut Slot, wanted: Option<&CgroupLimits>) -
             }
         }
     }
-    if slot.launcher.is_none() {
+    if !slot.launcher.as_ref().is_some_and(Launcher::usable) {
+        // A launcher process that died leaves the cgroup before its successor joins.
+        slot.launcher = None;
         let netns = slot.netns.as_ref().ok_or_else(missing_slot)?;
-        slot.launcher = Some(Launcher::start(netns, slot.cgroup.as_ref())?);
+        slot.launcher = Some(Launcher::start(shared, netns, slot.cgroup.as_ref())?);
     }
     Ok(())
+}
+
+/// Has the slot's launcher clone the box `birth` describes. A launcher process
+/// that ended (killed, or out of memory) is replaced once and the box asked of
+/// the new one: no box was born of the request that failed (the old launcher's
+/// [`Error::LauncherGone`] reaped any it had cloned).
+fn give_birth(
+    shared: &Shared,
+    launcher: &mut Launcher,
+    slot: &Slot,
+    birth: &Birth<'_>,
+) -> Result<Child> {
+    match launcher.clone_box(shared, birth) {
+        Err(error @ Error::LauncherGone { .. }) => {
+            tracing::warn!("{error}; starting a new box launcher");
+            let netns = slot.netns.as_ref().ok_or_else(missing_slot)?;
+            *launcher = Launcher::start(shared, netns, slot.cgroup.as_ref())?;
+            launcher.clone_box(shared, birth)
+        }
+        other => other,
+    }
 }
 
 fn missing_slot() -> Error {
@@ -730,7 +647,7 @@ where
 
 /// The rlimits set on the program: backstops behind the cgroup, and the limits
 /// cgroups do not have (file size, open files, stack).
-fn rlimits(limits: &Limits) -> Vec<(libc::__rlimit_resource_t, libc::rlimit)> {
+fn rlimits(limits: &Limits) -> Vec<Rlimit> {
     // The CPU rlimit is per process and a second late: the cgroup is the real limit.
     let cpu_secs = limits.cpu_time.as_secs() + 1 + u64::from(limits.cpu_time.subsec_nanos() > 0);
     let wanted = [
@@ -756,13 +673,11 @@ fn rlimits(limits: &Limits) -> Vec<(libc::__rlimit_resource_t, libc::rlimit)> {
             // SAFETY: getrlimit fills a local struct.
             unsafe { libc::getrlimit(resource, &mut current) };
             let hard = hard.min(current.rlim_max);
-            (
+            Rlimit {
                 resource,
-                libc::rlimit {
-                    rlim_cur: soft.min(hard),
-                    rlim_max: hard,
-                },
-            )
+                soft: soft.min(hard),
+                hard,
+            }
         })
         .collect()
 }

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::sys;
 
 /// A terminal's size in character cells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TerminalSize {
     /// Lines.
     pub rows: u16,

@@ -540,6 +540,15 @@ impl BoxCgroup {
         }
     }
 
+    /// On v1, the files a launcher process writes `0` to so as to be placed
+    /// like [`place_current_thread`](Self::place_current_thread); none on v2.
+    pub fn placement_files(&self) -> Result<Vec<std::fs::File>> {
+        match &self.imp {
+            BoxImpl::V1(b) => b.placement_files(),
+            BoxImpl::V2(_) => Ok(Vec::new()),
+        }
+    }
+
     /// After a launcher thread placed in the box cloned `pid`: joins the
     /// hierarchies the thread does not sit in (a cpuset-only one, when pinned).
     pub fn complete_placement(&self, pid: i32) -> Result<()> {

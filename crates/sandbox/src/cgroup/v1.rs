@@ -529,6 +529,22 @@ impl BoxDirs {
         Ok(())
     }
 
+    /// The `tasks` files [`place_current_thread`](Self::place_current_thread)
+    /// writes to, opened for a launcher process to write `0` to itself.
+    pub(super) fn placement_files(&self) -> Result<Vec<std::fs::File>> {
+        self.dirs
+            .iter()
+            .filter(|d| !d.cpuset_only)
+            .map(|dir| {
+                let tasks = dir.path.join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&tasks)
+                    .map_err(|e| Error::io("cannot open for the box launcher", tasks, e))
+            })
+            .collect()
+    }
+
     /// For a pinned run, moves `pid` into a cpuset-only hierarchy's box, the one
     /// a launcher thread does not sit in.
     pub(super) fn add_process_to_cpuset(&self, pid: i32) -> Result<()> {

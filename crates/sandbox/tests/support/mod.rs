@@ -14,8 +14,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use runbox_sandbox::{
-    BindMount, BoxConfig, Limits, LiveIo, Outcome, Sandbox, SandboxOptions, Signaller, Stream,
-    Terminal,
+    BindMount, BoxConfig, LauncherProgram, Limits, LiveIo, Outcome, Sandbox, SandboxOptions,
+    Signaller, Stream, Terminal,
 };
 
 /// The host uid range boxes of the test sandbox use.
@@ -23,13 +23,20 @@ pub const UID_BASE: u32 = 1_700_000;
 /// Slots of the test sandbox.
 pub const MAX_BOXES: u32 = 64;
 
-/// The sandbox all tests of this binary share, as a service would.
+/// The launcher process the test sandbox starts, as the service does.
+pub fn launcher() -> LauncherProgram {
+    LauncherProgram::dedicated(env!("CARGO_BIN_EXE_runbox-box-launcher"))
+}
+
+/// The sandbox all tests of this binary share, as a service would: its boxes
+/// are born in launcher processes.
 pub fn sandbox() -> &'static Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
     SANDBOX.get_or_init(|| {
         Sandbox::new(SandboxOptions {
             max_boxes: MAX_BOXES,
             uid_base: UID_BASE,
+            launcher: Some(launcher()),
             ..SandboxOptions::default()
         })
         .expect("the sandbox must start on this host (run the tests as root)")

@@ -1,0 +1,251 @@
+//! The launcher's protocol: what the service and a launcher process say to each
+//! other over their socket pair.
+//!
+//! One `SOCK_SEQPACKET` message per request and per reply, so message
+//! boundaries are the kernel's. A message is a postcard-encoded [`Request`] or
+//! [`Reply`]; descriptors travel beside it as `SCM_RIGHTS`, and the message
+//! names them by their index among those received with it. The first request
+//! is a [`Request::Hello`] naming the protocol's version.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::init::ProgramSpec;
+use crate::mounts::MountPlan;
+
+/// The protocol's version, checked by the launcher in the first request.
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest message either side accepts: well above what an `execve` can take
+/// (its arguments and environment are bounded by a quarter of the stack limit).
+pub(crate) const MAX_MESSAGE: usize = 4 << 20;
+
+/// The most descriptors one message carries (the kernel's `SCM_MAX_FD`).
+pub(crate) const MAX_FDS: usize = 253;
+
+/// What the service asks of a launcher. The service sends an order of
+/// borrowed parts, the launcher receives one of owned parts.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request<O = Order> {
+    /// The first request: set up once, before any box.
+    Hello(Hello),
+    /// Clone one box.
+    Clone(O),
+}
+
+/// The launcher's set-up, with the descriptors it names.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// [`PROTOCOL_VERSION`] of the service.
+    pub version: u32,
+    /// The empty network namespace boxes are born in.
+    pub netns: u16,
+    /// On cgroup v1, the `tasks` files of the slot's cgroup the launcher joins,
+    /// so its boxes are born there.
+    pub cgroup_tasks: Vec<u16>,
+    /// A one-page memory file where the kernel writes the pid of each box the
+    /// launcher clones (`CLONE_PARENT_SETTID`), before the launcher could die: the
+    /// service finds a box whose birth it was never told of.
+    pub birth_record: u16,
+}
+
+/// One box to clone, with the descriptors it names.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Order<M = MountPlan, P = ProgramSpec> {
+    /// The steps that build the box's root; its trees are `trees`.
+    pub mounts: M,
+    /// The detached mount trees the root's attach steps name, in their order.
+    pub trees: Vec<u16>,
+    /// What to run.
+    pub program: P,
+    /// The init's pipes and the program's stdio.
+    pub fds: OrderFds,
+    /// On cgroup v2, the box cgroup's directory, for `CLONE_INTO_CGROUP`.
+    pub cgroup: Option<u16>,
+    /// Whether the box gets a network namespace of its own.
+    pub network: bool,
+}
+
+/// The indices of a box's descriptors among those sent with its [`Order`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct OrderFds {
+    pub go: u16,
+    pub report: u16,
+    pub stdin: u16,
+    pub stdout: u16,
+    pub stderr: u16,
+    pub terminal: Option<u16>,
+}
+
+/// What a launcher answers.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// The hello was accepted: the launcher is ready for boxes.
+    Ready,
+    /// The box was cloned; its pidfd travels with the reply.
+    Born {
+        /// The init's pid, in the service's PID namespace.
+        pid: i32,
+    },
+    /// The request failed.
+    Failed {
+        /// What failed.
+        what: String,
+        /// The OS error, 0 when it is not one.
+        errno: i32,
+    },
+}
+
+impl Reply {
+    /// A failure of `what`, with the OS error `errno`.
+    pub(crate) fn failed(what: impl Into<String>, errno: i32) -> Reply {
+        Reply::Failed {
+            what: what.into(),
+            errno,
+        }
+    }
+}
+
+/// A descriptor named by a message, from those it carried.
+pub(crate) fn fd_at(fds: &[OwnedFd], index: u16) -> Option<BorrowedFd<'_>> {
+    fds.get(usize::from(index)).map(AsFd::as_fd)
+}
+
+/// The two ends of a new launcher socket, close-on-exec.
+pub(crate) fn socket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Why a message could not be sent or received.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WireError {
+    /// The other side closed its end.
+    #[error("the other side closed the socket")]
+    Closed,
+    /// The socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The message was not one of the protocol's, or too large.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Sends `message` with `fds`.
+pub(crate) fn send<T: Serialize>(
+    socket: BorrowedFd<'_>,
+    message: &T,
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), WireError> {
+    let bytes = postcard::to_stdvec(message).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if bytes.len() > MAX_MESSAGE || fds.len() > MAX_FDS {
+        return Err(WireError::Malformed(format!(
+            "{} bytes and {} descriptors are more than a message carries",
+            bytes.len(),
+            fds.len()
+        )));
+    }
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(WireError::Malformed("no room for the descriptors".into()));
+    }
+    retry(|| {
+        rustix::net::sendmsg(
+            socket,
+            &[IoSlice::new(&bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )
+    })?;
+    Ok(())
+}
+
+/// A received message's bytes and descriptors, to decode.
+pub(crate) struct Received {
+    /// The message.
+    pub bytes: Vec<u8>,
+    /// The descriptors that came with it, close-on-exec, in order.
+    pub fds: Vec<OwnedFd>,
+}
+
+impl Received {
+    /// Decodes the message as a `T`.
+    pub(crate) fn decode<'de, T: Deserialize<'de>>(&'de self) -> Result<T, WireError> {
+        postcard::from_bytes(&self.bytes).map_err(|e| WireError::Malformed(e.to_string()))
+    }
+}
+
+/// Receives one message into `buffer`, reused between messages so that an idle
+/// launcher holds only as much memory as its largest request took.
+pub(crate) fn receive(socket: BorrowedFd<'_>, buffer: &mut Vec<u8>) -> Result<Received, WireError> {
+    // The message's size first: a peek that copies nothing (and takes no
+    // descriptors), so the buffer grows only as far as the message needs.
+    let size = retry(|| {
+        rustix::net::recv(
+            socket,
+            &mut [] as &mut [u8],
+            RecvFlags::PEEK | RecvFlags::TRUNC,
+        )
+    })?
+    .1;
+    buffer.resize(size.clamp(1, MAX_MESSAGE), 0);
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = retry(|| {
+        rustix::net::recvmsg(
+            socket,
+            &mut [IoSliceMut::new(buffer)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        )
+    })?;
+    // Descriptors are taken first: dropped, they are closed, whatever follows.
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    if got.bytes == 0 && fds.is_empty() {
+        return Err(WireError::Closed);
+    }
+    if got
+        .flags
+        .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
+    {
+        return Err(WireError::Malformed(format!(
+            "a message of {} bytes or its descriptors were cut short (at most {MAX_MESSAGE} bytes and {MAX_FDS} descriptors)",
+            got.bytes
+        )));
+    }
+    Ok(Received {
+        bytes: buffer[..got.bytes].to_vec(),
+        fds,
+    })
+}
+
+/// Runs a socket call again while a signal interrupts it; a reset is a close.
+fn retry<T>(mut call: impl FnMut() -> rustix::io::Result<T>) -> Result<T, WireError> {
+    loop {
+        match call() {
+            Ok(value) => return Ok(value),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::CONNRESET | rustix::io::Errno::PIPE) => {
+                return Err(WireError::Closed);
+            }
+            Err(e) => return Err(WireError::Io(e.into())),
+        }
+    }
+}
