@@ -39,6 +39,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A box launcher the service started from this binary: nothing else runs.
+    if std::env::args_os().nth(1).as_deref() == Some(runbox_sandbox::LAUNCHER_ARGUMENT.as_ref()) {
+        runbox_sandbox::run_box_launcher();
+    }
     let cli = Cli::parse();
     if cli.command.makes_boxes() {
         scope::leave_a_shared_cgroup();

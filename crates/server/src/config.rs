@@ -56,6 +56,11 @@ pub struct ServerConfig {
     /// by tracing it, instead of its box cgroup's figure (docs/judging.md, "The
     /// memory figure"). On by default; off, every figure is the cgroup's.
     pub trace_program_memory: bool,
+    /// The program started as each box slot's launcher process (the `runbox`
+    /// binary sets itself); `None` clones boxes from a thread of this process,
+    /// as an embedding test does. Not a setting of the file.
+    #[serde(skip)]
+    pub box_launcher: Option<runbox_sandbox::LauncherProgram>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +86,7 @@ impl Default for ServerConfig {
             shutdown_grace_seconds: 30,
             compile_cache_mb: 1024,
             trace_program_memory: true,
+            box_launcher: None,
         }
     }
 }

@@ -72,6 +72,7 @@ pub fn build_engine(config: &ServerConfig, workers: u32) -> anyhow::Result<Arc<E
                 ..runbox_sandbox::NetworkOptions::default()
             }),
         trace_program_memory: config.trace_program_memory,
+        launcher: config.box_launcher.clone(),
         ..SandboxOptions::default()
     };
     let defaults = EngineConfig::default();

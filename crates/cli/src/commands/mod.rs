@@ -91,6 +91,9 @@ pub fn engine(
         // The server's setting of the same name, from the same variable.
         trace_program_memory: !std::env::var("RUNBOX_TRACE_PROGRAM_MEMORY")
             .is_ok_and(|v| v == "false" || v == "0"),
+        // A judge with many workers runs long: its boxes are born in launcher
+        // processes, not copied from its own threads.
+        launcher: (max_boxes > 16).then(runbox_sandbox::LauncherProgram::runbox),
         ..SandboxOptions::default()
     };
     // The runtimes `runbox runtimes` keeps in the default data directory (or

@@ -104,6 +104,7 @@ impl ServeArgs {
         }
         self.node.apply(&mut config);
         config.validate()?;
+        config.box_launcher = Some(runbox_sandbox::LauncherProgram::runbox());
         Ok(config)
     }
 }
@@ -164,6 +165,7 @@ impl WorkerArgs {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 2359)));
         self.node.apply(&mut config);
         config.validate()?;
+        config.box_launcher = Some(runbox_sandbox::LauncherProgram::runbox());
         let concurrency = self
             .concurrency
             .unwrap_or_else(|| runbox_server::worker_count(&config));

@@ -249,3 +249,73 @@ fn retry<T>(mut call: impl FnMut() -> rustix::io::Result<T>) -> Result<T, WireEr
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+        Received {
+            bytes: bytes.to_vec(),
+            fds: Vec::new(),
+        }
+        .decode()
+    }
+
+    #[test]
+    fn replies_and_hellos_cross_unchanged() {
+        for reply in [
+            Reply::Ready,
+            Reply::Born { pid: 4242 },
+            Reply::failed("clone3", libc::EAGAIN),
+        ] {
+            let bytes = postcard::to_stdvec(&reply).unwrap();
+            assert_eq!(decode::<Reply>(&bytes).unwrap(), reply);
+        }
+        let hello = Request::<Order>::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            netns: 0,
+            cgroup_tasks: vec![1, 2, 3],
+            birth_record: 4,
+        });
+        let bytes = postcard::to_stdvec(&hello).unwrap();
+        match decode::<Request>(&bytes).unwrap() {
+            Request::Hello(h) => {
+                assert_eq!(
+                    (h.version, h.cgroup_tasks, h.birth_record),
+                    (1, vec![1, 2, 3], 4)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_message_cut_short_is_refused() {
+        let bytes = postcard::to_stdvec(&Reply::failed("x".repeat(40), 1)).unwrap();
+        for end in 0..bytes.len() {
+            assert!(decode::<Reply>(&bytes[..end]).is_err(), "{end}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_decode_to_a_request_or_an_error_never_a_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..4096)
+        ) {
+            let _ = decode::<Request>(&bytes);
+            let _ = decode::<Reply>(&bytes);
+        }
+
+        #[test]
+        fn a_valid_tag_with_noise_after_it_never_panics(
+            tag in 0u8..2,
+            bytes in proptest::collection::vec(any::<u8>(), 0..4096)
+        ) {
+            let mut message = vec![tag];
+            message.extend(bytes);
+            let _ = decode::<Request>(&message);
+        }
+    }
+}

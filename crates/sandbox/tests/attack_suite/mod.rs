@@ -874,3 +874,72 @@ fn a_directory_under_a_private_parent_is_writable_through_a_writable_bind() {
         "out\n"
     );
 }
+
+#[test]
+fn a_box_reaches_neither_its_launcher_nor_its_socket_nor_its_memory() {
+    // The box's init is a copy of the launcher process (its memory, its
+    // name until it renames itself); the launcher holds the service's socket.
+    let src = r#"
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <signal.h>
+#include <unistd.h>
+int main(void) {
+    int sockets = 0;
+    for (int fd = 0; fd < 4096; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) sockets++;
+    }
+    printf("sockets %d\n", sockets);
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    while ((e = readdir(proc))) {
+        int pid = atoi(e->d_name);
+        if (pid <= 0 || pid == getpid()) continue;
+        char path[64], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/%d/comm", pid);
+        FILE *f = fopen(path, "r");
+        if (f) { if (!fgets(comm, sizeof comm, f)) comm[0] = 0; fclose(f); }
+        comm[strcspn(comm, "\n")] = 0;
+        printf("process %d %s\n", pid, comm);
+        const char *private[] = {"mem", "maps", "environ", "fd"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(path, sizeof path, "/proc/%d/%s", pid, private[i]);
+            int fd = open(path, O_RDONLY);
+            if (fd >= 0) { printf("opened %s\n", path); close(fd); }
+        }
+        char byte;
+        struct iovec local = {&byte, 1}, remote = {(void *)0x400000, 1};
+        if (process_vm_readv(pid, &local, 1, &remote, 1, 0) >= 0 || errno != EPERM)
+            printf("process_vm_readv %d: %s\n", pid, strerror(errno));
+    }
+    /* The init, pid 1, hidden or not: its memory is the launcher's. */
+    const char *init[] = {"/proc/1/mem", "/proc/1/maps", "/proc/1/environ", "/proc/1/fd"};
+    for (int i = 0; i < 4; i++) {
+        int fd = open(init[i], O_RDONLY);
+        if (fd >= 0) printf("opened %s\n", init[i]);
+    }
+    char byte;
+    struct iovec local = {&byte, 1}, remote = {(void *)0x400000, 1};
+    if (process_vm_readv(1, &local, 1, &remote, 1, 0) >= 0)
+        printf("read the init's memory\n");
+    if (kill(1, 0) == 0) printf("may signal the init\n");
+    /* The launcher's socket is unnamed: none of its kind is reachable, only new ones. */
+    int s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    printf("socket %s\n", s >= 0 ? "made" : "refused");
+    return 0;
+}"#;
+    let path = program("reach_launcher", src);
+    let o =
+        run(&BoxConfig::new([path]).with_bind(BindMount::read_only(programs_dir(), "/attacks")));
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    assert_eq!(stdout(&o), "sockets 0\nsocket made\n", "{o:?}");
+}
