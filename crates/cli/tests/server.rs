@@ -1054,3 +1054,60 @@ fn a_data_dir_under_a_private_directory_serves_compile_cache_hits() {
     assert_eq!(second["run"]["stdout"], "cached\n", "{second}");
     server.stop();
 }
+
+/// The children of process `pid` (from all its threads), with their names.
+fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in list
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+            found.push((child, comm.trim().to_string()));
+        }
+    }
+    found
+}
+
+#[test]
+fn boxes_are_born_in_launcher_processes_the_service_started_from_its_own_binary() {
+    let server = TestServer::start();
+    for _ in 0..3 {
+        let body = server.post_expect("/api/v1/execute", &python("print(6 * 7)"), None, 200);
+        assert_eq!(body["run"]["stdout"], "42\n", "{body}");
+    }
+    let launchers: Vec<u32> = children_of(server.pid())
+        .into_iter()
+        .filter(|(_, comm)| comm == "runbox-launcher")
+        .map(|(pid, _)| pid)
+        .collect();
+    assert!(
+        !launchers.is_empty(),
+        "no launcher: {:?}",
+        children_of(server.pid())
+    );
+    let service_exe = std::fs::read_link(format!("/proc/{}/exe", server.pid())).unwrap();
+    for pid in &launchers {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert_eq!(exe, service_exe, "a launcher is the runbox binary itself");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let threads = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+        assert_eq!(threads.split_whitespace().nth(1), Some("1"), "{status}");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(environ.is_empty(), "a launcher gets no environment");
+    }
+    // Launchers die (killed, or out of memory): the next request is still answered.
+    for pid in &launchers {
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    let body = server.post_expect("/api/v1/execute", &python("print(6 * 7)"), None, 200);
+    assert_eq!(body["run"]["stdout"], "42\n", "{body}");
+}

@@ -44,6 +44,10 @@ fn sandbox_with(deny: Vec<String>, deny_host_addresses: bool, uid_base: u32) -> 
             deny_host_addresses,
             ..NetworkOptions::default()
         }),
+        // As the service does: boxes born in launcher processes.
+        launcher: Some(runbox_sandbox::LauncherProgram::dedicated(env!(
+            "CARGO_BIN_EXE_runbox-box-launcher"
+        ))),
         ..SandboxOptions::default()
     })
     .expect("a sandbox with network (slirp4netns and nftables installed)")
