@@ -104,8 +104,22 @@ impl ServeArgs {
         }
         self.node.apply(&mut config);
         config.validate()?;
-        config.box_launcher = Some(runbox_sandbox::LauncherProgram::runbox());
+        config.box_launcher = box_launcher()?;
         Ok(config)
+    }
+}
+
+/// The launcher processes boxes are born in: this binary, unless
+/// `RUNBOX_BOX_LAUNCHER=thread` has the service clone them from its own
+/// threads (a fallback, and the baseline of the benchmarks).
+fn box_launcher() -> anyhow::Result<Option<runbox_sandbox::LauncherProgram>> {
+    match std::env::var("RUNBOX_BOX_LAUNCHER").as_deref() {
+        Ok("thread") => Ok(None),
+        Ok("process") | Err(std::env::VarError::NotPresent) => {
+            Ok(Some(runbox_sandbox::LauncherProgram::runbox()))
+        }
+        Ok(other) => anyhow::bail!("RUNBOX_BOX_LAUNCHER is `process` or `thread`, not `{other}`"),
+        Err(e) => anyhow::bail!("RUNBOX_BOX_LAUNCHER: {e}"),
     }
 }
 
@@ -165,7 +179,7 @@ impl WorkerArgs {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 2359)));
         self.node.apply(&mut config);
         config.validate()?;
-        config.box_launcher = Some(runbox_sandbox::LauncherProgram::runbox());
+        config.box_launcher = box_launcher()?;
         let concurrency = self
             .concurrency
             .unwrap_or_else(|| runbox_server::worker_count(&config));
