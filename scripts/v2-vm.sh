@@ -51,6 +51,9 @@ mmdebstrap --quiet --variant=minbase \
   "$suite" "$root" "$mirror"
 
 install -D -m755 "$target/debug/runbox" "$root/usr/local/bin/runbox"
+# The launcher program the sandbox's tests start, where they look for it (a
+# path fixed at build time).
+install -D -m755 "$target/debug/runbox-box-launcher" "$root$target/debug/runbox-box-launcher"
 install -D -m644 "$repo/deploy/systemd/runbox.service" "$root/etc/systemd/system/runbox.service"
 mkdir -p "$root/opt/runbox-tests/bin"
 for t in $tests; do cp "$t" "$root/opt/runbox-tests/bin/"; done

@@ -308,6 +308,7 @@ fn a_launcher_answers_hostile_messages_and_never_crashes() {
 
 #[test]
 fn a_program_that_is_not_given_a_socket_refuses_to_start() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO_BIN_EXE_runbox-box-launcher"))
         .stdin(Stdio::null())
         .output()
@@ -317,4 +318,34 @@ fn a_program_that_is_not_given_a_socket_refuses_to_start() {
         String::from_utf8_lossy(&out.stderr).contains("not the service's socket"),
         "{out:?}"
     );
+}
+
+#[test]
+fn a_box_with_megabytes_of_arguments_and_environment_crosses_to_its_launcher() {
+    // More than a socket's default send buffer (208 KiB) carries, within what
+    // an exec takes (each string under 128 KiB).
+    let word = "x".repeat(100_000);
+    let mut command = vec![
+        "/bin/sh".to_string(),
+        "-c".into(),
+        "echo ${#BIG_0} $#".into(),
+        "sh".into(),
+    ];
+    command.extend(std::iter::repeat_n(word.clone(), 12));
+    let mut config = BoxConfig::new(command);
+    for i in 0..12 {
+        config = config.with_env(format!("BIG_{i}"), word.clone());
+    }
+    // A sandbox of its own, dropped at the end: the other tests here count
+    // this process's launchers.
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new(SandboxOptions {
+        max_boxes: 1,
+        uid_base: 2_240_000,
+        launcher: Some(support::launcher()),
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    let outcome = sandbox.run(&config).unwrap();
+    assert_eq!(outcome.stdout, b"100000 12\n", "{outcome:?}");
 }

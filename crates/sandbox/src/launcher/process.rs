@@ -63,6 +63,16 @@ impl LauncherProcess {
             call: "socketpair(box launcher)",
             source,
         })?;
+        // A request is one message, which must fit the sending socket's buffer
+        // (208 KiB by default; a box's arguments and environment may be
+        // megabytes). Forced: the system's `wmem_max` caps the unforced size.
+        let wanted = 2 * wire::MAX_MESSAGE;
+        rustix::net::sockopt::set_socket_send_buffer_size_force(&ours, wanted)
+            .or_else(|_| rustix::net::sockopt::set_socket_send_buffer_size(&ours, wanted))
+            .map_err(|e| Error::Syscall {
+                call: "setsockopt(SO_SNDBUF, box launcher)",
+                source: e.into(),
+            })?;
         let program = starter.program.clone();
         let process = starter.spawner.run(move || spawn(&program, &theirs))??;
         let birth_record = birth_record()?;

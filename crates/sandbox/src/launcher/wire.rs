@@ -161,15 +161,24 @@ pub(crate) fn send<T: Serialize>(
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(WireError::Malformed("no room for the descriptors".into()));
     }
-    retry(|| {
+    match retry(|| {
         rustix::net::sendmsg(
             socket,
             &[IoSlice::new(&bytes)],
             &mut control,
             SendFlags::NOSIGNAL,
         )
-    })?;
-    Ok(())
+    }) {
+        Ok(_) => Ok(()),
+        // The message's fault, not the other side's.
+        Err(WireError::Io(e)) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+            Err(WireError::Malformed(format!(
+                "{} bytes do not fit the socket's buffer",
+                bytes.len()
+            )))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A received message's bytes and descriptors, to decode.
