@@ -576,10 +576,22 @@ fn ready_slot(shared: &Shared, slot: &mut Slot, wanted: Option<&CgroupLimits>) -
     if !slot.launcher.as_ref().is_some_and(Launcher::usable) {
         // A launcher process that died leaves the cgroup before its successor joins.
         slot.launcher = None;
-        let netns = slot.netns.as_ref().ok_or_else(missing_slot)?;
-        slot.launcher = Some(Launcher::start(shared, netns, slot.cgroup.as_ref())?);
+        slot.launcher = Some(start_launcher(shared, slot)?);
     }
     Ok(())
+}
+
+/// Starts a launcher for `slot`, a second time if the first ended while
+/// starting (killed, as any process can be).
+fn start_launcher(shared: &Shared, slot: &Slot) -> Result<Launcher> {
+    let netns = slot.netns.as_ref().ok_or_else(missing_slot)?;
+    match Launcher::start(shared, netns, slot.cgroup.as_ref()) {
+        Err(error @ Error::LauncherGone { .. }) => {
+            tracing::warn!("{error}; starting another box launcher");
+            Launcher::start(shared, netns, slot.cgroup.as_ref())
+        }
+        other => other,
+    }
 }
 
 /// Has the slot's launcher clone the box `birth` describes. A launcher process
@@ -595,8 +607,7 @@ fn give_birth(
     match launcher.clone_box(shared, birth) {
         Err(error @ Error::LauncherGone { .. }) => {
             tracing::warn!("{error}; starting a new box launcher");
-            let netns = slot.netns.as_ref().ok_or_else(missing_slot)?;
-            *launcher = Launcher::start(shared, netns, slot.cgroup.as_ref())?;
+            *launcher = start_launcher(shared, slot)?;
             launcher.clone_box(shared, birth)
         }
         other => other,

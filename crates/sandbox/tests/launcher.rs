@@ -59,6 +59,23 @@ fn launchers() -> Vec<i32> {
         .collect()
 }
 
+/// The boxes' inits among this process's children, whatever their name (an
+/// init is named after its launcher until it renames itself): the children in
+/// a PID namespace of their own.
+fn inits() -> Vec<i32> {
+    children()
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            status
+                .lines()
+                .find(|l| l.starts_with("NSpid:"))
+                .is_some_and(|l| l.split_whitespace().count() > 2)
+        })
+        .collect()
+}
+
 /// Waits up to `limit` for `done`.
 fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -183,12 +200,11 @@ fn killing_launchers_during_a_hundred_boxes_answers_every_request_and_leaves_not
     // No box is left: every init reaped (the reaper works in the background),
     // and no process but a launcher in the sandbox's cgroups.
     assert!(
-        eventually(Duration::from_secs(10), || children_named("runbox-init")
-            .is_empty()),
+        eventually(Duration::from_secs(10), || inits().is_empty()),
         "box inits left: {:?}",
         children()
     );
-    let launchers: HashSet<i32> = children_named("runbox-launcher").into_iter().collect();
+    let launchers: HashSet<i32> = launchers().into_iter().collect();
     let in_cgroups = pids_in_our_box_cgroups();
     assert!(
         in_cgroups.is_subset(&launchers),
@@ -279,9 +295,6 @@ fn a_launcher_answers_hostile_messages_and_never_crashes() {
         if !carried.is_empty() {
             assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(carried)));
         }
-        if message.is_empty() && carried.is_empty() {
-            continue;
-        }
         rustix::net::sendmsg(
             &socket,
             &[IoSlice::new(&message)],
@@ -352,4 +365,53 @@ fn a_box_with_megabytes_of_arguments_and_environment_crosses_to_its_launcher() {
     .unwrap();
     let outcome = sandbox.run(&config).unwrap();
     assert_eq!(outcome.stdout, b"100000 12\n", "{outcome:?}");
+}
+
+/// A sandbox of one slot whose boxes are born in launcher processes.
+fn one_slot(uid_base: u32) -> Sandbox {
+    Sandbox::new(SandboxOptions {
+        max_boxes: 1,
+        uid_base,
+        launcher: Some(support::launcher()),
+        ..SandboxOptions::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_launcher_ignores_the_signals_of_a_service_stop_and_a_stuck_one_is_replaced() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = one_slot(2_250_000);
+    let config = BoxConfig::new(["/bin/sh", "-c", "echo $((6 * 7))"]);
+    assert_eq!(sandbox.run(&config).unwrap().stdout, b"42\n");
+    let [launcher] = launchers()[..] else {
+        panic!("one launcher: {:?}", children())
+    };
+    // What a terminal's Ctrl-C or systemd's stop sends to every process.
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: kill with integer arguments; the pid is our unreaped child.
+        assert_eq!(unsafe { libc::kill(launcher, signal) }, 0);
+    }
+    assert_eq!(sandbox.run(&config).unwrap().stdout, b"42\n");
+    assert_eq!(launchers(), [launcher], "the same launcher served");
+
+    // Stopped, it answers nothing: the service gives up on it, kills it and
+    // asks a new one.
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(launcher, libc::SIGSTOP) }, 0);
+    let start = Instant::now();
+    let outcome = sandbox.run(&config).unwrap();
+    assert_eq!(outcome.stdout, b"42\n", "{outcome:?}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let now = launchers();
+    assert!(
+        now.len() == 1 && now[0] != launcher,
+        "a new launcher: {now:?}"
+    );
+    drop(sandbox);
+    assert!(children().is_empty(), "{:?}", children());
 }

@@ -445,7 +445,8 @@ impl BoxDirs {
     }
 
     /// Reclaims the page cache earlier boxes left charged here (see
-    /// [`super::STALE_CACHE_BYTES`]); no process of a box is in the cgroup now.
+    /// [`super::STALE_CACHE_BYTES`]); no process of a box is in the cgroup now,
+    /// only the slot's launcher, whose few pages are not cache.
     fn drop_stale_cache(&self) {
         let path = self.memory.join("memory.stat");
         let Ok(text) = read_text(&path) else { return };

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::wire::{self, Hello, Order, OrderFds, Reply, Request, WireError};
 use super::{Birth, LauncherProgram, Worker};
@@ -17,6 +18,11 @@ use crate::teardown::Child;
 
 /// The descriptor number a launcher process finds its socket at.
 pub(crate) const SOCKET_FD: RawFd = 3;
+
+/// How long the service waits for a launcher's answer. A launcher answers in
+/// a millisecond or so; one that has not answered in this long is stuck
+/// (stopped, or blocked in the kernel) and is replaced.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a sandbox starts launcher processes: the program, and the thread that
 /// spawns them.
@@ -199,9 +205,23 @@ impl LauncherProcess {
                     "the box cannot be described to its launcher: {e}"
                 )));
             }
+            // The host is short of memory for the message: not the launcher's end.
+            Err(WireError::Io(e))
+                if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::ENOMEM)) =>
+            {
+                return Err(Error::Syscall {
+                    call: "sendmsg(box launcher)",
+                    source: e,
+                });
+            }
             Err(e) => return Err(self.broke(doing, e.to_string())),
         }
-        let message = match wire::receive(self.socket.as_fd(), &mut self.buffer) {
+        let answer = wire::receive(self.socket.as_fd(), &mut self.buffer, Some(ANSWER_TIMEOUT));
+        // A large request's buffer is not kept for the next.
+        if self.buffer.capacity() > 64 << 10 {
+            self.buffer = Vec::new();
+        }
+        let message = match answer {
             Ok(message) => message,
             Err(e) => return Err(self.broke(doing, e.to_string())),
         };
@@ -243,8 +263,24 @@ impl Drop for LauncherProcess {
     }
 }
 
-/// Kills and reaps a box's init whose pid only the birth record knows.
+/// Kills and reaps a box's init whose pid only the birth record knows, once
+/// sure it is this process's child (the kernel wrote the record, but a box's
+/// init could in principle have written there too).
 fn reap_lost_box(pid: libc::pid_t) {
+    // SAFETY: waitid without waiting or reaping, into a local: it fails with
+    // ECHILD unless `pid` is our child.
+    let ours = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+        ) == 0
+    };
+    if !ours {
+        return;
+    }
     // SAFETY: kill and wait4 on a pid that is our unreaped child (a sibling of
     // the launcher, `CLONE_PARENT`), so it names no other process; wait4
     // writes into locals.
@@ -282,9 +318,14 @@ fn spawn(program: &LauncherProgram, socket: &OwnedFd) -> Result<std::process::Ch
         .stdout(Stdio::null())
         .env_clear();
     // SAFETY: between fork and exec the closure makes only system calls
-    // (dup2, fcntl, prctl), which are async-signal-safe.
+    // (dup2, fcntl, prctl, setsid), which are async-signal-safe.
     unsafe {
         command.pre_exec(move || {
+            // A session of its own: a terminal's Ctrl-C or hang-up, sent to the
+            // service's process group, is not the launcher's.
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
             if socket == SOCKET_FD {
                 // dup2 onto itself would keep close-on-exec.
                 if libc::fcntl(socket, libc::F_SETFD, 0) < 0 {

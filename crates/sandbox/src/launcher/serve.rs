@@ -33,6 +33,12 @@ pub fn run_box_launcher() -> ! {
         libc::prctl(libc::PR_SET_NAME, c"runbox-launcher".as_ptr());
         // Boxes are copies of this memory: nobody may read it via /proc.
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
+        // The service's stop (systemd signals every process of the unit) is
+        // not the launcher's: it ends with the service, by its socket's end or
+        // the parent-death signal. Each box's init resets these.
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::signal(signal, libc::SIG_IGN);
+        }
     }
     super::thread::block_forward_signal();
     let mut launcher = Serving {
@@ -41,14 +47,20 @@ pub fn run_box_launcher() -> ! {
         ready: None,
     };
     loop {
-        let message = match wire::receive(launcher.socket.as_fd(), &mut launcher.buffer) {
+        let received = wire::receive(launcher.socket.as_fd(), &mut launcher.buffer, None);
+        // On cgroup v1 this process's memory is charged to the slot's box: a
+        // large request's buffer is not kept.
+        if launcher.buffer.capacity() > 64 << 10 {
+            launcher.buffer = Vec::new();
+        }
+        let message = match received {
             Ok(message) => message,
             Err(WireError::Closed) => sys::exit(0),
             Err(WireError::Malformed(e)) => {
                 launcher.answer(Reply::failed(e, libc::EPROTO), None);
                 continue;
             }
-            Err(WireError::Io(_)) => sys::exit(1),
+            Err(WireError::Io(_) | WireError::TimedOut(_)) => sys::exit(1),
         };
         let reply = match message.decode::<Request>() {
             Ok(Request::Hello(hello)) => launcher.hello(hello, message.fds),
@@ -168,6 +180,11 @@ impl Serving {
         };
         if page == libc::MAP_FAILED {
             return Err(("mmap(birth record)".into(), sys::errno()));
+        }
+        // Not in the boxes: their inits are copies of this process.
+        // SAFETY: madvise on the page just mapped.
+        if unsafe { libc::madvise(page, 4096, libc::MADV_DONTFORK) } < 0 {
+            return Err(("madvise(birth record)".into(), sys::errno()));
         }
         let seccomp = SeccompPolicy::new().map_err(|e| (e.to_string(), libc::EINVAL))?;
         Ok(Ready {

@@ -9,7 +9,8 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
@@ -140,6 +141,9 @@ pub(crate) enum WireError {
     /// The message was not one of the protocol's, or too large.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// No message came in time.
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// Sends `message` with `fds`.
@@ -196,9 +200,18 @@ impl Received {
     }
 }
 
-/// Receives one message into `buffer`, reused between messages so that an idle
-/// launcher holds only as much memory as its largest request took.
-pub(crate) fn receive(socket: BorrowedFd<'_>, buffer: &mut Vec<u8>) -> Result<Received, WireError> {
+/// Receives one message into `buffer` (reused between messages), waiting at
+/// most `timeout` for it when one is given.
+pub(crate) fn receive(
+    socket: BorrowedFd<'_>,
+    buffer: &mut Vec<u8>,
+    timeout: Option<Duration>,
+) -> Result<Received, WireError> {
+    if let Some(timeout) = timeout
+        && !readable_within(socket, timeout)?
+    {
+        return Err(WireError::TimedOut(timeout));
+    }
     // The message's size first: a peek that copies nothing (and takes no
     // descriptors), so the buffer grows only as far as the message needs.
     let size = retry(|| {
@@ -228,7 +241,12 @@ pub(crate) fn receive(socket: BorrowedFd<'_>, buffer: &mut Vec<u8>) -> Result<Re
         }
     }
     if got.bytes == 0 && fds.is_empty() {
-        return Err(WireError::Closed);
+        // End of file, or an empty message: only a hang-up tells them apart.
+        return Err(if hung_up(socket) {
+            WireError::Closed
+        } else {
+            WireError::Malformed("an empty message".into())
+        });
     }
     if got
         .flags
@@ -243,6 +261,38 @@ pub(crate) fn receive(socket: BorrowedFd<'_>, buffer: &mut Vec<u8>) -> Result<Re
         bytes: buffer[..got.bytes].to_vec(),
         fds,
     })
+}
+
+/// Whether `socket` has a message (or its end) within `timeout`.
+fn readable_within(socket: BorrowedFd<'_>, timeout: Duration) -> Result<bool, WireError> {
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    let mut poll = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: poll on one valid pollfd, a local.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        match ready {
+            0 => return Ok(false),
+            1.. => return Ok(true),
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return Err(WireError::Io(std::io::Error::last_os_error())),
+        }
+    }
+}
+
+/// Whether the other side of `socket` has closed it.
+fn hung_up(socket: BorrowedFd<'_>) -> bool {
+    let mut poll = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: poll on one valid pollfd, a local, without waiting.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0 && poll.revents & (libc::POLLHUP | libc::POLLRDHUP) != 0
 }
 
 /// Runs a socket call again while a signal interrupts it; a reset is a close.
