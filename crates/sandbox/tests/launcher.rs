@@ -76,6 +76,17 @@ fn inits() -> Vec<i32> {
         .collect()
 }
 
+/// A sandbox of `max_boxes` slots whose boxes are born in launcher processes.
+fn launched(max_boxes: u32, uid_base: u32) -> Sandbox {
+    Sandbox::new(SandboxOptions {
+        max_boxes,
+        uid_base,
+        launcher: Some(support::launcher()),
+        ..SandboxOptions::default()
+    })
+    .unwrap()
+}
+
 /// Waits up to `limit` for `done`.
 fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -128,13 +139,7 @@ fn pids_in_our_box_cgroups() -> HashSet<i32> {
 #[test]
 fn killing_launchers_during_a_hundred_boxes_answers_every_request_and_leaves_nothing() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let sandbox = Sandbox::new(SandboxOptions {
-        max_boxes: 4,
-        uid_base: 2_200_000,
-        launcher: Some(support::launcher()),
-        ..SandboxOptions::default()
-    })
-    .unwrap();
+    let sandbox = launched(4, 2_200_000);
     let config = BoxConfig::new(["/bin/sh", "-c", "echo $((6 * 7))"]);
     let next = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
@@ -356,32 +361,15 @@ fn a_box_with_megabytes_of_arguments_and_environment_crosses_to_its_launcher() {
     // A sandbox of its own, dropped at the end: the other tests here count
     // this process's launchers.
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let sandbox = Sandbox::new(SandboxOptions {
-        max_boxes: 1,
-        uid_base: 2_240_000,
-        launcher: Some(support::launcher()),
-        ..SandboxOptions::default()
-    })
-    .unwrap();
+    let sandbox = launched(1, 2_240_000);
     let outcome = sandbox.run(&config).unwrap();
     assert_eq!(outcome.stdout, b"100000 12\n", "{outcome:?}");
-}
-
-/// A sandbox of one slot whose boxes are born in launcher processes.
-fn one_slot(uid_base: u32) -> Sandbox {
-    Sandbox::new(SandboxOptions {
-        max_boxes: 1,
-        uid_base,
-        launcher: Some(support::launcher()),
-        ..SandboxOptions::default()
-    })
-    .unwrap()
 }
 
 #[test]
 fn a_launcher_ignores_the_signals_of_a_service_stop_and_a_stuck_one_is_replaced() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let sandbox = one_slot(2_250_000);
+    let sandbox = launched(1, 2_250_000);
     let config = BoxConfig::new(["/bin/sh", "-c", "echo $((6 * 7))"]);
     assert_eq!(sandbox.run(&config).unwrap().stdout, b"42\n");
     let [launcher] = launchers()[..] else {
