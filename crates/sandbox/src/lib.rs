@@ -53,7 +53,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use config::{BindMount, BoxConfig, Limits, SYSTEM_PATH_ROOTS, is_system_path};
 pub use error::{Error, Result};
-pub use launcher::{LAUNCHER_ARGUMENT, LauncherProgram, run_box_launcher};
+pub use launcher::{
+    LAUNCHER_ARGUMENT, LauncherProgram, run_box_launcher, run_box_launcher_ending_after_each_clone,
+};
 pub use live::{LiveIo, OutputChunk, OutputSink, Signaller, Stream};
 pub use network::NetworkOptions;
 pub use outcome::{LimitHit, MEMORY_SLACK_BYTES, MEMORY_SLACK_KB, Outcome, Status};

@@ -403,3 +403,28 @@ fn a_launcher_ignores_the_signals_of_a_service_stop_and_a_stuck_one_is_replaced(
     drop(sandbox);
     assert!(children().is_empty(), "{:?}", children());
 }
+
+#[test]
+fn a_box_cloned_by_a_launcher_that_ended_before_answering_is_killed_and_reaped() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = Sandbox::new(SandboxOptions {
+        max_boxes: 1,
+        uid_base: 2_260_000,
+        launcher: Some(runbox_sandbox::LauncherProgram {
+            args: vec!["--end-after-each-clone".into()],
+            ..support::launcher()
+        }),
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    // Both the launcher and its replacement end after cloning: the request
+    // fails, and each box they cloned but never announced is found through
+    // its birth record, killed and reaped before the answer.
+    let err = sandbox
+        .run(&BoxConfig::new(["/bin/true"]))
+        .expect_err("no launcher answered");
+    assert!(matches!(err, Error::LauncherGone { .. }), "{err}");
+    assert!(inits().is_empty(), "boxes left: {:?}", children());
+    drop(sandbox);
+    assert!(children().is_empty(), "{:?}", children());
+}

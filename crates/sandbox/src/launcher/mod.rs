@@ -27,7 +27,7 @@ use crate::mounts::MountPlan;
 use crate::teardown::Child;
 
 pub(crate) use process::Starter;
-pub use serve::run_box_launcher;
+pub use serve::{run_box_launcher, run_box_launcher_ending_after_each_clone};
 pub(crate) use thread::Worker;
 
 /// The argument that makes the `runbox` binary a box launcher (see

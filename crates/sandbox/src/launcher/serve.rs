@@ -23,6 +23,17 @@ use crate::sys;
 /// Runs the box launcher on the socket at descriptor 3 until the service
 /// closes it. A launcher program's `main` calls this before anything else.
 pub fn run_box_launcher() -> ! {
+    serve(false)
+}
+
+/// A launcher that ends right after cloning each box, before it answers: the
+/// fault the service must survive, for the tests of `runbox-box-launcher`.
+#[doc(hidden)]
+pub fn run_box_launcher_ending_after_each_clone() -> ! {
+    serve(true)
+}
+
+fn serve(end_after_clone: bool) -> ! {
     let Some(socket) = take_socket() else {
         eprintln!("runbox box launcher: descriptor 3 is not the service's socket");
         sys::exit(2)
@@ -45,6 +56,7 @@ pub fn run_box_launcher() -> ! {
         socket,
         buffer: Vec::new(),
         ready: None,
+        end_after_clone,
     };
     loop {
         let received = wire::receive(launcher.socket.as_fd(), &mut launcher.buffer, None);
@@ -96,6 +108,8 @@ struct Serving {
     buffer: Vec<u8>,
     /// Set by the hello.
     ready: Option<Ready>,
+    /// Fault injection for tests: exit after a clone, without answering.
+    end_after_clone: bool,
 }
 
 /// What the hello prepared.
@@ -201,6 +215,7 @@ impl Serving {
             return (Reply::failed("a box before the hello", libc::EPROTO), None);
         };
         match prepare_and_clone(ready, order, fds) {
+            Ok(_) if self.end_after_clone => sys::exit(3),
             Ok((pid, pidfd)) => (Reply::Born { pid }, Some(pidfd)),
             Err((what, errno)) => (Reply::failed(what, errno), None),
         }
