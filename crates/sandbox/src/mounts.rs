@@ -210,13 +210,17 @@ enum Step {
     Hostname,
 }
 
-/// The prepared steps, each with a description used when it fails.
+/// The prepared steps, and a description of each for when it fails.
 ///
 /// A plan crosses to a launcher process as data; its trees cross beside it as
 /// descriptors (see [`MountPlan::with_trees`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct MountPlan {
-    steps: Vec<(Step, String)>,
+    steps: Vec<Step>,
+    /// What each step does, for the supervisor's error messages: not sent to
+    /// a launcher.
+    #[serde(skip)]
+    descriptions: Vec<String>,
     /// The detached trees the [`Step::Attach`] steps attach, closed with the plan
     /// (a tree never attached is then unmounted by the kernel).
     #[serde(skip)]
@@ -239,6 +243,7 @@ impl MountPlan {
     pub(crate) fn build(config: &BoxConfig, root: &Path, host: &HostLayout) -> Result<MountPlan> {
         let mut plan = MountPlan {
             steps: Vec::new(),
+            descriptions: Vec::new(),
             trees: Vec::new(),
         };
         let r = |inside: &str| root.join(inside.trim_start_matches('/'));
@@ -356,7 +361,7 @@ impl MountPlan {
     /// system calls on prepared data. On failure returns the index of the failed
     /// step and the errno.
     pub(crate) fn apply(&self) -> Result<(), (u32, i32)> {
-        for (index, (step, _)) in self.steps.iter().enumerate() {
+        for (index, step) in self.steps.iter().enumerate() {
             apply_step(step, &self.trees).map_err(|errno| (index as u32, errno))?;
         }
         Ok(())
@@ -364,9 +369,9 @@ impl MountPlan {
 
     /// The description of step `index`, for error messages.
     pub(crate) fn describe(&self, index: u32) -> &str {
-        self.steps
+        self.descriptions
             .get(index as usize)
-            .map_or("unknown step", |(_, what)| what.as_str())
+            .map_or("unknown step", String::as_str)
     }
 
     /// Reproduces `inside` of the system tree in the box's `root` as `entry` says.
@@ -434,7 +439,8 @@ impl MountPlan {
     }
 
     fn push(&mut self, step: Step, what: impl Into<String>) {
-        self.steps.push((step, what.into()));
+        self.steps.push(step);
+        self.descriptions.push(what.into());
     }
 
     fn mkdir(&mut self, path: &Path) -> Result<()> {

@@ -55,7 +55,6 @@ pub(crate) struct LauncherProcess {
     broken: bool,
     /// Whether the launcher sits in the slot's cgroup, so boxes are born there.
     pub placed: bool,
-    buffer: Vec<u8>,
 }
 
 impl LauncherProcess {
@@ -92,7 +91,6 @@ impl LauncherProcess {
             birth_record,
             broken: false,
             placed: !tasks.is_empty(),
-            buffer: Vec::new(),
         };
         let record = launcher
             .birth_record
@@ -216,12 +214,7 @@ impl LauncherProcess {
             }
             Err(e) => return Err(self.broke(doing, e.to_string())),
         }
-        let answer = wire::receive(self.socket.as_fd(), &mut self.buffer, Some(ANSWER_TIMEOUT));
-        // A large request's buffer is not kept for the next.
-        if self.buffer.capacity() > 64 << 10 {
-            self.buffer = Vec::new();
-        }
-        let message = match answer {
+        let message = match wire::receive(self.socket.as_fd(), Some(ANSWER_TIMEOUT)) {
             Ok(message) => message,
             Err(e) => return Err(self.broke(doing, e.to_string())),
         };

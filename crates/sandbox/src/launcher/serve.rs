@@ -9,7 +9,6 @@
 //! Debian's `unprivileged_userns_clone`), creating a box's user namespace
 //! needs `CAP_SYS_ADMIN`.
 
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use super::process::SOCKET_FD;
@@ -54,18 +53,11 @@ fn serve(end_after_clone: bool) -> ! {
     super::thread::block_forward_signal();
     let mut launcher = Serving {
         socket,
-        buffer: Vec::new(),
         ready: None,
         end_after_clone,
     };
     loop {
-        let received = wire::receive(launcher.socket.as_fd(), &mut launcher.buffer, None);
-        // On cgroup v1 this process's memory is charged to the slot's box: a
-        // large request's buffer is not kept.
-        if launcher.buffer.capacity() > 64 << 10 {
-            launcher.buffer = Vec::new();
-        }
-        let message = match received {
+        let message = match wire::receive(launcher.socket.as_fd(), None) {
             Ok(message) => message,
             Err(WireError::Closed) => sys::exit(0),
             Err(WireError::Malformed(e)) => {
@@ -105,7 +97,6 @@ fn take_socket() -> Option<OwnedFd> {
 /// The launcher's state.
 struct Serving {
     socket: OwnedFd,
-    buffer: Vec<u8>,
     /// Set by the hello.
     ready: Option<Ready>,
     /// Fault injection for tests: exit after a clone, without answering.
@@ -171,13 +162,8 @@ impl Serving {
         for &index in &hello.cgroup_tasks {
             let tasks = named(index, "a cgroup's tasks file")?;
             // `0` is "this thread": see `thread` for why it moves itself.
-            let mut file = std::fs::File::from(tasks.try_clone_to_owned().map_err(os)?);
-            file.write_all(b"0").map_err(|e| {
-                (
-                    "join the slot's cgroup".to_string(),
-                    e.raw_os_error().unwrap_or(0),
-                )
-            })?;
+            sys::write_all(tasks.as_raw_fd(), b"0")
+                .map_err(|errno| ("join the slot's cgroup".to_string(), errno))?;
         }
         let record = named(hello.birth_record, "the birth record")?;
         // SAFETY: maps one shared page of a memory file the message carried; the
@@ -290,8 +276,4 @@ fn raw_errno(error: &crate::Error) -> i32 {
         crate::Error::Syscall { source, .. } => source.raw_os_error().unwrap_or(0),
         _ => 0,
     }
-}
-
-fn os(e: std::io::Error) -> (String, i32) {
-    (e.to_string(), e.raw_os_error().unwrap_or(0))
 }

@@ -200,11 +200,9 @@ impl Received {
     }
 }
 
-/// Receives one message into `buffer` (reused between messages), waiting at
-/// most `timeout` for it when one is given.
+/// Receives one message, waiting at most `timeout` for it when one is given.
 pub(crate) fn receive(
     socket: BorrowedFd<'_>,
-    buffer: &mut Vec<u8>,
     timeout: Option<Duration>,
 ) -> Result<Received, WireError> {
     if let Some(timeout) = timeout
@@ -213,7 +211,9 @@ pub(crate) fn receive(
         return Err(WireError::TimedOut(timeout));
     }
     // The message's size first: a peek that copies nothing (and takes no
-    // descriptors), so the buffer grows only as far as the message needs.
+    // descriptors), so the buffer is as large as the message and no larger,
+    // and nothing is kept between messages (on cgroup v1 a launcher's memory
+    // is charged to its slot's box).
     let size = retry(|| {
         rustix::net::recv(
             socket,
@@ -222,13 +222,13 @@ pub(crate) fn receive(
         )
     })?
     .1;
-    buffer.resize(size.clamp(1, MAX_MESSAGE), 0);
+    let mut bytes = vec![0u8; size.clamp(1, MAX_MESSAGE)];
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let got = retry(|| {
         rustix::net::recvmsg(
             socket,
-            &mut [IoSliceMut::new(buffer)],
+            &mut [IoSliceMut::new(&mut bytes)],
             &mut control,
             RecvFlags::CMSG_CLOEXEC,
         )
@@ -257,10 +257,8 @@ pub(crate) fn receive(
             got.bytes
         )));
     }
-    Ok(Received {
-        bytes: buffer[..got.bytes].to_vec(),
-        fds,
-    })
+    bytes.truncate(got.bytes);
+    Ok(Received { bytes, fds })
 }
 
 /// Whether `socket` has a message (or its end) within `timeout`.
