@@ -428,3 +428,33 @@ fn a_box_cloned_by_a_launcher_that_ended_before_answering_is_killed_and_reaped()
     drop(sandbox);
     assert!(children().is_empty(), "{:?}", children());
 }
+
+#[test]
+fn a_box_does_not_map_the_page_where_its_launcher_records_births() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sandbox = launched(1, 2_270_000);
+    let maps = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| sandbox.run(&BoxConfig::new(["/bin/sleep", "1"])));
+        assert!(
+            eventually(Duration::from_secs(5), || !inits().is_empty()),
+            "the box started"
+        );
+        let [launcher] = launchers()[..] else {
+            panic!("one launcher: {:?}", children())
+        };
+        assert!(
+            maps(launcher).contains("runbox-birth-record"),
+            "{}",
+            maps(launcher)
+        );
+        for init in inits() {
+            assert!(
+                !maps(init).contains("runbox-birth-record"),
+                "{}",
+                maps(init)
+            );
+        }
+        assert_eq!(run.join().unwrap().unwrap().status, Status::Ok);
+    });
+}
