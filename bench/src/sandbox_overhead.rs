@@ -1,7 +1,9 @@
 //! Prints what a box costs: a static hello world run N times bare, in a runbox box
 //! and under `bwrap --unshare-all`, in the same run; medians, ratios and throughput.
 //!
-//! Usage: `cargo run --release -p runbox-bench --bin sandbox-overhead -- [N]` (as root).
+//! Usage: `cargo run --release -p runbox-bench --bin sandbox-overhead -- [N] [box|launcher]`
+//! (as root). With `box` or `launcher` it runs only that kind of box, N times, and
+//! prints its median: a process to profile (`perf record -g -- ...`).
 
 mod static_hello;
 
@@ -23,6 +25,11 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(500);
     let dir = tempfile_dir()?;
     let hello = static_hello::build(&dir)?;
+    if let Some(only) = std::env::args().nth(2) {
+        let result = profile_one(&only, n, &dir);
+        std::fs::remove_dir_all(&dir).ok();
+        return result;
+    }
     println!(
         "static hello world, N = {n} runs each, {} CPUs",
         std::thread::available_parallelism()?.get()
@@ -105,6 +112,28 @@ fn main() -> anyhow::Result<()> {
     let par = throughput(&sandbox, &config, 2, n)?;
     println!("runbox throughput: {seq:.0} runs/s sequential, {par:.0} runs/s with 2 threads");
     std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// Runs one kind of box only (`box`: a launcher thread; `launcher`: a launcher
+/// process), for a profiler to see nothing else.
+fn profile_one(only: &str, n: usize, dir: &Path) -> anyhow::Result<()> {
+    let launcher = match only {
+        "box" => None,
+        "launcher" => Some(LauncherProgram {
+            program: runbox_binary().context("no runbox binary beside this one")?,
+            args: vec![LAUNCHER_ARGUMENT.into()],
+        }),
+        other => bail!("unknown kind of box {other:?}: box or launcher"),
+    };
+    let sandbox = Sandbox::new(SandboxOptions {
+        max_boxes: 4,
+        launcher,
+        ..SandboxOptions::default()
+    })?;
+    let config = BoxConfig::new(["/bench/hello"]).with_bind(BindMount::read_only(dir, "/bench"));
+    let times = measure(n, || run_box(&sandbox, &config))?;
+    print_row(only, &times);
     Ok(())
 }
 

@@ -196,6 +196,7 @@ enum Step {
     },
     WriteFile {
         path: CString,
+        #[serde(with = "serde_bytes")]
         content: Vec<u8>,
     },
     /// Attaches a detached mount tree the supervisor cloned (see the module docs).

@@ -329,9 +329,22 @@ pub(crate) fn fd_read_link(fd: &OwnedFd) -> io::Result<std::path::PathBuf> {
     Ok(std::ffi::OsString::from_vec(buf).into())
 }
 
-/// How many CPUs this process may run on.
+/// How many CPUs this process may run on, asked at most once a second: std
+/// reads `/proc/self/cgroup` and the cgroup's CPU quota files to answer, which
+/// every box's watch would otherwise pay.
 pub(crate) fn online_cpus() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    static ASKED: std::sync::Mutex<Option<(std::time::Instant, u32)>> = std::sync::Mutex::new(None);
+    let mut asked = ASKED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match *asked {
+        Some((when, cpus)) if when.elapsed() < std::time::Duration::from_secs(1) => cpus,
+        _ => {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+            *asked = Some((std::time::Instant::now(), cpus));
+            cpus
+        }
+    }
 }
 
 /// Sets real, effective and saved uid and gid (group first) and clears the

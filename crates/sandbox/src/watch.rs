@@ -170,7 +170,6 @@ pub(crate) fn watch(
     let deadline = output.deadline;
     let mut report = ReportReader::default();
     let mut killed_for = None;
-    // Asked once: std reads the cgroup's CPU quota files to answer.
     let cpus = sys::online_cpus().max(1);
     let end = loop {
         let now = Instant::now();

@@ -254,7 +254,11 @@ impl CgroupManager {
                 Layout::V1(layout) => BoxImpl::V1(layout.open_or_create_box(name)?),
                 Layout::V2(layout) => BoxImpl::V2(layout.open_or_create_box(name)?),
             };
-            Ok(BoxCgroup { imp, lasting: true })
+            Ok(BoxCgroup {
+                imp,
+                lasting: true,
+                applied: None,
+            })
         };
         let mut cg = open()?;
         if !matches!(cg.is_empty(), Ok(true)) {
@@ -317,6 +321,7 @@ impl CgroupManager {
                     return Ok(BoxCgroup {
                         imp,
                         lasting: false,
+                        applied: None,
                     });
                 }
                 None => {
@@ -467,6 +472,9 @@ pub(crate) struct BoxCgroup {
     imp: BoxImpl,
     /// A lasting slot's cgroup: emptied but kept when dropped.
     lasting: bool,
+    /// The limits this process last set here: a run with the same limits
+    /// (the usual case for a slot) does not write them again.
+    applied: Option<CgroupLimits>,
 }
 
 /// The version-specific part of a [`BoxCgroup`].
@@ -574,10 +582,15 @@ impl BoxCgroup {
 
     /// Sets `limits` and re-baselines the counters for a new run.
     fn prepare(&mut self, limits: &CgroupLimits) -> Result<()> {
+        // Nothing else writes a box's limits, so the ones this process set last
+        // are still in place; a failure half-way leaves them unknown.
+        let write_limits = self.applied.take().as_ref() != Some(limits);
         match &mut self.imp {
-            BoxImpl::V1(b) => b.prepare(limits),
-            BoxImpl::V2(b) => b.prepare(limits),
-        }
+            BoxImpl::V1(b) => b.prepare(limits, write_limits),
+            BoxImpl::V2(b) => b.prepare(limits, write_limits),
+        }?;
+        self.applied = Some(limits.clone());
+        Ok(())
     }
 
     /// Whether this cgroup can measure another run correctly after this one.
@@ -625,12 +638,6 @@ impl Drop for BoxCgroup {
 /// Reads a whole text file.
 fn read_text(path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))
-}
-
-/// Reads a cgroup file expected to hold one number.
-fn read_number(path: &Path) -> Result<u64> {
-    let text = read_text(path)?;
-    parse::single_value(&text).ok_or_else(|| not_a_number(path, &text))
 }
 
 /// The error for a cgroup file whose content is not what the kernel documents.
@@ -701,6 +708,72 @@ fn pread_text(file: &File, path: &Path) -> Result<String> {
         }
     }
     Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
+}
+
+/// A cgroup file a box reads or writes on every run, opened at its first use
+/// and kept open: opening a cgroup file walks its path and sets up the
+/// kernel's buffer each time.
+struct OpenFile {
+    path: PathBuf,
+    writable: bool,
+    file: std::sync::OnceLock<File>,
+}
+
+impl OpenFile {
+    /// `path`, to be read.
+    fn read(path: PathBuf) -> OpenFile {
+        OpenFile {
+            path,
+            writable: false,
+            file: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `path`, to be read and written.
+    fn read_write(path: PathBuf) -> OpenFile {
+        OpenFile {
+            writable: true,
+            ..OpenFile::read(path)
+        }
+    }
+
+    /// The open file (opened now if it is not yet).
+    fn file(&self) -> Result<&File> {
+        if let Some(file) = self.file.get() {
+            return Ok(file);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(self.writable)
+            .open(&self.path)
+            .map_err(|e| Error::io("cannot open cgroup file", &self.path, e))?;
+        Ok(self.file.get_or_init(|| file))
+    }
+
+    /// The whole content, read afresh.
+    fn text(&self) -> Result<String> {
+        pread_text(self.file()?, &self.path)
+    }
+
+    /// The single number the file holds.
+    fn number(&self) -> Result<u64> {
+        let text = self.text()?;
+        parse::single_value(&text).ok_or_else(|| not_a_number(&self.path, &text))
+    }
+
+    /// The value of `key` in a flat keyed file such as `memory.stat`.
+    fn keyed(&self, key: &str) -> Result<u64> {
+        let text = self.text()?;
+        parse::keyed_value(&text, key).ok_or_else(|| not_a_number(&self.path, &text))
+    }
+
+    /// Writes `value` in one write.
+    fn write(&self, value: &str) -> Result<()> {
+        self.file()?
+            .write_at(value.as_bytes(), 0)
+            .map(drop)
+            .map_err(|e| Error::io("cannot write cgroup file", &self.path, e))
+    }
 }
 
 /// Creates a cgroup directory; `Ok(false)` when it already exists.

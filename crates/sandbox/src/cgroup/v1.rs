@@ -15,8 +15,8 @@ use super::{
     CgroupLimits, CgroupUsage, MemoryMark, is_permission_error, kill_listed, not_a_number, procs_of,
 };
 use super::{
-    ControllerInfo, Detected, Membership, make_cgroup, open_procs, open_read, pread_text,
-    read_number, read_text, remove_cgroup, remove_cgroup_tree, write_pid, write_raw, write_value,
+    ControllerInfo, Detected, Membership, OpenFile, make_cgroup, open_procs, open_read, pread_text,
+    read_text, remove_cgroup, remove_cgroup_tree, write_pid, write_raw, write_value,
 };
 use crate::error::{Error, Result};
 
@@ -277,14 +277,15 @@ impl Layout {
         let box_of = |controller| self.dir_of(controller).join(name);
         let cpuacct_path = box_of("cpuacct").join("cpuacct.usage");
         let memory = box_of("memory");
-        let oom_counter =
-            if parse::keyed_value(&read_text(&memory.join("memory.oom_control"))?, "oom_kill")
-                .is_some()
-            {
-                OomCounter::OomKill
-            } else {
-                OomCounter::Failcnt
-            };
+        let oom_control = memory.join("memory.oom_control");
+        let oom = if parse::keyed_value(&read_text(&oom_control)?, "oom_kill").is_some() {
+            (OomCounter::OomKill, OpenFile::read(oom_control))
+        } else {
+            (
+                OomCounter::Failcnt,
+                OpenFile::read(memory.join("memory.failcnt")),
+            )
+        };
         let cpuset = self
             .hierarchies
             .iter()
@@ -294,15 +295,28 @@ impl Layout {
                 parent: h.group_dir.clone(),
                 only: h.cpuset_only,
             });
+        let memsw = |file: &str| {
+            self.swap
+                .then(|| OpenFile::read_write(memory.join(format!("memory.memsw.{file}"))))
+        };
         Ok(BoxDirs {
             dirs,
             pids: box_of("pids"),
+            max_usage: OpenFile::read_write(memory.join("memory.max_usage_in_bytes")),
+            memsw_max_usage: memsw("max_usage_in_bytes"),
+            usage: OpenFile::read(memory.join(if self.swap {
+                "memory.memsw.usage_in_bytes"
+            } else {
+                "memory.usage_in_bytes"
+            })),
+            memory_stat: OpenFile::read(memory.join("memory.stat")),
             memory,
             cpuset,
             cpuacct_usage: open_read(&cpuacct_path)?,
             cpuacct_path,
             swap: self.swap,
-            oom_counter,
+            oom_counter: oom.0,
+            oom: oom.1,
             pinned: false,
             cpu_base: 0,
             oom_base: 0,
@@ -415,10 +429,20 @@ pub(super) struct BoxDirs {
     cpuacct_usage: File,
     /// Its path, for error messages.
     cpuacct_path: PathBuf,
+    /// `memory.max_usage_in_bytes`: the peak, reset by writing 0.
+    max_usage: OpenFile,
+    /// `memory.memsw.max_usage_in_bytes`, where swap is accounted.
+    memsw_max_usage: Option<OpenFile>,
+    /// The usage the peak is compared with (`memsw` where swap is accounted).
+    usage: OpenFile,
+    /// `memory.stat`.
+    memory_stat: OpenFile,
     /// Whether swap is accounted, so that the `memsw` files exist.
     swap: bool,
     /// Which counter reports OOM kills.
     oom_counter: OomCounter,
+    /// Its file (`memory.oom_control` or `memory.failcnt`).
+    oom: OpenFile,
     /// Whether this run is pinned to CPUs (so processes join the cpuset too).
     pinned: bool,
     /// `cpuacct.usage` at acquire, in nanoseconds.
@@ -428,16 +452,19 @@ pub(super) struct BoxDirs {
 }
 
 impl BoxDirs {
-    /// Sets the limits of a run and takes the counters' baselines.
-    pub(super) fn prepare(&mut self, limits: &CgroupLimits) -> Result<()> {
-        self.set_memory_limit(limits.memory_bytes)?;
-        write_value(&self.pids.join("pids.max"), &limits.pids.to_string())?;
-        self.pinned = self.set_cpus(limits.cpus.as_deref())?;
+    /// Sets the limits of a run (unless `write_limits` is false: they are in
+    /// place) and takes the counters' baselines.
+    pub(super) fn prepare(&mut self, limits: &CgroupLimits, write_limits: bool) -> Result<()> {
+        if write_limits {
+            self.set_memory_limit(limits.memory_bytes)?;
+            write_value(&self.pids.join("pids.max"), &limits.pids.to_string())?;
+            self.pinned = self.set_cpus(limits.cpus.as_deref())?;
+        }
         self.drop_stale_cache();
         // Writing 0 sets the peak to the current usage, i.e. starts it afresh.
-        write_value(&self.memory.join("memory.max_usage_in_bytes"), "0")?;
-        if self.swap {
-            write_value(&self.memory.join("memory.memsw.max_usage_in_bytes"), "0")?;
+        self.max_usage.write("0")?;
+        if let Some(memsw) = &self.memsw_max_usage {
+            memsw.write("0")?;
         }
         self.cpu_base = self.cpu_nanos()?;
         self.oom_base = self.oom_count()?;
@@ -448,8 +475,9 @@ impl BoxDirs {
     /// [`super::STALE_CACHE_BYTES`]); no process of a box is in the cgroup now,
     /// only the slot's launcher, whose few pages are not cache.
     fn drop_stale_cache(&self) {
-        let path = self.memory.join("memory.stat");
-        let Ok(text) = read_text(&path) else { return };
+        let Ok(text) = self.memory_stat.text() else {
+            return;
+        };
         let cache = parse::keyed_value(&text, "cache").unwrap_or(0);
         let shmem = parse::keyed_value(&text, "shmem").unwrap_or(0);
         if cache.saturating_sub(shmem) > super::STALE_CACHE_BYTES
@@ -571,52 +599,39 @@ impl BoxDirs {
     /// The current value of the OOM counter.
     fn oom_count(&self) -> Result<u64> {
         match self.oom_counter {
-            OomCounter::OomKill => {
-                let path = self.memory.join("memory.oom_control");
-                let text = read_text(&path)?;
-                parse::keyed_value(&text, "oom_kill").ok_or_else(|| not_a_number(&path, &text))
-            }
-            OomCounter::Failcnt => read_number(&self.memory.join("memory.failcnt")),
+            OomCounter::OomKill => self.oom.keyed("oom_kill"),
+            OomCounter::Failcnt => self.oom.number(),
         }
+    }
+
+    /// The peak file of what is limited: memory plus swap where swap is
+    /// accounted.
+    fn peak(&self) -> &OpenFile {
+        self.memsw_max_usage.as_ref().unwrap_or(&self.max_usage)
     }
 
     /// Restarts the peak at the current usage and returns that usage: what the
     /// box holds before the program starts (page cache and tmpfs pages that
     /// earlier boxes of this slot left charged here, the box's own set-up).
     pub(super) fn memory_baseline(&self) -> Result<MemoryMark> {
-        let (peak, usage) = if self.swap {
-            (
-                "memory.memsw.max_usage_in_bytes",
-                "memory.memsw.usage_in_bytes",
-            )
-        } else {
-            ("memory.max_usage_in_bytes", "memory.usage_in_bytes")
-        };
         // Writing 0 sets the peak to the current usage.
-        write_value(&self.memory.join(peak), "0")?;
+        self.peak().write("0")?;
         Ok(MemoryMark {
-            usage_bytes: read_number(&self.memory.join(usage))?,
+            usage_bytes: self.usage.number()?,
             shmem_bytes: self.shmem()?,
         })
     }
 
     /// `shmem` of the box's own `memory.stat`: tmpfs and shared memory pages.
     fn shmem(&self) -> Result<u64> {
-        let path = self.memory.join("memory.stat");
-        let text = read_text(&path)?;
-        parse::keyed_value(&text, "shmem").ok_or_else(|| not_a_number(&path, &text))
+        self.memory_stat.keyed("shmem")
     }
 
     /// Measurements of the run: CPU time, peak memory (+swap), OOM kill.
     pub(super) fn usage(&self) -> Result<CgroupUsage> {
-        let peak = if self.swap {
-            "memory.memsw.max_usage_in_bytes"
-        } else {
-            "memory.max_usage_in_bytes"
-        };
         Ok(CgroupUsage {
             cpu_time: self.cpu_time()?,
-            memory_peak_bytes: read_number(&self.memory.join(peak))?,
+            memory_peak_bytes: self.peak().number()?,
             shmem_bytes: self.shmem()?,
             oom_killed: self.oom_count()? > self.oom_base,
         })

@@ -19,10 +19,9 @@ use super::delegate::{self, EnableError, Kernel, OPTIONAL, REQUIRED, missing};
 use super::parse::{self, CgroupFs, CgroupMount, ProcCgroup};
 use super::sweep::Place;
 use super::{
-    CgroupLimits, CgroupUsage, ControllerInfo, Detected, Membership, MemoryMark,
+    CgroupLimits, CgroupUsage, ControllerInfo, Detected, Membership, MemoryMark, OpenFile,
     is_permission_error, kill_listed, make_cgroup, not_a_number, open_procs, open_read, pread_text,
-    read_number, read_text, remove_cgroup, remove_cgroup_tree, wait_until, write_pid, write_raw,
-    write_value,
+    read_text, remove_cgroup, remove_cgroup_tree, wait_until, write_pid, write_raw, write_value,
 };
 use crate::error::{Error, Result};
 
@@ -235,6 +234,12 @@ pub(super) struct BoxDir {
     procs: File,
     /// `cpu.stat`, kept open because it is polled while the box runs.
     cpu_stat: File,
+    /// `memory.current`, `memory.stat` and `memory.events`, read on every run
+    /// (opened at first use: a hierarchy without the memory controller, as in
+    /// this module's tests on a hybrid host, has none).
+    memory_current: OpenFile,
+    memory_stat: OpenFile,
+    memory_events: OpenFile,
     /// `memory.peak` (Linux 5.19+), opened read-write where writing resets the
     /// peak for this descriptor (Linux 6.12+).
     peak: Option<File>,
@@ -264,6 +269,9 @@ impl BoxDir {
         Ok(Self {
             procs: open_procs(&path)?,
             cpu_stat: open_read(&path.join("cpu.stat"))?,
+            memory_current: OpenFile::read(path.join("memory.current")),
+            memory_stat: OpenFile::read(path.join("memory.stat")),
+            memory_events: OpenFile::read(path.join("memory.events")),
             peak,
             peak_resettable,
             swap: path.join("memory.swap.max").exists(),
@@ -277,19 +285,22 @@ impl BoxDir {
         })
     }
 
-    /// Sets the limits of a run and takes the counters' baselines.
-    pub(super) fn prepare(&mut self, limits: &CgroupLimits) -> Result<()> {
-        write_value(
-            &self.path.join("memory.max"),
-            &limits.memory_bytes.to_string(),
-        )?;
-        if self.swap {
-            // No swap at all, so that memory.max bounds memory plus swap.
-            write_value(&self.path.join("memory.swap.max"), "0")?;
-        }
-        write_value(&self.path.join("pids.max"), &limits.pids.to_string())?;
-        if self.cpuset {
-            self.set_cpus(limits.cpus.as_deref())?;
+    /// Sets the limits of a run (unless `write_limits` is false: they are in
+    /// place) and takes the counters' baselines.
+    pub(super) fn prepare(&mut self, limits: &CgroupLimits, write_limits: bool) -> Result<()> {
+        if write_limits {
+            write_value(
+                &self.path.join("memory.max"),
+                &limits.memory_bytes.to_string(),
+            )?;
+            if self.swap {
+                // No swap at all, so that memory.max bounds memory plus swap.
+                write_value(&self.path.join("memory.swap.max"), "0")?;
+            }
+            write_value(&self.path.join("pids.max"), &limits.pids.to_string())?;
+            if self.cpuset {
+                self.set_cpus(limits.cpus.as_deref())?;
+            }
         }
         if let (Some(peak), true) = (&self.peak, self.peak_resettable) {
             self.drop_stale_cache();
@@ -309,7 +320,7 @@ impl BoxDir {
     /// EAGAIN when it could not reclaim all it was asked: what is left is not
     /// page cache.
     fn drop_stale_cache(&self) {
-        let Ok(text) = read_text(&self.path.join("memory.stat")) else {
+        let Ok(text) = self.memory_stat.text() else {
             return;
         };
         let file = parse::keyed_value(&text, "file").unwrap_or(0);
@@ -378,9 +389,7 @@ impl BoxDir {
 
     /// `oom_kill` of `memory.events`.
     fn oom_kills(&self) -> Result<u64> {
-        let path = self.path.join("memory.events");
-        let text = read_text(&path)?;
-        parse::keyed_value(&text, "oom_kill").ok_or_else(|| not_a_number(&path, &text))
+        self.memory_events.keyed("oom_kill")
     }
 
     /// Restarts the peak (where the kernel can) and returns the current usage:
@@ -395,16 +404,14 @@ impl BoxDir {
                 .map_err(|e| Error::io("cannot reset", path, e))?;
         }
         Ok(MemoryMark {
-            usage_bytes: read_number(&self.path.join("memory.current"))?,
+            usage_bytes: self.memory_current.number()?,
             shmem_bytes: self.shmem()?,
         })
     }
 
     /// `shmem` of `memory.stat`: tmpfs and shared memory pages.
     fn shmem(&self) -> Result<u64> {
-        let path = self.path.join("memory.stat");
-        let text = read_text(&path)?;
-        parse::keyed_value(&text, "shmem").ok_or_else(|| not_a_number(&path, &text))
+        self.memory_stat.keyed("shmem")
     }
 
     /// Measurements of the run: CPU time, peak memory, OOM kill.
