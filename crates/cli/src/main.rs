@@ -72,6 +72,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // Whoever read our output stopped (`runbox ... | head`): end quietly, with
+        // the status a shell shows for a process SIGPIPE ended.
+        Err(error) if stdout_closed(&error) => ExitCode::from(commands::EXIT_STDOUT_CLOSED),
         Err(error) => {
             eprintln!("runbox: {}", message(&error));
             ExitCode::from(commands::EXIT_RUNBOX_ERROR)
@@ -135,6 +138,15 @@ fn colour_allowed(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
 
 /// The error and its causes on one line, skipping a cause that the message before
 /// it already quotes (library errors include their source in their text).
+/// Whether `error` is a write to a pipe whose reader has gone.
+fn stdout_closed(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn message(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {

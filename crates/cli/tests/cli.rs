@@ -41,6 +41,28 @@ fn sandbox_json_prints_the_stage_result() {
     }
 }
 
+/// `runbox ... | head`: the reader is gone before runbox prints.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly_with_141() {
+    for args in [
+        &["sandbox", "--json", "--", "/bin/echo", "hi"][..],
+        &["sandbox", "--", "/bin/echo", "hi"][..],
+        &["languages"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runbox"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runbox must start");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn a_killed_program_exits_with_128_plus_the_signal_and_names_the_limit() {
     let out = runbox(&["sandbox", "--wall-time-limit", "200ms", "--", "sleep", "5"]);

@@ -18,7 +18,7 @@ pub struct DoctorArgs {
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let diagnosis = diagnose(&SandboxOptions::default());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&diagnosis)?);
+        outln!("{}", serde_json::to_string_pretty(&diagnosis)?);
     } else {
         let width = diagnosis
             .checks
@@ -27,7 +27,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             .max()
             .unwrap_or(0);
         match crate::scope::outcome() {
-            Some(crate::scope::Scope::Moved { unit, shared_with }) => println!(
+            Some(crate::scope::Scope::Moved { unit, shared_with }) => outln!(
                 "runbox's cgroup was shared (pids {}): runbox asked systemd for {unit}, a \
                  delegated scope of its own, as it does from any shell\n",
                 shared_with
@@ -36,37 +36,37 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Some(crate::scope::Scope::Failed { reason }) => println!("{reason}\n"),
+            Some(crate::scope::Scope::Failed { reason }) => outln!("{reason}\n"),
             None => {}
         }
-        println!("{:width$}  {:4}  DETAIL", "CHECK", "OK");
+        outln!("{:width$}  {:4}  DETAIL", "CHECK", "OK");
         for check in &diagnosis.checks {
             let mark = match (check.ok, check.required) {
                 (true, _) => "yes",
                 (false, true) => "NO",
                 (false, false) => "no",
             };
-            println!("{:width$}  {mark:4}  {}", check.name, check.detail);
+            outln!("{:width$}  {mark:4}  {}", check.name, check.detail);
             if let Some(fix) = &check.fix {
-                println!("{:width$}        fix: {fix}", "");
+                outln!("{:width$}        fix: {fix}", "");
             }
         }
-        println!();
+        outln!();
         let width = diagnosis
             .enforcement
             .iter()
             .map(|e| e.limit.len())
             .max()
             .unwrap_or(0);
-        println!("{:width$}  ENFORCED BY", "LIMIT");
+        outln!("{:width$}  ENFORCED BY", "LIMIT");
         for e in &diagnosis.enforcement {
-            println!("{:width$}  {}", e.limit, e.mechanism);
+            outln!("{:width$}  {}", e.limit, e.mechanism);
         }
-        println!();
+        outln!();
         if diagnosis.is_safe() {
-            println!("boxes are safe on this host");
+            outln!("boxes are safe on this host");
         } else {
-            println!("boxes are NOT safe on this host: fix the checks marked NO");
+            outln!("boxes are NOT safe on this host: fix the checks marked NO");
         }
     }
     Ok(if diagnosis.is_safe() {

@@ -177,9 +177,9 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let result = result?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        outln!("{}", serde_json::to_string_pretty(&result)?);
     } else {
-        print_report(&result);
+        print_report(&result)?;
     }
     Ok(ExitCode::from(match result.status {
         ResultStatus::Accepted => 0,
@@ -352,22 +352,23 @@ fn why(test: &runbox_engine::TestResult) -> String {
 }
 
 /// memcheck's findings under a test's row: one line each, at the user's line.
-fn print_memcheck(width: usize, report: &runbox_engine::MemcheckReport) {
+fn print_memcheck(width: usize, report: &runbox_engine::MemcheckReport) -> anyhow::Result<()> {
     if report.findings.is_empty() {
-        println!("{:<width$}  memcheck: clean", "");
-        return;
+        outln!("{:<width$}  memcheck: clean", "");
+        return Ok(());
     }
     for finding in &report.findings {
         let place = match (&finding.file, finding.line) {
             (Some(file), Some(line)) => format!("{file}:{line}: "),
             _ => String::new(),
         };
-        println!("{:<width$}  memcheck: {place}{}", "", finding.what);
+        outln!("{:<width$}  memcheck: {place}{}", "", finding.what);
     }
+    Ok(())
 }
 
 /// The compile line, a table of the tests, and a summary.
-fn print_report(result: &RunResult) {
+fn print_report(result: &RunResult) -> anyhow::Result<()> {
     let language = match &result.version {
         Some(version) => format!("{} {version}", result.language),
         None => result.language.clone(),
@@ -378,19 +379,23 @@ fn print_report(result: &RunResult) {
         } else {
             format!("cpu {}", millis(compile.cpu_time))
         };
-        println!("compile: {language} · {} · {how}", compile.status);
+        outln!("compile: {language} · {} · {how}", compile.status);
         if result.status == ResultStatus::CompileError {
-            print!("{}", String::from_utf8_lossy(&compile.stdout));
-            print!("{}", String::from_utf8_lossy(&compile.stderr));
-            println!("compile_error");
-            return;
+            out!("{}", String::from_utf8_lossy(&compile.stdout));
+            out!("{}", String::from_utf8_lossy(&compile.stderr));
+            outln!("compile_error");
+            return Ok(());
         }
     }
     let tests = result.tests.as_deref().unwrap_or_default();
     let width = tests.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
-    println!(
+    outln!(
         "{:<width$}  {:<22}  {:>10}  {:>10}  {:>10}  comment",
-        "test", "verdict", "cpu", "wall", "memory"
+        "test",
+        "verdict",
+        "cpu",
+        "wall",
+        "memory"
     );
     for test in tests {
         let verdict = match (&test.run.signal, test.run.exit_code) {
@@ -400,7 +405,7 @@ fn print_report(result: &RunResult) {
             (None, None) => test.verdict.to_string(),
         };
         let comment = why(test);
-        println!(
+        outln!(
             "{:<width$}  {:<22}  {:>10}  {:>10}  {:>10}  {comment}",
             test.name,
             verdict,
@@ -409,7 +414,7 @@ fn print_report(result: &RunResult) {
             kib(test.run.memory_kb)
         );
         if let Some(report) = &test.memcheck {
-            print_memcheck(width, report);
+            print_memcheck(width, report)?;
         }
     }
     let passed = result.passed.unwrap_or(0);
@@ -430,7 +435,8 @@ fn print_report(result: &RunResult) {
             if timing.pinned { ", pinned" } else { "" }
         ));
     }
-    println!("{summary}");
+    outln!("{summary}");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -120,19 +120,23 @@ pub fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
                     "created key {} ({name}, scope {scope}); it is shown once:",
                     record.id
                 );
-                println!("{key}");
+                outln!("{key}");
             }
             KeysCommand::List { json } => {
                 let keys = store.list_keys().await?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&keys)?);
+                    outln!("{}", serde_json::to_string_pretty(&keys)?);
                 } else {
-                    println!(
+                    outln!(
                         "{:<18} {:<20} {:<8} {:<10} {:<8} STATE",
-                        "ID", "NAME", "SCOPE", "RATE/S", "MAX"
+                        "ID",
+                        "NAME",
+                        "SCOPE",
+                        "RATE/S",
+                        "MAX"
                     );
                     for k in keys {
-                        println!(
+                        outln!(
                             "{:<18} {:<20} {:<8} {:<10} {:<8} {}",
                             k.id,
                             k.name,

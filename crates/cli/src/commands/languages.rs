@@ -62,11 +62,11 @@ pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
                 install: l.install_command(),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        outln!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitCode::SUCCESS);
     }
     if args.markdown {
-        print!("{}", markdown(&languages));
+        out!("{}", markdown(&languages));
         return Ok(ExitCode::SUCCESS);
     }
     let width = languages.iter().map(|(l, _)| l.id.len()).max().unwrap_or(2);
@@ -81,9 +81,11 @@ pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
         .max()
         .unwrap_or(7)
         .max(7);
-    println!(
+    outln!(
         "{:width$}  {:name_width$}  {:runtime_width$}  VERSION",
-        "ID", "NAME", "RUNTIME"
+        "ID",
+        "NAME",
+        "RUNTIME"
     );
     for (language, installation) in &languages {
         let state = match installation {
@@ -95,7 +97,7 @@ pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
             }
             Installation::Broken { reason } => format!("broken: {reason}"),
         };
-        println!(
+        outln!(
             "{:width$}  {:name_width$}  {:runtime_width$}  {state}",
             language.id,
             language.name,
@@ -103,7 +105,7 @@ pub fn run(args: LanguagesArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let installed = languages.iter().filter(|(_, i)| i.is_installed()).count();
-    println!("{installed} of {} installed", languages.len());
+    outln!("{installed} of {} installed", languages.len());
     Ok(ExitCode::SUCCESS)
 }
 

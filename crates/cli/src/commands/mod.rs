@@ -1,5 +1,22 @@
 //! One module per subcommand.
 
+/// `println!` for a command's output: a closed stdout (`runbox ... | head`) is
+/// an error the command returns (and `main` ends quietly on), not a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// `print!` for a command's output, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 pub mod doctor;
 pub mod interactive;
 pub mod job;
@@ -14,6 +31,10 @@ pub mod serve;
 /// Exit code when runbox itself fails (bad flags, host problem), as distinct from the
 /// program's own exit code.
 pub const EXIT_RUNBOX_ERROR: u8 = 125;
+
+/// Exit code when whoever read runbox's output closed it first (`runbox ... |
+/// head`): 128 + SIGPIPE, what a shell shows for a tool that signal ended.
+pub const EXIT_STDOUT_CLOSED: u8 = 141;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -94,12 +94,12 @@ pub fn run(args: RuntimesArgs) -> anyhow::Result<ExitCode> {
         }
         RuntimesCommand::Remove { name } => {
             store.remove(&name)?;
-            println!("removed {name} (`runbox runtimes gc` frees the files it alone used)");
+            outln!("removed {name} (`runbox runtimes gc` frees the files it alone used)");
             Ok(ExitCode::SUCCESS)
         }
         RuntimesCommand::Gc => {
             let report = store.gc()?;
-            println!(
+            outln!(
                 "removed {} unused files, {}",
                 report.objects,
                 HumanBytes(report.bytes)
@@ -114,16 +114,24 @@ fn list(store: &RuntimeStore, json: bool) -> anyhow::Result<ExitCode> {
     let runtimes = store.list()?;
     if json {
         let manifests: Vec<_> = runtimes.iter().map(|r| &r.manifest).collect();
-        println!("{}", serde_json::to_string_pretty(&manifests)?);
+        outln!("{}", serde_json::to_string_pretty(&manifests)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<24} {:<16} {:>10} {:>10}  {:<19} PACKAGES",
-        "NAME", "SOURCE", "SIZE", "OWN", "DIGEST"
+        "NAME",
+        "SOURCE",
+        "SIZE",
+        "OWN",
+        "DIGEST"
     );
-    println!(
+    outln!(
         "{:<24} {:<16} {:>10} {:>10}  {:<19} -",
-        "host", "host /usr", "-", "-", "-"
+        "host",
+        "host /usr",
+        "-",
+        "-",
+        "-"
     );
     for runtime in &runtimes {
         let m = &runtime.manifest;
@@ -131,7 +139,7 @@ fn list(store: &RuntimeStore, json: bool) -> anyhow::Result<ExitCode> {
             RuntimeSource::Debian { packages, .. } => packages.clone(),
             RuntimeSource::Oci { platform, .. } => vec![format!("({platform} image)")],
         };
-        println!(
+        outln!(
             "{:<24} {:<16} {:>10} {:>10}  {:<19} {}",
             m.name,
             m.source.to_string(),
@@ -156,7 +164,7 @@ fn list(store: &RuntimeStore, json: bool) -> anyhow::Result<ExitCode> {
             runtime.manifest.name, runtime.manifest.name
         );
     }
-    println!(
+    outln!(
         "on disk: {} (files shared between runtimes count once)",
         HumanBytes(store.disk_usage()?)
     );
@@ -204,7 +212,7 @@ fn add(
         other => anyhow::Error::new(other).context(format!("cannot add {name}")),
     })?;
     let m = &runtime.manifest;
-    println!(
+    outln!(
         "added {} ({}) in {}: {} in {} files, {} new on disk, {}",
         m.name,
         m.source,
@@ -317,7 +325,7 @@ fn add_image(
     let runtime = added.map_err(|e| anyhow::Error::new(e).context(format!("cannot add {name}")))?;
     let m = &runtime.manifest;
     let skipped = pulled.borrow().as_ref().map_or(0, |p| p.skipped.len());
-    println!(
+    outln!(
         "added {} ({}) in {}: {} in {} files, {} new on disk, {}{}",
         m.name,
         m.source,
@@ -361,10 +369,10 @@ fn verify(store: &RuntimeStore, name: Option<String>) -> anyhow::Result<ExitCode
     let mut failed = false;
     for name in names {
         match store.verify(&name) {
-            Ok(runtime) => println!("{name}: ok {}", runtime.manifest.digest),
+            Ok(runtime) => outln!("{name}: ok {}", runtime.manifest.digest),
             Err(e @ RuntimeError::DigestMismatch { .. }) => {
                 failed = true;
-                println!("{name}: CHANGED: {e}");
+                outln!("{name}: CHANGED: {e}");
             }
             Err(e) => return Err(e).with_context(|| format!("cannot verify {name}")),
         }

@@ -118,7 +118,7 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     })?;
     let outcome = sandbox.run(&config)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        outln!("{}", serde_json::to_string_pretty(&outcome)?);
         return Ok(ExitCode::SUCCESS);
     }
     std::io::stdout().write_all(&outcome.stdout)?;

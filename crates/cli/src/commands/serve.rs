@@ -126,7 +126,7 @@ fn box_launcher() -> anyhow::Result<Option<runbox_sandbox::LauncherProgram>> {
 /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
 pub fn run(args: ServeArgs, config: ServerConfig) -> anyhow::Result<ExitCode> {
     if args.print_config {
-        print!("{}", config.to_toml());
+        out!("{}", config.to_toml());
         return Ok(ExitCode::SUCCESS);
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
