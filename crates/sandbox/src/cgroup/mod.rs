@@ -667,13 +667,28 @@ fn open_read(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| Error::io("cannot open cgroup file", path, e))
 }
 
-/// Opens a box's `cgroup.procs` for repeated single-pid writes.
+/// Opens a box's `cgroup.procs` for repeated single-pid writes and for
+/// [`lists_a_process`] reads.
 fn open_procs(dir: &Path) -> Result<File> {
     let path = dir.join("cgroup.procs");
     OpenOptions::new()
+        .read(true)
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("cannot open", path, e))
+}
+
+/// Whether an open `cgroup.procs` lists any process: its first bytes say so,
+/// however long the list.
+fn lists_a_process(procs: &File, dir: &Path) -> Result<bool> {
+    let mut buf = [0u8; 64];
+    loop {
+        match procs.read_at(&mut buf, 0) {
+            Ok(n) => return Ok(buf[..n].iter().any(u8::is_ascii_digit)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("cannot read", dir.join("cgroup.procs"), e)),
+        }
+    }
 }
 
 /// Writes `pid` to an open `cgroup.procs`, moving that process into the cgroup.

@@ -12,7 +12,8 @@ use std::time::Duration;
 use super::parse::{self, CgroupMount, ProcCgroup};
 use super::sweep::Place;
 use super::{
-    CgroupLimits, CgroupUsage, MemoryMark, is_permission_error, kill_listed, not_a_number, procs_of,
+    CgroupLimits, CgroupUsage, MemoryMark, is_permission_error, kill_listed, lists_a_process,
+    not_a_number,
 };
 use super::{
     ControllerInfo, Detected, Membership, OpenFile, make_cgroup, open_procs, open_read, pread_text,
@@ -277,9 +278,9 @@ impl Layout {
         let box_of = |controller| self.dir_of(controller).join(name);
         let cpuacct_path = box_of("cpuacct").join("cpuacct.usage");
         let memory = box_of("memory");
-        let oom_control = memory.join("memory.oom_control");
-        let oom = if parse::keyed_value(&read_text(&oom_control)?, "oom_kill").is_some() {
-            (OomCounter::OomKill, OpenFile::read(oom_control))
+        let oom_control = OpenFile::read(memory.join("memory.oom_control"));
+        let oom = if parse::keyed_value(&oom_control.text()?, "oom_kill").is_some() {
+            (OomCounter::OomKill, oom_control)
         } else {
             (
                 OomCounter::Failcnt,
@@ -658,7 +659,7 @@ impl BoxDirs {
     /// Whether no hierarchy lists a process of the box.
     pub(super) fn is_empty(&self) -> Result<bool> {
         for dir in &self.dirs {
-            if !procs_of(&dir.path)?.is_empty() {
+            if lists_a_process(&dir.procs, &dir.path)? {
                 return Ok(false);
             }
         }

@@ -240,6 +240,8 @@ pub(super) struct BoxDir {
     memory_current: OpenFile,
     memory_stat: OpenFile,
     memory_events: OpenFile,
+    /// `cgroup.events`, read whenever the box is checked for processes.
+    events: OpenFile,
     /// `memory.peak` (Linux 5.19+), opened read-write where writing resets the
     /// peak for this descriptor (Linux 6.12+).
     peak: Option<File>,
@@ -272,6 +274,7 @@ impl BoxDir {
             memory_current: OpenFile::read(path.join("memory.current")),
             memory_stat: OpenFile::read(path.join("memory.stat")),
             memory_events: OpenFile::read(path.join("memory.events")),
+            events: OpenFile::read(path.join("cgroup.events")),
             peak,
             peak_resettable,
             swap: path.join("memory.swap.max").exists(),
@@ -455,11 +458,7 @@ impl BoxDir {
 
     /// Whether no process is left (`populated 0` in `cgroup.events`).
     pub(super) fn is_empty(&self) -> Result<bool> {
-        let path = self.path.join("cgroup.events");
-        let text = read_text(&path)?;
-        let populated =
-            parse::keyed_value(&text, "populated").ok_or_else(|| not_a_number(&path, &text))?;
-        Ok(populated == 0)
+        Ok(self.events.keyed("populated")? == 0)
     }
 }
 
