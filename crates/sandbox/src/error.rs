@@ -49,6 +49,15 @@ pub enum Error {
     #[error("cgroup: {0}")]
     Cgroup(String),
 
+    /// A reused box cgroup holds more page cache earlier boxes left than a
+    /// run can be measured beside: it is replaced by a fresh one (never seen
+    /// by callers of the sandbox).
+    #[error("cgroup: {bytes} bytes of page cache that earlier boxes read are charged to it")]
+    StaleCache {
+        /// The page cache charged, in bytes.
+        bytes: u64,
+    },
+
     /// The seccomp filter could not be built.
     #[error("seccomp filter: {0}")]
     Seccomp(String),

@@ -547,10 +547,17 @@ fn ready_slot(shared: &Shared, slot: &mut Slot, wanted: Option<&CgroupLimits>) -
         slot.netns = Some(namespaces::new_empty_netns()?);
     }
     if let (Some(manager), Some(wanted), Some(lasting)) = (&shared.cgroups, wanted, &slot.lasting) {
-        match slot.cgroup.as_mut() {
-            Some(cg) => cg.reset(wanted)?,
-            None => {
+        match slot.cgroup.as_mut().map(|cg| cg.reset(wanted)) {
+            Some(Ok(())) => {}
+            Some(Err(e @ Error::InvalidConfig(_))) => return Err(e),
+            failed => {
+                if let Some(Err(e)) = failed {
+                    tracing::debug!("replacing the slot's lasting cgroup: {e}");
+                }
+                // The launcher thread leaves the cgroup before it is opened again
+                // (and, where it cannot be reused, removed and made anew).
                 slot.launcher = None;
+                slot.cgroup = None;
                 slot.cgroup = Some(manager.lasting(&lasting.cgroup_name(), wanted)?);
             }
         }

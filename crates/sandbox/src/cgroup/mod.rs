@@ -371,14 +371,29 @@ impl Drop for CgroupManager {
     }
 }
 
-/// Page cache (not tmpfs) a reused box cgroup may hold when a box starts before
-/// it is reclaimed. An earlier box's cache (files it was the first to read or
-/// write on the host's disks) stays charged to the cgroup; when the next
-/// program needs the room, the kernel reclaims that cache instead of growing the
-/// peak, so the program's figure (the peak less what was charged at its start)
-/// would miss what it took, and a program past its memory limit would not be
-/// seen. What is left below this is within the figure's documented slack.
+/// Page cache (not tmpfs) a reused box cgroup may hold when a box starts. An
+/// earlier box's cache (files it was the first to read or write on the host's
+/// disks: a runtime's interpreter and libraries, say) stays charged to the
+/// cgroup; when the next program needs the room, the kernel reclaims that cache
+/// instead of growing the peak, so the program's figure (the peak less what was
+/// charged at its start) would miss what it took, and a program past its memory
+/// limit would not be seen. Past this, the cgroup is not reused: it is removed
+/// and a fresh one made ([`StaleCache`](crate::Error::StaleCache)). Reclaiming
+/// the cache instead (`memory.force_empty`, `memory.reclaim`) would evict it from
+/// the machine, so that every box read those files from disk again; a removed
+/// cgroup's pages stay cached, charged to it (or its parent) until the kernel
+/// needs the memory. What is left below this is within the figure's documented
+/// slack.
 pub(crate) const STALE_CACHE_BYTES: u64 = 1 << 20;
+
+/// The error that makes a reused box cgroup be replaced when `bytes` of stale
+/// page cache are charged to it (see [`STALE_CACHE_BYTES`]).
+fn refuse_stale_cache(bytes: u64) -> Result<()> {
+    if bytes > STALE_CACHE_BYTES {
+        return Err(Error::StaleCache { bytes });
+    }
+    Ok(())
+}
 
 /// Moves the box counter past every `box-N` found in `dirs`, so that the next
 /// names are free (without touching what another process left there).

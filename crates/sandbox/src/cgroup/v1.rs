@@ -461,7 +461,7 @@ impl BoxDirs {
             write_value(&self.pids.join("pids.max"), &limits.pids.to_string())?;
             self.pinned = self.set_cpus(limits.cpus.as_deref())?;
         }
-        self.drop_stale_cache();
+        self.refuse_stale_cache()?;
         // Writing 0 sets the peak to the current usage, i.e. starts it afresh.
         self.max_usage.write("0")?;
         if let Some(memsw) = &self.memsw_max_usage {
@@ -472,20 +472,15 @@ impl BoxDirs {
         Ok(())
     }
 
-    /// Reclaims the page cache earlier boxes left charged here (see
-    /// [`super::STALE_CACHE_BYTES`]); no process of a box is in the cgroup now,
-    /// only the slot's launcher, whose few pages are not cache.
-    fn drop_stale_cache(&self) {
-        let Ok(text) = self.memory_stat.text() else {
-            return;
-        };
+    /// Refuses to measure another run here while more than
+    /// [`super::STALE_CACHE_BYTES`] of page cache earlier boxes brought in is
+    /// charged to the cgroup (see there); no process of a box is in it now, only
+    /// the slot's launcher, whose few pages are not cache.
+    fn refuse_stale_cache(&self) -> Result<()> {
+        let text = self.memory_stat.text()?;
         let cache = parse::keyed_value(&text, "cache").unwrap_or(0);
         let shmem = parse::keyed_value(&text, "shmem").unwrap_or(0);
-        if cache.saturating_sub(shmem) > super::STALE_CACHE_BYTES
-            && let Err(e) = write_raw(&self.memory.join("memory.force_empty"), "0")
-        {
-            tracing::debug!("cannot reclaim a box cgroup's stale page cache: {e}");
-        }
+        super::refuse_stale_cache(cache.saturating_sub(shmem))
     }
 
     /// Sets the memory limit, and the memory+swap limit to the same value.

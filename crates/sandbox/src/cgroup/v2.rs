@@ -306,7 +306,7 @@ impl BoxDir {
             }
         }
         if let (Some(peak), true) = (&self.peak, self.peak_resettable) {
-            self.drop_stale_cache();
+            self.refuse_stale_cache()?;
             let path = self.path.join("memory.peak");
             (&*peak)
                 .write_all(b"reset")
@@ -317,24 +317,14 @@ impl BoxDir {
         Ok(())
     }
 
-    /// Reclaims the page cache earlier boxes left charged to this reused cgroup
-    /// (see [`super::STALE_CACHE_BYTES`]); no process of a box is in it now.
-    /// `memory.reclaim` (Linux 5.19+, so wherever cgroups are reused) answers
-    /// EAGAIN when it could not reclaim all it was asked: what is left is not
-    /// page cache.
-    fn drop_stale_cache(&self) {
-        let Ok(text) = self.memory_stat.text() else {
-            return;
-        };
+    /// Refuses to measure another run in this reused cgroup while more than
+    /// [`super::STALE_CACHE_BYTES`] of page cache earlier boxes brought in is
+    /// charged to it (see there); no process of a box is in it now.
+    fn refuse_stale_cache(&self) -> Result<()> {
+        let text = self.memory_stat.text()?;
         let file = parse::keyed_value(&text, "file").unwrap_or(0);
         let shmem = parse::keyed_value(&text, "shmem").unwrap_or(0);
-        let stale = file.saturating_sub(shmem);
-        if stale > super::STALE_CACHE_BYTES
-            && let Err(e) = write_raw(&self.path.join("memory.reclaim"), &stale.to_string())
-            && e.raw_os_error() != Some(libc::EAGAIN)
-        {
-            tracing::debug!("cannot reclaim a box cgroup's stale page cache: {e}");
-        }
+        super::refuse_stale_cache(file.saturating_sub(shmem))
     }
 
     /// Pins the box to `cpus`, or unpins it (an empty `cpuset.cpus` means the
