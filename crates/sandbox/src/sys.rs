@@ -410,9 +410,125 @@ pub(crate) fn process_alive(pid: i32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
+/// Drops from this process's resident set the pages of the read-only segments
+/// of its executable and libraries: their code, their constants and the tables
+/// the dynamic loader read once at start-up. They are clean pages of files,
+/// which stay in the page cache and come back, without a read from disk, when
+/// touched again. For a process that runs a small part of a large executable (a
+/// box launcher, exec'd from the whole `runbox` binary) this leaves only what
+/// it uses. Writable segments (relocated data) are never touched, nor the vDSO.
+pub(crate) fn trim_executable_residency() {
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        size if size > 0 => size as usize,
+        _ => return,
+    };
+    // SAFETY: dl_iterate_phdr calls `trim_object` once per loaded object, with
+    // `page` as its data; the callback only reads what it is given.
+    unsafe { libc::dl_iterate_phdr(Some(trim_object), (&raw const page).cast_mut().cast()) };
+}
+
+/// [`trim_executable_residency`] for one loaded object.
+unsafe extern "C" fn trim_object(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    data: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: dl_iterate_phdr passes a valid info for the object and our data.
+    let (info, page) = unsafe { (&*info, *data.cast::<usize>()) };
+    // SAFETY: a loaded object's name is a NUL-terminated string (empty for the
+    // executable itself).
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) };
+    if info.dlpi_phdr.is_null() || name.to_bytes().starts_with(b"linux-vdso") {
+        return 0;
+    }
+    // SAFETY: the loader keeps an object's program headers mapped while it is loaded.
+    let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
+    // An object with text relocations had its read-only pages written by the
+    // loader: those pages are its own copies and must stay.
+    // SAFETY: a loaded object's dynamic section is mapped at its address.
+    if unsafe { has_text_relocations(info.dlpi_addr as usize, headers) } {
+        return 0;
+    }
+    let read_only = headers
+        .iter()
+        .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W == 0);
+    for segment in read_only {
+        let first = info.dlpi_addr as usize + segment.p_vaddr as usize;
+        let start = first.next_multiple_of(page);
+        // Whole pages only: a page shared with a neighbouring segment stays.
+        let end = (first + segment.p_memsz as usize) & !(page - 1);
+        if end > start {
+            // SAFETY: MADV_DONTNEED on pages of a read-only, never-written
+            // mapping of a file: it only drops page-table entries, which the
+            // next access re-creates from the page cache with the same content.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        }
+    }
+    0
+}
+
+/// Whether an object's dynamic section asks for text relocations (`DT_TEXTREL`,
+/// or `DF_TEXTREL` in `DT_FLAGS`).
+///
+/// # Safety
+/// `base` and `headers` must be a loaded object's address and program headers.
+unsafe fn has_text_relocations(base: usize, headers: &[libc::Elf64_Phdr]) -> bool {
+    const DT_NULL: i64 = 0;
+    const DT_TEXTREL: i64 = 22;
+    const DT_FLAGS: i64 = 30;
+    const DF_TEXTREL: u64 = 0x4;
+    let Some(dynamic) = headers.iter().find(|h| h.p_type == libc::PT_DYNAMIC) else {
+        return false;
+    };
+    /// An `Elf64_Dyn`.
+    #[repr(C)]
+    struct DynamicEntry {
+        tag: i64,
+        value: u64,
+    }
+    let mut entry = (base + dynamic.p_vaddr as usize) as *const DynamicEntry;
+    loop {
+        // SAFETY: the dynamic section is an array of entries ended by DT_NULL,
+        // mapped while the object is loaded.
+        let dyn_entry = unsafe { &*entry };
+        match dyn_entry.tag {
+            DT_NULL => return false,
+            DT_TEXTREL => return true,
+            DT_FLAGS if dyn_entry.value & DF_TEXTREL != 0 => return true,
+            _ => {}
+        }
+        // SAFETY: not past DT_NULL, so the next entry is within the array.
+        entry = unsafe { entry.add(1) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `RssFile` of this process, in KiB: its resident pages of mapped files.
+    fn resident_file_kb() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("RssFile:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn trimming_drops_resident_code_and_the_process_runs_on() {
+        let before = resident_file_kb();
+        trim_executable_residency();
+        let after = resident_file_kb();
+        assert!(
+            after < before,
+            "RssFile {before} KiB before, {after} KiB after"
+        );
+        // Code, constants and library calls come back from the page cache.
+        let mut words: Vec<String> = (0..1000).map(|n| format!("word {n}")).collect();
+        words.sort();
+        assert_eq!(words[0], "word 0");
+        assert!(std::fs::read_to_string("/proc/self/status").is_ok());
+    }
 
     /// The disposition of `signal` now.
     fn disposition(signal: libc::c_int) -> libc::sighandler_t {

@@ -51,6 +51,9 @@ fn serve(end_after_clone: bool) -> ! {
         }
     }
     super::thread::block_forward_signal();
+    // The loader and start-up touched much of the binary the launcher shares
+    // with the service; serving boxes touches a little of it.
+    sys::trim_executable_residency();
     let mut launcher = Serving {
         socket,
         ready: None,
