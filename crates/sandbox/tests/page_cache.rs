@@ -56,6 +56,34 @@ fn uncached_file(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// A state directory whose mounts (the /dev template, pinned network
+/// namespaces) go with it: the host's mount table is left as it was found.
+struct StateDir(tempfile::TempDir);
+
+impl StateDir {
+    fn new() -> StateDir {
+        StateDir(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let pins = (0..4).map(|n| self.path().join(format!("slots/{n}.netns")));
+        for mount in pins.chain([self.path().join("dev")]) {
+            let Ok(path) = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()) else {
+                continue;
+            };
+            // SAFETY: umount2 of a NUL-terminated path; EINVAL (not a mount
+            // point) and ENOENT are expected and ignored.
+            unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
 fn run_ok(sandbox: &Sandbox, config: &BoxConfig) {
     let outcome = sandbox.run(config).unwrap();
     assert_eq!(outcome.status, Status::Ok, "{outcome:?}");
@@ -83,7 +111,7 @@ fn check(options: SandboxOptions, data: &Path) {
 #[test]
 fn a_file_a_box_read_stays_cached_for_the_next_box_of_its_slot() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let state = tempfile::tempdir().unwrap();
+    let state = StateDir::new();
     check(
         SandboxOptions {
             state_dir: state.path().to_path_buf(),
@@ -98,7 +126,7 @@ fn a_file_a_box_read_stays_cached_for_the_next_box_of_its_slot() {
 #[test]
 fn a_file_a_box_read_stays_cached_for_the_next_one_shot_command() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let state = tempfile::tempdir().unwrap();
+    let state = StateDir::new();
     let options = || SandboxOptions {
         state_dir: state.path().to_path_buf(),
         max_boxes: 1,
