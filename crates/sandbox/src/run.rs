@@ -547,44 +547,49 @@ fn ready_slot(shared: &Shared, slot: &mut Slot, wanted: Option<&CgroupLimits>) -
         slot.netns = Some(namespaces::new_empty_netns()?);
     }
     if let (Some(manager), Some(wanted), Some(lasting)) = (&shared.cgroups, wanted, &slot.lasting) {
-        match slot.cgroup.as_mut().map(|cg| cg.reset(wanted)) {
-            Some(Ok(())) => {}
-            Some(Err(e @ Error::InvalidConfig(_))) => return Err(e),
-            failed => {
-                if let Some(Err(e)) = failed {
-                    tracing::debug!("replacing the slot's lasting cgroup: {e}");
-                }
-                // The launcher thread leaves the cgroup before it is opened again
-                // (and, where it cannot be reused, removed and made anew).
-                slot.launcher = None;
-                slot.cgroup = None;
-                slot.cgroup = Some(manager.lasting(&lasting.cgroup_name(), wanted)?);
-            }
-        }
+        let name = lasting.cgroup_name();
+        // The old handle goes first: it keeps the directory, which `lasting`
+        // opens again (or, where it cannot be reused, removes and makes anew).
+        reset_or_replace(slot, wanted, |old| {
+            drop(old);
+            manager.lasting(&name, wanted)
+        })?;
     } else if let (Some(manager), Some(wanted)) = (&shared.cgroups, wanted)
         && manager.version() == CgroupVersion::V1
     {
-        match slot.cgroup.as_mut().map(|cg| cg.reset(wanted)) {
-            Some(Ok(())) => {}
-            Some(Err(e @ Error::InvalidConfig(_))) => return Err(e),
-            failed => {
-                if let Some(Err(e)) = failed {
-                    tracing::debug!("replacing the slot's cgroup: {e}");
-                }
-                // A new cgroup needs a new launcher placed in it.
-                slot.launcher = None;
-                if let Some(old) = slot.cgroup.take() {
-                    manager.release(old);
-                }
-                slot.cgroup = Some(manager.acquire(wanted)?);
+        reset_or_replace(slot, wanted, |old| {
+            if let Some(old) = old {
+                manager.release(old);
             }
-        }
+            manager.acquire(wanted)
+        })?;
     }
     if !slot.launcher.as_ref().is_some_and(Launcher::usable) {
         // A launcher process that died leaves the cgroup before its successor joins.
         slot.launcher = None;
         slot.launcher = Some(start_launcher(shared, slot)?);
     }
+    Ok(())
+}
+
+/// Sets `wanted` on the slot's cgroup, or, where it has none or that one cannot
+/// take another run (a failure, an earlier box's page cache), gives the slot the
+/// cgroup `replace` makes of the old one. The slot's launcher goes first: on v1
+/// it sits in the old cgroup, and a new cgroup needs a launcher placed in it.
+fn reset_or_replace(
+    slot: &mut Slot,
+    wanted: &CgroupLimits,
+    replace: impl FnOnce(Option<BoxCgroup>) -> Result<BoxCgroup>,
+) -> Result<()> {
+    match slot.cgroup.as_mut().map(|cg| cg.reset(wanted)) {
+        Some(Ok(())) => return Ok(()),
+        Some(Err(e @ Error::InvalidConfig(_))) => return Err(e),
+        Some(Err(e)) => tracing::debug!("replacing the slot's cgroup: {e}"),
+        None => {}
+    }
+    slot.launcher = None;
+    let old = slot.cgroup.take();
+    slot.cgroup = Some(replace(old)?);
     Ok(())
 }
 
