@@ -136,17 +136,15 @@ fn colour_allowed(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
-/// The error and its causes on one line, skipping a cause that the message before
-/// it already quotes (library errors include their source in their text).
-/// Whether `error` is a write to a pipe whose reader has gone.
+/// Whether `error` is (or was caused by) a write to a closed standard output.
 fn stdout_closed(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    error
+        .chain()
+        .any(|cause| cause.is::<commands::StdoutClosed>())
 }
 
+/// The error and its causes on one line, skipping a cause that the message before
+/// it already quotes (library errors include their source in their text).
 fn message(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
@@ -166,6 +164,20 @@ mod tests {
     use std::ffi::OsStr;
 
     use super::colour_allowed;
+
+    #[test]
+    fn only_a_closed_stdout_ends_quietly() {
+        let broken = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let closed = crate::commands::stdout_error(broken()).context("printing the result");
+        assert!(super::stdout_closed(&closed));
+        // A broken pipe elsewhere (a registry's connection, a child's stdin) is
+        // an error the user must see.
+        let elsewhere = anyhow::Error::new(broken()).context("cannot pull the image");
+        assert!(!super::stdout_closed(&elsewhere));
+        let other =
+            crate::commands::stdout_error(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert!(!super::stdout_closed(&other));
+    }
 
     #[test]
     fn colour_is_for_terminals_without_no_color() {

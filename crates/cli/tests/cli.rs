@@ -48,6 +48,7 @@ fn a_closed_stdout_ends_a_command_quietly_with_141() {
         &["sandbox", "--json", "--", "/bin/echo", "hi"][..],
         &["sandbox", "--", "/bin/echo", "hi"][..],
         &["languages"][..],
+        &["run", "--json", "-l", "bash", "-e", "echo hi"][..],
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_runbox"))
             .args(args)

@@ -1,11 +1,12 @@
 //! One module per subcommand.
 
 /// `println!` for a command's output: a closed stdout (`runbox ... | head`) is
-/// an error the command returns (and `main` ends quietly on), not a panic.
+/// [`StdoutClosed`], which the command returns and `main` ends quietly on, not a
+/// panic.
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::commands::stdout_error)?
     }};
 }
 
@@ -13,7 +14,7 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        write!(std::io::stdout().lock(), $($arg)*)?
+        write!(std::io::stdout().lock(), $($arg)*).map_err($crate::commands::stdout_error)?
     }};
 }
 
@@ -35,6 +36,31 @@ pub const EXIT_RUNBOX_ERROR: u8 = 125;
 /// Exit code when whoever read runbox's output closed it first (`runbox ... |
 /// head`): 128 + SIGPIPE, what a shell shows for a tool that signal ended.
 pub const EXIT_STDOUT_CLOSED: u8 = 141;
+
+/// Whoever read runbox's standard output closed it before runbox was done.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+pub struct StdoutClosed;
+
+/// The error of a failed write to standard output: [`StdoutClosed`] when its
+/// reader has gone, else the write's own error.
+pub fn stdout_error(error: std::io::Error) -> anyhow::Error {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        StdoutClosed.into()
+    } else {
+        anyhow::Error::new(error).context("cannot write to standard output")
+    }
+}
+
+/// Writes `bytes` to standard output and flushes it (see [`stdout_error`]).
+pub fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(stdout_error)
+}
 
 use std::path::PathBuf;
 use std::sync::Arc;

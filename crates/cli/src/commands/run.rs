@@ -162,12 +162,10 @@ enum Input {
 
 /// Writes what the program (or the failed compiler) printed to our stdout/stderr.
 fn pass_through(result: &RunResult) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     match (&result.run, &result.compile) {
         (Some(run), _) => {
-            stdout.write_all(&run.stdout)?;
-            stdout.flush()?;
+            super::write_stdout(&run.stdout)?;
             stderr.write_all(&run.stderr)?;
         }
         (None, Some(compile)) => {
@@ -207,9 +205,7 @@ fn deliver_files(result: &RunResult, dir: Option<&std::path::Path>) -> anyhow::R
             }
             None => {
                 eprintln!("runbox: output file {} ({} bytes):", file.name, file.size);
-                let mut stdout = std::io::stdout().lock();
-                stdout.write_all(content)?;
-                stdout.flush()?;
+                super::write_stdout(content)?;
             }
         }
     }

@@ -121,7 +121,7 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&outcome)?);
         return Ok(ExitCode::SUCCESS);
     }
-    std::io::stdout().write_all(&outcome.stdout)?;
+    super::write_stdout(&outcome.stdout)?;
     std::io::stderr().write_all(&outcome.stderr)?;
     if outcome.status != runbox_sandbox::Status::Ok
         && outcome.status != runbox_sandbox::Status::RuntimeError
